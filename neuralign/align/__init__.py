@@ -1,0 +1,20 @@
+"""The alignment engine both modes share: streaming ridge encoding, RSA, noise ceilings.
+
+Public API::
+
+    from neuralign.align import AlignmentEngine, AlignmentResult, FeatureSet, analyze_epochs
+"""
+
+from __future__ import annotations
+
+from .data import AlignmentResult, FeatureSet
+from .engine import DEFAULT_ALPHAS, AlignmentEngine, analyze_epochs, stable_fold
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "AlignmentEngine",
+    "AlignmentResult",
+    "FeatureSet",
+    "analyze_epochs",
+    "stable_fold",
+]

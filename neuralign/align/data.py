@@ -1,0 +1,308 @@
+"""The small vocabulary of data objects every part of neuralign passes around.
+
+- :class:`FeatureSet`: per-layer model features ``(stimuli, D)`` for a list of stimulus ids.
+- :class:`AlignmentResult`: the layer x channel x time maps an engine refresh produces
+  (encoding r, RSA, noise ceilings), with peaks, JSON export and ``maps.npz`` export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NeuralignError, few
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Per-layer features of one model for a set of stimuli.
+
+    Parameters
+    ----------
+    stimulus_ids : array of str, shape (N,)
+        Stimulus ids, unique.
+    layers : tuple of str
+        Layer names in depth order.
+    arrays : tuple of ndarray
+        One ``(N, D_l)`` float array per layer, rows in ``stimulus_ids`` order.
+    provenance : dict
+        Where the features come from (model, pooling, PCA, hashes...). JSON-serialisable.
+    """
+
+    stimulus_ids: np.ndarray
+    layers: tuple[str, ...]
+    arrays: tuple[np.ndarray, ...]
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.stimulus_ids).astype(str)
+        object.__setattr__(self, "stimulus_ids", ids)
+        object.__setattr__(self, "layers", tuple(str(x) for x in self.layers))
+        arrays = tuple(np.asarray(a) for a in self.arrays)
+        object.__setattr__(self, "arrays", arrays)
+        if ids.ndim != 1:
+            raise NeuralignError(f"stimulus_ids must be 1-D, got shape {ids.shape}")
+        if len(set(ids.tolist())) != ids.size:
+            raise NeuralignError("stimulus_ids contain duplicates")
+        if len(self.layers) != len(arrays) or not arrays:
+            raise NeuralignError(
+                f"{len(self.layers)} layer names for {len(arrays)} feature arrays"
+            )
+        for name, a in zip(self.layers, arrays):
+            if a.ndim != 2 or a.shape[0] != ids.size:
+                raise NeuralignError(
+                    f"layer {name!r}: features must be (n_stimuli={ids.size}, D), got {a.shape}"
+                )
+        object.__setattr__(self, "_index", {s: i for i, s in enumerate(ids.tolist())})
+
+    @property
+    def n_stimuli(self) -> int:
+        return int(self.stimulus_ids.size)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(int(a.shape[1]) for a in self.arrays)
+
+    def __contains__(self, stimulus_id: str) -> bool:
+        return stimulus_id in self._index  # type: ignore[attr-defined]
+
+    def index_of(self, stimulus_ids: Sequence[str], *, source: str | None = None) -> np.ndarray:
+        """Row indices of ``stimulus_ids``; a clear error names the missing ones."""
+        index = self._index  # type: ignore[attr-defined]
+        missing = [s for s in stimulus_ids if s not in index]
+        if missing:
+            where = f" of {source}" if source else ""
+            raise NeuralignError(
+                f"{len(missing)} stimulus id(s){where} are not in the features: {few(missing)}"
+            )
+        return np.array([index[s] for s in stimulus_ids], dtype=np.int64)
+
+    def subset(self, stimulus_ids: Sequence[str]) -> FeatureSet:
+        """The features of ``stimulus_ids`` only, in that order."""
+        idx = self.index_of(stimulus_ids)
+        return FeatureSet(
+            np.asarray(self.stimulus_ids)[idx],
+            self.layers,
+            tuple(a[idx] for a in self.arrays),
+            dict(self.provenance),
+        )
+
+    def check_finite(self, *, source: str | Path | None = None) -> None:
+        """Refuse NaN/Inf features, naming the layer."""
+        for name, a in zip(self.layers, self.arrays):
+            bad = ~np.isfinite(a)
+            if bad.any():
+                rows = np.unique(np.nonzero(bad)[0])
+                raise NeuralignError(
+                    f"layer {name!r} has NaN/Inf features for {rows.size} stimuli "
+                    f"(e.g. {few(self.stimulus_ids[rows])})",
+                    path=source,
+                )
+
+
+def _peaks(map_lt: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-layer peak latency (s) and peak value of a (layers, times) map (NaN-safe)."""
+    lat = np.full(map_lt.shape[0], np.nan)
+    val = np.full(map_lt.shape[0], np.nan)
+    for i, row in enumerate(map_lt):
+        if np.all(np.isnan(row)):
+            continue
+        j = int(np.nanargmax(row))
+        lat[i], val[i] = times[j], row[j]
+    return lat, val
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@dataclass
+class AlignmentResult:
+    """The maps of one engine refresh.
+
+    Attributes
+    ----------
+    layers, times, ch_names
+        Axes: layer names (depth order), epoch time points in seconds, channel names.
+    encoding_r : ndarray (L, C, T)
+        Held-out Pearson r of the ridge encoding model per layer, channel and time.
+    encoding_alpha : ndarray (L, C, T)
+        The regularisation chosen (without looking at the scored data) per target.
+    rsa_spearman, rsa_pearson : ndarray (L, T)
+        Spearman / Pearson correlation between the layer's RDM and the EEG RDM (correlation
+        distance between stimulus means over channels) at each time.
+    rsa_cv_spearman : ndarray (L, T)
+        Spearman correlation with the cross-validated Euclidean EEG RDM from split halves.
+    noise_ceiling : dict of str -> ndarray (C, T)
+        ``r_ceiling`` (the highest r a perfect model could reach against the scored means),
+        ``split_half`` (odd/even half-mean correlation), ``spearman_brown``,
+        ``things_lower`` / ``things_upper`` (THINGS-EEG2 bounds), ``ncsnr_pct``.
+    counts : dict
+        Numbers of epochs, stimuli, train/test stimuli, unknown ids...
+    settings : dict
+        Every setting the maps depend on.
+    """
+
+    layers: list[str]
+    times: np.ndarray
+    ch_names: list[str]
+    encoding_r: np.ndarray
+    encoding_alpha: np.ndarray
+    rsa_spearman: np.ndarray
+    rsa_pearson: np.ndarray
+    rsa_cv_spearman: np.ndarray
+    noise_ceiling: dict[str, np.ndarray]
+    counts: dict
+    settings: dict
+    rsa_stimulus_ids: list[str] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- derived maps
+    def encoding_map(self, *, normalized: bool = False) -> np.ndarray:
+        """(L, T) encoding r averaged over channels, optionally divided by the noise ceiling.
+
+        Normalisation divides each channel x time by its r ceiling before averaging; targets
+        with a ceiling below 0.1 are left out of the normalised mean (they would blow up).
+        """
+        r = self.encoding_r
+        if not normalized:
+            with np.errstate(all="ignore"):
+                return np.nanmean(r, axis=1) if np.isfinite(r).any() else np.nanmean(r, axis=1)
+        ceil = self.noise_ceiling.get("r_ceiling")
+        if ceil is None:
+            return np.full(r.shape[::2], np.nan)
+        ok = np.isfinite(ceil) & (ceil >= 0.1)
+        with np.errstate(all="ignore"):
+            norm = np.where(ok[None], r / np.where(ok, ceil, 1.0)[None], np.nan)
+            return np.nanmean(norm, axis=1)
+
+    def noise_ceiling_time(self, kind: str = "r_ceiling") -> np.ndarray:
+        """(T,) noise ceiling averaged over channels."""
+        nc = self.noise_ceiling.get(kind)
+        if nc is None:
+            return np.full(self.times.size, np.nan)
+        with np.errstate(all="ignore"):
+            return np.nanmean(nc, axis=0)
+
+    def peaks(self, kind: str = "encoding", *, normalized: bool = False):
+        """Per-layer (peak latency in s, peak value) of the encoding or RSA map."""
+        if kind == "encoding":
+            m = self.encoding_map(normalized=normalized)
+        elif kind == "rsa":
+            m = self.rsa_spearman
+        elif kind == "rsa_cv":
+            m = self.rsa_cv_spearman
+        else:
+            raise ValueError(f"kind must be 'encoding', 'rsa' or 'rsa_cv', got {kind!r}")
+        return _peaks(np.asarray(m, dtype=float), self.times)
+
+    # ---------------------------------------------------------------- export
+    def to_dict(self) -> dict:
+        """The ``results.json`` content (JSON-serialisable; NaN written as null)."""
+        with np.errstate(all="ignore"):
+            enc = self.encoding_map()
+            enc_n = self.encoding_map(normalized=True)
+        lat, val = self.peaks("encoding")
+        rlat, rval = self.peaks("rsa")
+        clat, cval = self.peaks("rsa_cv")
+        nlat, nval = self.peaks("encoding", normalized=True)
+        out = {
+            "layers": list(self.layers),
+            "times": self.times,
+            "ch_names": list(self.ch_names),
+            "encoding": {
+                "r": enc,
+                "r_normalized": enc_n,
+                "peak_latency_s": lat,
+                "peak_r": val,
+                "peak_latency_s_normalized": nlat,
+                "peak_r_normalized": nval,
+            },
+            "rsa": {
+                "rho": self.rsa_spearman,
+                "pearson": self.rsa_pearson,
+                "cv_rho": self.rsa_cv_spearman,
+                "peak_latency_s": rlat,
+                "peak_rho": rval,
+                "cv_peak_latency_s": clat,
+                "cv_peak_rho": cval,
+                "n_stimuli": len(self.rsa_stimulus_ids),
+            },
+            "noise_ceiling": self.noise_ceiling_time("r_ceiling"),
+            "noise_ceiling_split_half": self.noise_ceiling_time("spearman_brown"),
+            "noise_ceiling_things_lower": self.noise_ceiling_time("things_lower"),
+            "noise_ceiling_things_upper": self.noise_ceiling_time("things_upper"),
+            "counts": self.counts,
+            "settings": self.settings,
+        }
+        return _jsonable(out)
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``results.json`` and ``maps.npz`` into ``out_dir``; return their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        rj = out / "results.json"
+        tmp = rj.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(rj)
+        mz = out / "maps.npz"
+        arrays = {
+            "layers": np.asarray(self.layers, dtype=str),
+            "times": np.asarray(self.times, dtype=float),
+            "ch_names": np.asarray(self.ch_names, dtype=str),
+            "encoding_r": self.encoding_r,
+            "encoding_alpha": self.encoding_alpha,
+            "rsa_spearman": self.rsa_spearman,
+            "rsa_pearson": self.rsa_pearson,
+            "rsa_cv_spearman": self.rsa_cv_spearman,
+            "rsa_stimulus_ids": np.asarray(self.rsa_stimulus_ids, dtype=str),
+        }
+        for k, v in self.noise_ceiling.items():
+            arrays[f"noise_ceiling_{k}"] = v
+        tmpz = out / "maps.tmp.npz"
+        np.savez_compressed(tmpz, **arrays)
+        tmpz.replace(mz)
+        return {"results": rj, "maps": mz}
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> AlignmentResult:
+        """Read back what :meth:`save` wrote (``maps.npz`` + ``results.json``)."""
+        out = Path(out_dir)
+        try:
+            meta = json.loads((out / "results.json").read_text())
+            z = np.load(out / "maps.npz", allow_pickle=False)
+        except FileNotFoundError as e:
+            raise NeuralignError("missing results.json or maps.npz", path=out) from e
+        nc = {k[len("noise_ceiling_"):]: z[k] for k in z.files if k.startswith("noise_ceiling_")}
+        return cls(
+            layers=z["layers"].tolist(),
+            times=z["times"],
+            ch_names=z["ch_names"].tolist(),
+            encoding_r=z["encoding_r"],
+            encoding_alpha=z["encoding_alpha"],
+            rsa_spearman=z["rsa_spearman"],
+            rsa_pearson=z["rsa_pearson"],
+            rsa_cv_spearman=z["rsa_cv_spearman"],
+            noise_ceiling=nc,
+            counts=meta.get("counts", {}),
+            settings=meta.get("settings", {}),
+            rsa_stimulus_ids=z["rsa_stimulus_ids"].tolist(),
+        )

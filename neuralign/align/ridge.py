@@ -1,0 +1,227 @@
+"""Ridge encoding from per-block sufficient statistics.
+
+Stimuli are split into blocks (cross-validation folds, plus a designated test block). For each
+block ``b`` and layer we keep ``n_b``, ``sum x``, ``S_xx = sum x x'``, ``S_xy = sum x y'``,
+``sum y`` and ``sum y^2`` (targets ``y`` are stimulus-mean EEG, every channel x time point).
+Everything below works from these statistics alone, so no raw history is needed and a new
+epoch only changes the statistics of one block.
+
+Why our own solver rather than himalaya / scikit-learn: neither can update from sufficient
+statistics (no ``partial_fit``), and both redo work per alpha that one eigendecomposition per
+training set makes unnecessary. For a training set we centre, eigendecompose
+``C_xx = V diag(lam) V'`` once, and every alpha's weights are ``W(a) = V diag(1/(lam + a)) V' C_xy``.
+Validation sums (``sum yhat``, ``sum yhat y``, ``sum yhat^2``) come from the validation block's
+statistics projected on ``V``, so choosing an alpha per target costs one stacked product.
+
+All heavy operations go through a backend module (:mod:`neuralign.align.backends`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BlockStats:
+    """Sufficient statistics of one layer for every block (leading axis = block).
+
+    Attributes
+    ----------
+    n : (B,) number of stimuli
+    sx : (B, D) sum of features
+    sxx : (B, D, D) sum of feature outer products
+    sxy : (B, D, M) sum of feature x target products
+    sy : (B, M) sum of targets
+    syy : (B, M) sum of squared targets
+    """
+
+    n: np.ndarray
+    sx: np.ndarray
+    sxx: np.ndarray
+    sxy: np.ndarray
+    sy: np.ndarray
+    syy: np.ndarray
+
+    @classmethod
+    def zeros(cls, n_blocks: int, dim: int, n_targets: int) -> BlockStats:
+        return cls(
+            n=np.zeros(n_blocks),
+            sx=np.zeros((n_blocks, dim)),
+            sxx=np.zeros((n_blocks, dim, dim)),
+            sxy=np.zeros((n_blocks, dim, n_targets)),
+            sy=np.zeros((n_blocks, n_targets)),
+            syy=np.zeros((n_blocks, n_targets)),
+        )
+
+    def combine(self, mask: np.ndarray) -> tuple:
+        """Sum the statistics of the blocks selected by boolean ``mask``."""
+        m = np.asarray(mask, dtype=bool)
+        return (
+            self.n[m].sum(),
+            self.sx[m].sum(0),
+            self.sxx[m].sum(0),
+            self.sxy[m].sum(0),
+            self.sy[m].sum(0),
+            self.syy[m].sum(0),
+        )
+
+
+@dataclass
+class _Solved:
+    """One training set, solved: centring means, eigenbasis, projected cross-products."""
+
+    n: float
+    mx: object  # (D,)
+    my: object  # (M,)
+    lam: object  # (D,)
+    V: object  # (D, D)
+    Z: object  # (D, M) = V' C_xy
+
+
+def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) -> list[_Solved]:
+    """Centre and eigendecompose every training set (one batched eigh call)."""
+    n, mx, my, cxx, cxy = [], [], [], [], []
+    for mask in masks:
+        nt, sx, sxx, sxy, sy, _ = stats.combine(mask)
+        nt = max(nt, 1.0)
+        m_x, m_y = sx / nt, sy / nt
+        n.append(nt)
+        mx.append(m_x)
+        my.append(m_y)
+        cxx.append(sxx - nt * np.outer(m_x, m_x))
+        cxy.append(sxy - np.outer(m_x, sy))
+    cxx_b = B.asarray(np.stack(cxx), dtype)
+    cxy_b = B.asarray(np.stack(cxy), dtype)
+    lam, V = B.eigh(cxx_b)
+    lam = B.clip_min(lam, 0.0)
+    Z = B.swapaxes(V, -1, -2) @ cxy_b
+    return [
+        _Solved(n[i], B.asarray(mx[i], dtype), B.asarray(my[i], dtype), lam[i], V[i], Z[i])
+        for i in range(len(masks))
+    ]
+
+
+def _val_projections(B, s: _Solved, stats: BlockStats, block: int, dtype: str):
+    """Validation statistics of ``block`` in the eigenbasis of training set ``s``.
+
+    Returns ``nv, su (D), P (D, M), Q (D, D), syv (M), syyv (M)`` with ``u = V'(x - mx)``:
+    ``su = sum u``, ``P = sum u y'``, ``Q = sum u u'``.
+    """
+    nv = float(stats.n[block])
+    sxv = B.asarray(stats.sx[block], dtype)
+    sxxv = B.asarray(stats.sxx[block], dtype)
+    sxyv = B.asarray(stats.sxy[block], dtype)
+    syv = B.asarray(stats.sy[block], dtype)
+    syyv = B.asarray(stats.syy[block], dtype)
+    Vt = B.swapaxes(s.V, 0, 1)
+    mx = s.mx
+    su = Vt @ (sxv - nv * mx)
+    P = Vt @ (sxyv - mx[:, None] * syv[None, :])
+    cx = sxxv - mx[:, None] * sxv[None, :] - sxv[:, None] * mx[None, :] + nv * (mx[:, None] * mx[None, :])
+    Q = Vt @ cx @ s.V
+    return nv, su, P, Q, syv, syyv
+
+
+def _pred_sums(B, G, s: _Solved, nv, su, P, Q, syv):
+    """Sums over a validation block of yhat, yhat*y and yhat^2 for weights G (..., D, M)."""
+    my = s.my
+    suG = B.sum(su[:, None] * G, axis=-2)  # (..., M)
+    s_h = suG + nv * my
+    s_hy = B.sum(G * P, axis=-2) + my * syv
+    s_hh = B.sum(G * (Q @ G), axis=-2) + 2.0 * my * suG + nv * my * my
+    return s_h, s_hy, s_hh
+
+
+def select_alphas(
+    B,
+    stats: BlockStats,
+    inner: list[tuple[np.ndarray, list[int]]],
+    alphas: np.ndarray,
+    dtype: str,
+) -> np.ndarray:
+    """Choose an alpha per target by cross-validated squared error.
+
+    Parameters
+    ----------
+    inner : list of (train_mask, validation_blocks)
+        The inner splits; the summed squared error over all their validation blocks decides.
+
+    Returns
+    -------
+    ndarray of int, shape (M,)
+        Index into ``alphas`` per target (ties go to the smaller alpha).
+    """
+    a = B.asarray(np.asarray(alphas, dtype=float), dtype)
+    solved = _solve_trainsets(B, stats, [m for m, _ in inner], dtype)
+    sse = None
+    for s, (_, val_blocks) in zip(solved, inner):
+        G = s.Z[None, :, :] / (s.lam[None, :, None] + a[:, None, None])  # (K, D, M)
+        for vb in val_blocks:
+            if stats.n[vb] < 1:
+                continue
+            nv, su, P, Q, syv, syyv = _val_projections(B, s, stats, vb, dtype)
+            s_h, s_hy, s_hh = _pred_sums(B, G, s, nv, su, P, Q, syv)
+            e = syyv[None, :] - 2.0 * s_hy + s_hh  # (K, M)
+            sse = e if sse is None else sse + e
+    if sse is None:
+        return np.zeros(stats.sy.shape[1], dtype=np.int64)
+    return np.asarray(B.to_numpy(B.argmin(sse, axis=0)), dtype=np.int64)
+
+
+def fit_score(
+    B,
+    stats: BlockStats,
+    outer: list[tuple[np.ndarray, list[int]]],
+    alphas: np.ndarray,
+    alpha_idx: list[np.ndarray],
+    dtype: str,
+) -> dict[str, np.ndarray]:
+    """Fit with the chosen alpha per target and pool prediction sums over scored blocks.
+
+    Parameters
+    ----------
+    outer : list of (train_mask, scored_blocks)
+    alpha_idx : list of (M,) int arrays, one per outer split
+
+    Returns
+    -------
+    dict with pooled ``n, s_h, s_y, s_hh, s_yy, s_hy`` (float64 NumPy) and ``r`` (M,).
+    """
+    M = stats.sy.shape[1]
+    acc = {k: np.zeros(M) for k in ("s_h", "s_y", "s_hh", "s_yy", "s_hy")}
+    n_tot = 0.0
+    solved = _solve_trainsets(B, stats, [m for m, _ in outer], dtype)
+    alphas = np.asarray(alphas, dtype=float)
+    for s, (_, blocks), idx in zip(solved, outer, alpha_idx):
+        a_t = B.asarray(alphas[idx], dtype)  # (M,)
+        G = s.Z / (s.lam[:, None] + a_t[None, :])  # (D, M)
+        for vb in blocks:
+            if stats.n[vb] < 1:
+                continue
+            nv, su, P, Q, syv, syyv = _val_projections(B, s, stats, vb, dtype)
+            s_h, s_hy, s_hh = _pred_sums(B, G, s, nv, su, P, Q, syv)
+            n_tot += nv
+            acc["s_h"] += B.to_numpy(s_h).astype(float)
+            acc["s_hy"] += B.to_numpy(s_hy).astype(float)
+            acc["s_hh"] += B.to_numpy(s_hh).astype(float)
+            acc["s_y"] += stats.sy[vb]
+            acc["s_yy"] += stats.syy[vb]
+    acc["n"] = n_tot
+    acc["r"] = pooled_pearson(acc)
+    return acc
+
+
+def pooled_pearson(acc: dict) -> np.ndarray:
+    """Pearson r from pooled sums (NaN where undefined)."""
+    n = acc["n"]
+    if n < 2:
+        return np.full_like(acc["s_y"], np.nan)
+    cov = acc["s_hy"] - acc["s_h"] * acc["s_y"] / n
+    vh = acc["s_hh"] - acc["s_h"] ** 2 / n
+    vy = acc["s_yy"] - acc["s_y"] ** 2 / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(vh * vy)
+    r[~((vh > 0) & (vy > 0))] = np.nan
+    return np.clip(r, -1.0, 1.0)

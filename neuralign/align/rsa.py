@@ -1,0 +1,117 @@
+"""Representational similarity analysis, vectorised over time points and layers.
+
+EEG RDMs are built per time point from stimulus means (correlation distance over channels) or
+from split halves (cross-validated Euclidean distance, unbiased by noise); model RDMs per layer
+from features (correlation distance). RDM-to-RDM similarity is Spearman (or Pearson) over the
+upper triangles. rsatoolbox computes the same quantities one RDM pair at a time; doing all time
+points x layers as one rank + one matrix product is several times faster (see bench/).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def upper_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row/column indices of the strict upper triangle of an n x n matrix."""
+    return np.triu_indices(n, k=1)
+
+
+def correlation_rdms(x: np.ndarray) -> np.ndarray:
+    """Correlation-distance RDMs.
+
+    Parameters
+    ----------
+    x : ndarray, shape (G, n, F)
+        ``G`` groups (time points or layers) of ``n`` patterns with ``F`` features.
+
+    Returns
+    -------
+    ndarray, shape (G, P)
+        Upper triangles (``P = n (n - 1) / 2``) of ``1 - corr(pattern_i, pattern_j)``.
+    """
+    x = np.asarray(x, dtype=float)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(xc, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xn = xc / norm
+    g = xn @ np.swapaxes(xn, -1, -2)
+    iu = upper_indices(x.shape[1])
+    return 1.0 - g[:, iu[0], iu[1]]
+
+
+def crossval_euclidean_rdms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross-validated squared Euclidean RDMs from two independent halves.
+
+    ``d_ij = (a_i - a_j) . (b_i - b_j) / F`` for patterns ``a``, ``b`` of shape (G, n, F):
+    its expectation is the noise-free distance (noise in the halves is independent).
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    gab = a @ np.swapaxes(b, -1, -2)  # (G, n, n)
+    d = np.einsum("gii->gi", gab)
+    full = d[:, :, None] + d[:, None, :] - gab - np.swapaxes(gab, -1, -2)
+    iu = upper_indices(a.shape[1])
+    return full[:, iu[0], iu[1]] / a.shape[-1]
+
+
+def _zscore_rows(v: np.ndarray) -> np.ndarray:
+    vc = v - v.mean(axis=-1, keepdims=True)
+    sd = np.sqrt((vc**2).sum(axis=-1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return vc / sd
+
+
+def compare_rdms(model: np.ndarray, brain: np.ndarray, *, method: str = "spearman") -> np.ndarray:
+    """Similarity of every model RDM with every brain RDM.
+
+    Parameters
+    ----------
+    model : ndarray (L, P)
+    brain : ndarray (T, P)
+    method : ``"spearman"`` (ranks, ties averaged as in scipy) or ``"pearson"``
+
+    Returns
+    -------
+    ndarray (L, T)
+    """
+    if method == "spearman":
+        model = rankdata(model, axis=-1)
+        brain = rankdata(brain, axis=-1)
+    elif method != "pearson":
+        raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
+    return _zscore_rows(np.asarray(model, float)) @ _zscore_rows(np.asarray(brain, float)).T
+
+
+def rsa_maps(
+    layer_features: list[np.ndarray],
+    means: np.ndarray,
+    half_a: np.ndarray | None = None,
+    half_b: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Layer x time RSA maps.
+
+    Parameters
+    ----------
+    layer_features : list of (n, D_l) arrays
+    means : (n, C, T) stimulus-mean EEG
+    half_a, half_b : (n, C, T) split-half means, for the cross-validated RDM (optional)
+
+    Returns
+    -------
+    dict with ``spearman``, ``pearson`` and ``cv_spearman`` (L, T) (NaN when not computable).
+    """
+    n, _, t = means.shape
+    L = len(layer_features)
+    out = {k: np.full((L, t), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
+    if n < 3:
+        return out
+    model = np.stack([correlation_rdms(np.asarray(f, float)[None])[0] for f in layer_features])
+    brain = correlation_rdms(np.transpose(means, (2, 0, 1)))
+    out["spearman"] = compare_rdms(model, brain, method="spearman")
+    out["pearson"] = compare_rdms(model, brain, method="pearson")
+    if half_a is not None and half_b is not None:
+        cv = crossval_euclidean_rdms(np.transpose(half_a, (2, 0, 1)), np.transpose(half_b, (2, 0, 1)))
+        out["cv_spearman"] = compare_rdms(model, cv, method="spearman")
+    return out

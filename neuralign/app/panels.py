@@ -1,0 +1,500 @@
+"""The window's panels. Each one paints from a snapshot and does no analysis of its own.
+
+All arrays handed to pyqtgraph are float32 and C-contiguous; images get explicit levels
+(REFERENCE.md section 4), so painting a refresh costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import qt as _qt  # noqa: F401  (binding choice before pyqtgraph)
+
+import pyqtgraph as pg  # noqa: E402
+from PySide6 import QtCore, QtWidgets  # noqa: E402
+
+from ..realtime.snapshot import Snapshot  # noqa: E402
+
+pg.setConfigOptions(antialias=False, background="w", foreground="k")
+
+PALETTE = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22",
+]
+
+# Channel-name prefixes of the usual 10-20 regions (longest prefixes first when matching).
+REGIONS: dict[str, tuple[str, ...]] = {
+    "occipital": ("O", "PO", "I"),
+    "parietal": ("P", "CP"),
+    "central": ("C", "FC"),
+    "temporal": ("T", "FT", "TP"),
+    "frontal": ("F", "AF", "Fp", "FP"),
+}
+
+
+def region_of(ch: str) -> str | None:
+    """The 10-20 region of a channel name (``'PO7' -> 'occipital'``), or ``None``."""
+    letters = "".join(c for c in ch if c.isalpha())
+    best, best_len = None, 0
+    for region, prefixes in REGIONS.items():
+        for p in prefixes:
+            if letters.upper().startswith(p.upper()) and len(p) > best_len:
+                if p == "C" and letters.upper().startswith("CP"):
+                    continue
+                best, best_len = region, len(p)
+    return best
+
+
+def f32(a) -> np.ndarray:
+    """float32, C-contiguous (what pyqtgraph draws fastest)."""
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def fmt(x: float, spec: str = ".3f", unit: str = "") -> str:
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if not math.isfinite(xf) else f"{xf:{spec}}{unit}"
+
+
+class StreamPanel(QtWidgets.QGroupBox):
+    """Stream names, rate, channels, buffer, drops, latency, reconnects, counts, refresh."""
+
+    FIELDS = (
+        ("eeg", "EEG stream"),
+        ("markers", "Marker stream"),
+        ("rate", "Rate"),
+        ("channels", "Channels"),
+        ("buffer", "Buffer fill"),
+        ("dropped", "Dropped samples"),
+        ("latency", "Latency"),
+        ("reconnects", "Reconnects"),
+        ("epochs", "Epochs acc. / rej."),
+        ("stimuli", "Stimuli seen"),
+        ("session", "Session time"),
+        ("refresh", "Last refresh"),
+    )
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Streams", parent)
+        form = QtWidgets.QFormLayout(self)
+        form.setContentsMargins(6, 4, 6, 4)
+        form.setVerticalSpacing(2)
+        self.labels: dict[str, QtWidgets.QLabel] = {}
+        for key, text in self.FIELDS:
+            lab = QtWidgets.QLabel("-")
+            lab.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.labels[key] = lab
+            form.addRow(text + ":", lab)
+
+    def update_from(self, snap: Snapshot | None, *, now: float | None = None) -> None:
+        if snap is None:
+            for lab in self.labels.values():
+                lab.setText("-")
+            self.labels["eeg"].setText("not connected")
+            return
+        h = snap.health
+        now = time.time() if now is None else now
+        state = "" if h.connected else "  (disconnected)"
+        self.labels["eeg"].setText((h.eeg_name or "-") + state)
+        self.labels["markers"].setText(h.marker_name or "-")
+        self.labels["rate"].setText(fmt(h.sfreq, ".1f", " Hz"))
+        self.labels["channels"].setText(str(h.n_channels))
+        self.labels["buffer"].setText(fmt(100 * h.buffer_fill, ".0f", " %"))
+        gaps = f"  ({h.gaps} gaps)" if h.gaps else ""
+        self.labels["dropped"].setText(f"{h.dropped_samples}{gaps}")
+        self.labels["latency"].setText(fmt(1000 * h.latency_s, ".1f", " ms"))
+        self.labels["reconnects"].setText(str(h.reconnects))
+        unk = f"  ({snap.unknown_markers} unknown ids)" if snap.unknown_markers else ""
+        self.labels["epochs"].setText(f"{snap.epochs_accepted} / {snap.epochs_rejected}{unk}")
+        self.labels["stimuli"].setText(str(snap.stimuli_seen))
+        self.labels["session"].setText(fmt(snap.session_time, ".1f", " s"))
+        if math.isfinite(snap.last_refresh_wall):
+            age = max(0.0, now - snap.last_refresh_wall)
+            self.labels["refresh"].setText(
+                f"{age:.1f} s ago (took {fmt(1000 * snap.refresh_s, '.0f', ' ms')})"
+            )
+        else:
+            self.labels["refresh"].setText("none yet")
+
+
+class _PlotPanel(QtWidgets.QWidget):
+    """A titled pyqtgraph plot plus an optional row of controls and a status line."""
+
+    def __init__(self, title: str, parent=None) -> None:
+        super().__init__(parent)
+        self.title = title
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.setSpacing(2)
+        self.controls = QtWidgets.QHBoxLayout()
+        self.controls.setSpacing(4)
+        head = QtWidgets.QLabel(f"<b>{title}</b>")
+        self.controls.addWidget(head)
+        self.controls.addStretch(1)
+        lay.addLayout(self.controls)
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumSize(200, 140)
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        lay.addWidget(self.plot, 1)
+        self.status = QtWidgets.QLabel(" ")
+        self.status.setStyleSheet("color: #444;")
+        lay.addWidget(self.status)
+
+    def export_png(self, path) -> bool:
+        """Save this panel (plot, colour bar and labels) as a PNG."""
+        return bool(self.grab().save(str(path)))
+
+
+class MapPanel(_PlotPanel):
+    """Layer x latency heat map with colour bar, hover read-out and per-layer peaks."""
+
+    def __init__(self, title: str, *, value_name: str, parent=None) -> None:
+        super().__init__(title, parent)
+        self.value_name = value_name
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "time after onset", units="s")
+        pi.setLabel("left", "layer")
+        pi.invertY(False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        pi.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), interactive=False, width=14
+        )
+        self.colorbar.setImageItem(self.image, insert_in=pi)
+        self.peaks = pg.ScatterPlotItem(
+            size=9, symbol="x", pen=pg.mkPen("w", width=2), brush=pg.mkBrush("w")
+        )
+        pi.addItem(self.peaks)
+        self.onset = pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#ffffff", width=1, style=QtCore.Qt.PenStyle.DashLine))
+        pi.addItem(self.onset)
+        self.data: np.ndarray | None = None
+        self.layers: list[str] = []
+        self.times: np.ndarray | None = None
+        self.levels: tuple[float, float] = (0.0, 1.0)
+        self.peak_lat: np.ndarray | None = None
+        self._proxy = self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.status.setText("waiting for the first refresh")
+
+    def set_map(
+        self,
+        data: np.ndarray,
+        *,
+        layers: list[str],
+        times: np.ndarray,
+        peak_lat: np.ndarray | None = None,
+        note: str = "",
+    ) -> None:
+        """Show a (layers, times) map; NaN cells stay transparent."""
+        data = f32(data)
+        times = np.asarray(times, dtype=float)
+        self.data, self.layers, self.times = data, list(layers), times
+        finite = data[np.isfinite(data)]
+        if finite.size:
+            hi = float(np.max(finite))
+            lo = float(min(0.0, np.min(finite)))
+            hi = max(hi, lo + 1e-3)
+        else:
+            lo, hi = 0.0, 1.0
+        self.levels = (lo, hi)
+        self.image.setImage(data, levels=self.levels, autoLevels=False)
+        self.colorbar.setLevels(self.levels)
+        dt = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+        n_l, n_t = data.shape
+        self.image.setRect(QtCore.QRectF(times[0] - dt / 2, -0.5, n_t * dt, n_l))
+        ax = self.plot.getPlotItem().getAxis("left")
+        step = max(1, int(math.ceil(n_l / 12)))
+        ax.setTicks([[(i, self._short(layers[i])) for i in range(0, n_l, step)], []])
+        self.plot.getPlotItem().setLimits()
+        self.plot.getPlotItem().setRange(
+            xRange=(times[0] - dt / 2, times[-1] + dt / 2), yRange=(-0.5, n_l - 0.5), padding=0
+        )
+        self.peak_lat = None if peak_lat is None else np.asarray(peak_lat, dtype=float)
+        if self.peak_lat is not None:
+            ok = np.isfinite(self.peak_lat)
+            self.peaks.setData(x=self.peak_lat[ok], y=np.arange(n_l)[ok].astype(float))
+        else:
+            self.peaks.clear()
+        best = ""
+        if finite.size:
+            li, ti = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(data), data, -np.inf))), data.shape)
+            best = (
+                f"max {self.value_name} {data[li, ti]:.3f} at {self._short(layers[li])}, "
+                f"{1000 * times[ti]:.0f} ms"
+            )
+        self.status.setText("  ".join(x for x in (best, note) if x) or " ")
+
+    @staticmethod
+    def _short(name: str) -> str:
+        return name if len(name) <= 14 else "…" + name[-13:]
+
+    def readout_at(self, x: float, y: float) -> str:
+        """Text for the cell under plot coordinates (x = time s, y = layer index)."""
+        if self.data is None or self.times is None or self.times.size == 0:
+            return ""
+        li = int(round(y))
+        ti = int(np.argmin(np.abs(self.times - x)))
+        n_l, n_t = self.data.shape
+        dt = float(np.median(np.diff(self.times))) if self.times.size > 1 else 1.0
+        if not (0 <= li < n_l) or abs(self.times[ti] - x) > dt:
+            return ""
+        v = self.data[li, ti]
+        peak = ""
+        if self.peak_lat is not None and np.isfinite(self.peak_lat[li]):
+            peak = f"  (layer peak {1000 * self.peak_lat[li]:.0f} ms)"
+        return (
+            f"layer {self.layers[li]} · {1000 * self.times[ti]:.0f} ms · "
+            f"{self.value_name} = {fmt(v)}{peak}"
+        )
+
+    def _on_mouse_moved(self, pos) -> None:
+        vb = self.plot.getPlotItem().getViewBox()
+        if not self.plot.sceneBoundingRect().contains(pos):
+            return
+        p = vb.mapSceneToView(pos)
+        text = self.readout_at(p.x(), p.y())
+        if text:
+            self.status.setText(text)
+
+
+class PeakPanel(_PlotPanel):
+    """Peak latency per layer (encoding and RSA)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Peak latency per layer", parent)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "layer")
+        pi.setLabel("left", "peak latency", units="s")
+        pi.addLegend(offset=(5, 5))
+        self.curves = {
+            "encoding": pi.plot(pen=pg.mkPen(PALETTE[0], width=2), symbol="o", symbolSize=6,
+                                symbolBrush=PALETTE[0], name="encoding r"),
+            "rsa": pi.plot(pen=pg.mkPen(PALETTE[1], width=2), symbol="s", symbolSize=6,
+                           symbolBrush=PALETTE[1], name="RSA rho"),
+        }
+
+    def set_peaks(self, layers: list[str], **lat: np.ndarray) -> None:
+        x = np.arange(len(layers), dtype=np.float32)
+        for key, curve in self.curves.items():
+            y = lat.get(key)
+            if y is None:
+                curve.setData([], [])
+            else:
+                curve.setData(x, f32(y), connect="finite")
+        ax = self.plot.getPlotItem().getAxis("bottom")
+        step = max(1, int(math.ceil(len(layers) / 8)))
+        ax.setTicks([[(i, MapPanel._short(layers[i])) for i in range(0, len(layers), step)], []])
+        enc = lat.get("encoding")
+        if enc is not None and np.isfinite(enc).sum() >= 3:
+            ok = np.isfinite(enc)
+            slope = np.polyfit(x[ok], np.asarray(enc)[ok], 1)[0]
+            self.status.setText(f"encoding peak latency slope: {1000 * slope:+.1f} ms per layer")
+
+
+class CeilingPanel(_PlotPanel):
+    """Noise ceiling (mean over channels) over time."""
+
+    KINDS = (
+        ("r_ceiling", "r ceiling", 0),
+        ("spearman_brown", "split-half (Spearman-Brown)", 2),
+        ("things_lower", "THINGS lower", 4),
+        ("things_upper", "THINGS upper", 3),
+    )
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Noise ceiling over time", parent)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "time after onset", units="s")
+        pi.setLabel("left", "ceiling (mean over channels)")
+        pi.addLegend(offset=(5, 5))
+        self.curves = {
+            k: pi.plot(pen=pg.mkPen(PALETTE[c], width=2), name=label) for k, label, c in self.KINDS
+        }
+
+    def set_ceiling(self, result) -> None:
+        t = f32(result.times)
+        shown = []
+        for k, curve in self.curves.items():
+            if k in result.noise_ceiling:
+                y = f32(result.noise_ceiling_time(k))
+                curve.setData(t, y, connect="finite")
+                if np.isfinite(y).any():
+                    shown.append(f"{k} max {np.nanmax(y):.2f}")
+            else:
+                curve.setData([], [])
+        self.status.setText(", ".join(shown[:2]) or "no repetitions yet")
+
+
+class ScopePanel(_PlotPanel):
+    """Scrolling raw EEG with channel selection, gain and marker ticks."""
+
+    MAX_MARKERS = 200
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("EEG scope", parent)
+        self.channels = QtWidgets.QComboBox()
+        self.channels.setToolTip("channels shown")
+        self.channels.setMinimumContentsLength(12)
+        self.gain = QtWidgets.QDoubleSpinBox()
+        self.gain.setRange(0.05, 100.0)
+        self.gain.setValue(1.0)
+        self.gain.setSingleStep(0.25)
+        self.gain.setPrefix("gain x")
+        self.gain.setToolTip("vertical scaling (1 = 3 robust SDs per channel spacing)")
+        self.controls.addWidget(QtWidgets.QLabel("show"))
+        self.controls.addWidget(self.channels)
+        self.controls.addWidget(self.gain)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "session time", units="s")
+        pi.setClipToView(True)
+        pi.setDownsampling(auto=True, mode="peak")
+        self.curves: list = []
+        self.marker_lines: list = []
+        self.ch_names: tuple[str, ...] = ()
+        self.selected: list[int] = []
+        self._spacing: float | None = None
+        self.channels.currentIndexChanged.connect(self._selection_changed)
+
+    def set_channels(self, ch_names) -> None:
+        ch_names = tuple(ch_names)
+        if ch_names == self.ch_names:
+            return
+        self.ch_names = ch_names
+        self.channels.blockSignals(True)
+        self.channels.clear()
+        self.channels.addItem("first 16")
+        self.channels.addItem("all")
+        regions = sorted({r for c in ch_names if (r := region_of(c))})
+        for r in regions:
+            self.channels.addItem(f"region: {r}")
+        for c in ch_names:
+            self.channels.addItem(c)
+        self.channels.blockSignals(False)
+        self._selection_changed()
+
+    def select(self, text: str) -> None:
+        """Select an entry of the channel menu by its text (``'all'``, ``'region: occipital'``, a channel)."""
+        i = self.channels.findText(text)
+        if i < 0:
+            raise ValueError(f"no scope selection {text!r}")
+        self.channels.setCurrentIndex(i)
+
+    def _selection_changed(self, *_) -> None:
+        text = self.channels.currentText()
+        n = len(self.ch_names)
+        if text == "all":
+            sel = list(range(n))
+        elif text.startswith("region: "):
+            r = text.split(": ", 1)[1]
+            sel = [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
+        elif text in self.ch_names:
+            sel = [self.ch_names.index(text)]
+        else:
+            sel = list(range(min(16, n)))
+        self.selected = sel
+        self._spacing = None
+        pi = self.plot.getPlotItem()
+        for c in self.curves:
+            pi.removeItem(c)
+        self.curves = [
+            pi.plot(pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1)) for k in range(len(sel))
+        ]
+        ax = pi.getAxis("left")
+        ax.setTicks([[(-k, self.ch_names[i]) for k, i in enumerate(sel)], []])
+
+    def set_scope(self, data: np.ndarray | None, times: np.ndarray | None, markers) -> None:
+        if data is None or times is None or not self.selected:
+            return
+        sub = data[self.selected]
+        if self._spacing is None:
+            with np.errstate(all="ignore"):
+                med = np.nanmedian(sub, axis=1, keepdims=True)
+                mad = np.nanmedian(np.abs(sub - med))
+            self._spacing = float(6 * 1.4826 * mad) if np.isfinite(mad) and mad > 0 else None
+        spacing = (self._spacing or 1.0) / self.gain.value()
+        t = f32(times)
+        with np.errstate(all="ignore"):
+            base = np.nanmean(sub, axis=1, keepdims=True)
+        base = np.where(np.isfinite(base), base, 0.0)
+        y = f32((sub - base) / spacing - np.arange(len(self.selected))[:, None])
+        for k, curve in enumerate(self.curves):
+            curve.setData(t, y[k], connect="finite")
+        pi = self.plot.getPlotItem()
+        markers = [m for m in markers if t[0] <= m <= t[-1]][-self.MAX_MARKERS:]
+        while len(self.marker_lines) < len(markers):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1))
+            pi.addItem(line)
+            self.marker_lines.append(line)
+        for k, line in enumerate(self.marker_lines):
+            if k < len(markers):
+                line.setValue(markers[k])
+                line.show()
+            else:
+                line.hide()
+        pi.setXRange(float(t[0]), float(t[-1]), padding=0)
+        pi.setYRange(-len(self.selected) + 0.2, 0.8, padding=0)
+        self.status.setText(f"{len(markers)} markers in view, {len(self.selected)} channels")
+
+
+class ErpPanel(_PlotPanel):
+    """Running average epoch (ERP) of one channel or a region (mean of its channels)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Live ERP", parent)
+        self.choice = QtWidgets.QComboBox()
+        self.choice.setMinimumContentsLength(12)
+        self.controls.addWidget(self.choice)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "time after onset", units="s")
+        pi.setLabel("left", "amplitude")
+        pi.addItem(pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#888", style=QtCore.Qt.PenStyle.DashLine)))
+        self.curve = pi.plot(pen=pg.mkPen(PALETTE[0], width=2))
+        self.ch_names: tuple[str, ...] = ()
+        self._last = None
+        self.choice.currentIndexChanged.connect(lambda *_: self._redraw())
+
+    def set_channels(self, ch_names) -> None:
+        ch_names = tuple(ch_names)
+        if ch_names == self.ch_names:
+            return
+        self.ch_names = ch_names
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        self.choice.addItem("mean of all channels")
+        for r in sorted({r for c in ch_names if (r := region_of(c))}):
+            self.choice.addItem(f"region: {r}")
+        for c in ch_names:
+            self.choice.addItem(c)
+        occ = self.choice.findText("region: occipital")
+        self.choice.setCurrentIndex(max(occ, 0))
+        self.choice.blockSignals(False)
+
+    def rows(self) -> list[int]:
+        text = self.choice.currentText()
+        if text.startswith("region: "):
+            r = text.split(": ", 1)[1]
+            return [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
+        if text in self.ch_names:
+            return [self.ch_names.index(text)]
+        return list(range(len(self.ch_names)))
+
+    def set_erp(self, erp: np.ndarray | None, times: np.ndarray | None, n_epochs: int) -> None:
+        self._last = (erp, times, n_epochs)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self._last is None:
+            return
+        erp, times, n = self._last
+        if erp is None or times is None:
+            self.curve.setData([], [])
+            return
+        rows = self.rows() or list(range(erp.shape[0]))
+        y = f32(np.mean(erp[rows], axis=0))
+        self.curve.setData(f32(times), y)
+        self.status.setText(f"{self.choice.currentText()}: average of {n} epochs")

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``neuralign`` CLI, one module each (see :mod:`neuralign.cli`)."""

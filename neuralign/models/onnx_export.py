@@ -1,0 +1,80 @@
+"""torch -> ONNX export of a module that returns pooled layer outputs, checked against torch.
+
+Export-time only (imports torch, onnx, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NeuralignError
+
+
+def export_module(
+    module,
+    example: tuple,
+    path: str | Path,
+    *,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_batch: bool = True,
+    opset: int = 17,
+) -> Path:
+    """Export ``module(*example)`` (a tuple of tensors out) to ``path`` with the legacy
+    TorchScript exporter (fast, works for ViT/CLIP/LLaVA/Qwen2-VL here); falls back to the
+    dynamo exporter when the legacy one fails."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    axes = None
+    if dynamic_batch:
+        axes = {n: {0: "batch"} for n in input_names + output_names}
+    module.eval()
+    with torch.no_grad(), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(
+                module, example, str(path), input_names=input_names,
+                output_names=output_names, dynamic_axes=axes, opset_version=opset,
+                dynamo=False, do_constant_folding=True,
+            )
+        except Exception as legacy_error:  # noqa: BLE001 - try the other exporter
+            try:
+                dyn = None
+                if dynamic_batch:
+                    b = torch.export.Dim("batch", min=1, max=1024)
+                    dyn = tuple({0: b} for _ in example)
+                prog = torch.onnx.export(
+                    module, example, input_names=input_names, output_names=output_names,
+                    dynamic_shapes=dyn, opset_version=max(opset, 18), dynamo=True,
+                )
+                prog.save(str(path))
+            except Exception as e:
+                raise NeuralignError(
+                    f"ONNX export failed (legacy: {type(legacy_error).__name__}: "
+                    f"{str(legacy_error)[:120]}; dynamo: {type(e).__name__}: {str(e)[:120]})"
+                ) from e
+    return path
+
+
+def verify_export(module, inputs: tuple, path: str | Path, *, input_names: list[str],
+                  output_names: list[str]) -> float:
+    """Max abs difference between torch ``module(*inputs)`` and ONNX Runtime on ``path``."""
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        ref = module(*inputs)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    feed_names = [i.name for i in sess.get_inputs()]
+    feeds = {n: t.detach().cpu().numpy() for n, t in zip(input_names, inputs) if n in feed_names}
+    got = sess.run(output_names, feeds)
+    return float(max(np.max(np.abs(r.detach().cpu().numpy() - g)) for r, g in zip(ref, got)))

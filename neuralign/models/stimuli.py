@@ -1,0 +1,279 @@
+"""The built-in stimulus set and stimulus sources (image folder, THINGS folder, ``builtin``).
+
+The built-in set is made of real natural photographs that ship inside installed packages
+(scikit-image ``skimage.data`` and scikit-learn ``load_sample_images``), nothing downloaded.
+Each base photograph gives six stimuli: the full image and five square crops (four corners and
+centre, 60% of the shorter side), so there are enough items for encoding and RSA. Ids are stable
+(``astronaut``, ``astronaut_tl``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NeuralignError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+CROPS = ("tl", "tr", "bl", "br", "c")
+CROP_FRACTION = 0.6
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data as d
+
+        if name.startswith("motorcycle_"):
+            left, right = d.stereo_motorcycle()[:2]
+            return left if name.endswith("left") else right
+        return getattr(d, name)()
+
+    return load
+
+
+def _sklearn(fname: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(fname)
+
+    return load
+
+
+# id -> (source description, loader). Only images that ship locally inside the packages.
+BASE_IMAGES: dict[str, tuple[str, Callable[[], np.ndarray]]] = {
+    "astronaut": ("skimage.data.astronaut", _skimage("astronaut")),
+    "chelsea": ("skimage.data.chelsea", _skimage("chelsea")),
+    "coffee": ("skimage.data.coffee", _skimage("coffee")),
+    "rocket": ("skimage.data.rocket", _skimage("rocket")),
+    "motorcycle_left": ("skimage.data.stereo_motorcycle[0]", _skimage("motorcycle_left")),
+    "motorcycle_right": ("skimage.data.stereo_motorcycle[1]", _skimage("motorcycle_right")),
+    "cat": ("skimage.data.cat", _skimage("cat")),
+    "camera": ("skimage.data.camera", _skimage("camera")),
+    "coins": ("skimage.data.coins", _skimage("coins")),
+    "moon": ("skimage.data.moon", _skimage("moon")),
+    "hubble": ("skimage.data.hubble_deep_field", _skimage("hubble_deep_field")),
+    "clock": ("skimage.data.clock", _skimage("clock")),
+    "grass": ("skimage.data.grass", _skimage("grass")),
+    "gravel": ("skimage.data.gravel", _skimage("gravel")),
+    "brick": ("skimage.data.brick", _skimage("brick")),
+    "china": ("sklearn.datasets.load_sample_image('china.jpg')", _sklearn("china.jpg")),
+    "flower": ("sklearn.datasets.load_sample_image('flower.jpg')", _sklearn("flower.jpg")),
+}
+
+
+def _to_rgb(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a.astype(np.uint8))
+
+
+def _crop(a: np.ndarray, where: str) -> np.ndarray:
+    h, w = a.shape[:2]
+    s = int(round(CROP_FRACTION * min(h, w)))
+    top = {"t": 0, "b": h - s, "c": (h - s) // 2}[where[0]]
+    left = {"l": 0, "r": w - s, "c": (w - s) // 2}[where[-1]]
+    return np.ascontiguousarray(a[top : top + s, left : left + s])
+
+
+def builtin_ids() -> list[str]:
+    """The stable ids of the built-in stimuli, in order."""
+    return [i for b in BASE_IMAGES for i in (b, *(f"{b}_{c}" for c in CROPS))]
+
+
+def builtin_arrays() -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(id, uint8 RGB array (H, W, 3))`` for every built-in stimulus."""
+    for base, (_, load) in BASE_IMAGES.items():
+        a = _to_rgb(load())
+        yield base, a
+        for c in CROPS:
+            yield f"{base}_{c}", _crop(a, c)
+
+
+def builtin_stimuli() -> list[tuple[str, object]]:
+    """The built-in stimulus set as ``[(id, PIL.Image RGB), ...]`` (stable ids, stable order)."""
+    from PIL import Image
+
+    return [(sid, Image.fromarray(a, mode="RGB")) for sid, a in builtin_arrays()]
+
+
+def write_builtin_stimuli(folder: str | Path) -> list[Path]:
+    """Write the built-in stimuli as ``<id>.png`` into ``folder``; return the paths."""
+    from PIL import Image
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for sid, a in builtin_arrays():
+        p = out / f"{sid}.png"
+        Image.fromarray(a, mode="RGB").save(p)
+        paths.append(p)
+    return paths
+
+
+def array_sha256(a: np.ndarray) -> str:
+    """Hash of an image array's shape, dtype and bytes."""
+    h = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- sources
+@dataclass
+class Stimulus:
+    """One stimulus: its id, content hash, and how to get its pixels."""
+
+    id: str
+    sha256: str
+    path: Path | None = None
+    array: np.ndarray | None = None
+
+    def load(self) -> np.ndarray:
+        """uint8 RGB array (H, W, 3); raises :class:`NeuralignError` if unreadable."""
+        if self.array is not None:
+            return self.array
+        return read_image(self.path)
+
+
+@dataclass
+class StimulusSet:
+    """An ordered list of stimuli plus where they come from."""
+
+    name: str
+    source: str
+    stimuli: list[Stimulus]
+    test_ids: list[str] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.stimuli]
+
+    def hashes(self) -> dict[str, str]:
+        return {s.id: s.sha256 for s in self.stimuli}
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB; a one-line error if it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise NeuralignError(f"not a readable image ({type(e).__name__})", path=path) from e
+
+
+def _check_image(path: Path) -> str | None:
+    """None if ``path`` is a readable image, else the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        return type(e).__name__
+
+
+def builtin_set() -> StimulusSet:
+    """The built-in stimulus set as a :class:`StimulusSet` (no test split)."""
+    stimuli = [Stimulus(sid, array_sha256(a), array=a) for sid, a in builtin_arrays()]
+    return StimulusSet("builtin", "builtin", stimuli)
+
+
+def folder_set(folder: str | Path) -> StimulusSet:
+    """All images under ``folder`` (recursively); ids are file stems (or relative paths when
+    stems collide). Unreadable or non-image files are skipped and counted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NeuralignError("stimulus folder does not exist", path=root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    skipped: list[tuple[str, str]] = []
+    images = []
+    for p in files:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            if p.suffix.lower() not in (".npy", ".txt", ".json", ".csv", ".md"):
+                skipped.append((str(p), "not an image file name"))
+            continue
+        why = _check_image(p)
+        if why:
+            skipped.append((str(p), why))
+        else:
+            images.append(p)
+    if not images:
+        raise NeuralignError("no readable images in this folder", path=root)
+    stems = [p.stem for p in images]
+    unique = len(set(stems)) == len(stems)
+    stimuli = [
+        Stimulus(p.stem if unique else p.relative_to(root).with_suffix("").as_posix(),
+                 file_sha256(p), path=p)
+        for p in images
+    ]
+    return StimulusSet(root.name, str(root.resolve()), stimuli, skipped=skipped)
+
+
+def things_set(folder: str | Path) -> StimulusSet:
+    """A THINGS-EEG2 image folder (``image_metadata.npy``, ``training_images/``,
+    ``test_images/``); ids are the image file stems, the test set is the metadata's."""
+    root = Path(folder)
+    meta_path = root / "image_metadata.npy"
+    try:
+        from ..io.safe_pickle import load_pickled_npy
+    except ImportError as e:  # pragma: no cover - written by another part of the project
+        raise NeuralignError(
+            "reading image_metadata.npy needs neuralign.io.safe_pickle (not in this install)",
+            path=meta_path,
+        ) from e
+    meta = load_pickled_npy(meta_path)
+    if not isinstance(meta, dict) or "train_img_files" not in meta or "test_img_files" not in meta:
+        raise NeuralignError("expected a dict with train_img_files/test_img_files", path=meta_path)
+    full = folder_set(root)
+    by_name = {Path(s.path).name: s for s in full.stimuli}
+    test_ids = [Path(str(f)).stem for f in meta["test_img_files"]]
+    wanted = [str(f) for f in meta["train_img_files"]] + [str(f) for f in meta["test_img_files"]]
+    missing = [f for f in wanted if Path(f).name not in by_name]
+    if missing:
+        raise NeuralignError(
+            f"{len(missing)} image(s) listed in image_metadata.npy are missing or unreadable "
+            f"(e.g. {missing[0]!r})",
+            path=root,
+        )
+    stimuli = [by_name[Path(f).name] for f in wanted]
+    for s in stimuli:
+        s.id = Path(s.path).stem
+    return StimulusSet(root.name, str(root.resolve()), stimuli, test_ids=test_ids,
+                       skipped=full.skipped)
+
+
+def open_source(source: str) -> StimulusSet:
+    """``builtin``, a THINGS image folder (with ``image_metadata.npy``) or a folder of images."""
+    if source == "builtin":
+        return builtin_set()
+    p = Path(source)
+    if p.is_dir() and (p / "image_metadata.npy").is_file():
+        return things_set(p)
+    if p.is_dir():
+        return folder_set(p)
+    raise NeuralignError(
+        "stimulus source must be 'builtin', an image folder or a THINGS image folder", path=p
+    )

@@ -1,0 +1,55 @@
+"""Immutable snapshots the live updater publishes and the GUI / CLI read without locking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..align.data import AlignmentResult
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    """State of the LSL streams at snapshot time."""
+
+    eeg_name: str = ""
+    marker_name: str = ""
+    sfreq: float = float("nan")
+    n_channels: int = 0
+    ch_names: tuple[str, ...] = ()
+    connected: bool = False
+    buffer_fill: float = 0.0  # fraction of the ring buffer holding data
+    samples_received: int = 0
+    dropped_samples: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    latency_s: float = float("nan")  # marker -> epoch-in-engine latency, last epoch
+    markers_received: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a viewer needs at one moment of a session.
+
+    ``result`` is ``None`` until the first refresh. ``erp`` is the running average epoch over
+    all accepted epochs, shape (C, T) on ``times``; ``scope`` the last few seconds of raw EEG
+    (C, n) with ``scope_times`` (s, session clock) and ``marker_times`` (s) inside that window.
+    """
+
+    wall_time: float
+    session_time: float
+    health: StreamHealth
+    epochs_accepted: int = 0
+    epochs_rejected: int = 0
+    rejected_reasons: dict = field(default_factory=dict)
+    stimuli_seen: int = 0
+    unknown_markers: int = 0
+    refresh_s: float = float("nan")
+    last_refresh_wall: float = float("nan")
+    result: AlignmentResult | None = None
+    erp: np.ndarray | None = None
+    times: np.ndarray | None = None
+    scope: np.ndarray | None = None
+    scope_times: np.ndarray | None = None
+    marker_times: tuple[float, ...] = ()

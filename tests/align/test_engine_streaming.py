@@ -1,0 +1,106 @@
+"""Online accumulation = batch accumulation; results do not depend on epoch order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuralign.align import AlignmentEngine
+
+from .conftest import make_problem
+
+KEYS = ("encoding_r", "rsa_spearman", "rsa_pearson", "rsa_cv_spearman")
+
+
+def _run(fs, sids, epochs, times, ch, *, one_by_one, test_ids=None, chunks=None):
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids)
+    if one_by_one:
+        for s, e in zip(sids, epochs):
+            assert eng.add_epoch(s, e)
+    elif chunks:
+        for part in np.array_split(np.arange(len(sids)), chunks):
+            eng.add_epochs(sids[part], epochs[part])
+            eng.refresh()  # intermediate refreshes must not change the final answer
+    else:
+        eng.add_epochs(sids, epochs)
+    return eng.refresh()
+
+
+def _assert_same(a, b, keys=KEYS, nc=True):
+    for k in keys:
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-6, err_msg=k)
+    if nc:
+        for k in a.noise_ceiling:
+            np.testing.assert_allclose(a.noise_ceiling[k], b.noise_ceiling[k], atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("design", [False, True])
+def test_one_at_a_time_equals_batch(design):
+    fs, sids, epochs, times, ch = make_problem(ragged=True)
+    test_ids = fs.stimulus_ids[:20].tolist() if design else None
+    batch = _run(fs, sids, epochs, times, ch, one_by_one=False, test_ids=test_ids)
+    online = _run(fs, sids, epochs, times, ch, one_by_one=True, test_ids=test_ids)
+    chunked = _run(fs, sids, epochs, times, ch, one_by_one=False, test_ids=test_ids, chunks=4)
+    _assert_same(batch, online)
+    _assert_same(batch, chunked)
+    assert np.isfinite(batch.encoding_r).all()
+    assert np.isfinite(batch.rsa_cv_spearman).all()
+    assert batch.counts["n_epochs"] == online.counts["n_epochs"] == len(sids)
+
+
+def test_interleaving_order_does_not_matter():
+    """Any order that keeps each stimulus's repetitions in sequence gives identical maps."""
+    fs, sids, epochs, times, ch = make_problem(seed=5, ragged=True)
+    rng = np.random.default_rng(0)
+    ref = _run(fs, sids, epochs, times, ch, one_by_one=False)
+    # shuffle globally, then put each stimulus's repetitions back in their original sequence
+    perm = rng.permutation(len(sids))
+    new = np.empty(len(sids), dtype=int)
+    for s in set(sids.tolist()):
+        new[np.nonzero(sids[perm] == s)[0]] = np.nonzero(sids == s)[0]
+    assert not np.array_equal(new, np.arange(len(sids)))
+    out = _run(fs, sids[new], epochs[new], times, ch, one_by_one=True)
+    _assert_same(ref, out)
+
+
+def test_full_shuffle_keeps_order_free_maps():
+    """Fully shuffled (repetitions too): encoding, correlation RSA and ncsnr are unchanged."""
+    fs, sids, epochs, times, ch = make_problem(seed=6)
+    perm = np.random.default_rng(1).permutation(len(sids))
+    a = _run(fs, sids, epochs, times, ch, one_by_one=False)
+    b = _run(fs, sids[perm], epochs[perm], times, ch, one_by_one=True)
+    _assert_same(a, b, keys=("encoding_r", "rsa_spearman", "rsa_pearson"), nc=False)
+    for k in ("ncsnr", "ncsnr_pct", "r_ceiling"):
+        np.testing.assert_allclose(a.noise_ceiling[k], b.noise_ceiling[k], atol=1e-6)
+
+
+def test_unknown_ids_counted_not_fatal():
+    fs, sids, epochs, times, ch = make_problem()
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    assert not eng.add_epoch("not-a-stimulus", epochs[0])
+    assert eng.add_epochs(np.array(["x1", "x2", sids[0]]), epochs[:3]) == 1
+    res = eng.refresh()
+    assert res.counts["n_unknown_epochs"] == 3
+    assert res.counts["unknown_ids"] == ["not-a-stimulus", "x1", "x2"]
+
+
+def test_bad_epochs_refused():
+    from neuralign.errors import NeuralignError
+
+    fs, sids, epochs, times, ch = make_problem()
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    with pytest.raises(NeuralignError, match="shape"):
+        eng.add_epoch(sids[0], epochs[0][:, :2])
+    bad = epochs[0].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(NeuralignError, match="NaN"):
+        eng.add_epoch(sids[0], bad)
+
+
+def test_early_refresh_is_nan_not_error():
+    fs, sids, epochs, times, ch = make_problem()
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    res = eng.refresh()
+    assert np.isnan(res.encoding_r).all()
+    eng.add_epoch(sids[0], epochs[0])
+    assert np.isnan(eng.refresh().encoding_r).all()
