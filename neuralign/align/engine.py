@@ -71,7 +71,13 @@ class AlignmentEngine:
     standardize : bool
         Z-score each feature over the training stimuli of ``features`` (default True).
     max_rsa_stimuli : int, optional
-        Cap on the stimuli in the RDMs (chosen by stable hash); default 1000.
+        Cap on the stimuli in the RDMs (chosen by stable hash); default 200 (the size of the
+        THINGS-EEG2 test set). ``None``: no cap.
+    alpha_selection : str
+        How each target's alpha is chosen from training data only:
+        ``"gcv"`` (default): generalised cross-validation on each training set, from the same
+        eigendecomposition (almost free); ``"kfold"``: K-fold cross-validation over the
+        training folds (inner folds of the nested split), ~``n_folds`` x more work.
     reselect_every : int
         Re-select alphas on every ``reselect_every``-th refresh (1 = every refresh). Between
         reselections the alphas last chosen are reused (refitting and scoring still run).
@@ -89,8 +95,9 @@ class AlignmentEngine:
         backend: str = "numpy",
         dtype: str = "float64",
         standardize: bool = True,
-        max_rsa_stimuli: int | None = 1000,
+        max_rsa_stimuli: int | None = 200,
         reselect_every: int = 1,
+        alpha_selection: str = "gcv",
     ) -> None:
         if not isinstance(features, FeatureSet):
             raise TypeError(f"features must be a FeatureSet, got {type(features).__name__}")
@@ -118,6 +125,9 @@ class AlignmentEngine:
         self.standardize = standardize
         self.max_rsa_stimuli = max_rsa_stimuli
         self.reselect_every = int(reselect_every)
+        if alpha_selection not in ("gcv", "kfold"):
+            raise NeuralignError(f"alpha_selection must be 'gcv' or 'kfold', got {alpha_selection!r}")
+        self.alpha_selection = alpha_selection
 
         N = features.n_stimuli
         ids = features.stimulus_ids
@@ -166,6 +176,8 @@ class AlignmentEngine:
                 )
             )
         self._alpha_idx: list[list[np.ndarray]] | None = None
+        self._model_rdm_key: bytes | None = None
+        self._model_rdm = None
         self._n_refresh = 0
         self.n_epochs = 0
         self.unknown_ids: Counter = Counter()
@@ -397,6 +409,12 @@ class AlignmentEngine:
                 out.append(np.asarray(B.to_numpy(B.argmin(e, axis=0)), dtype=np.int64))
         return out
 
+    def _gcv(self, st: ridge.BlockStats, s, mask: np.ndarray) -> np.ndarray:
+        n = st.n[mask].sum()
+        sy = st.sy[mask].sum(0)
+        syy_c = st.syy[mask].sum(0) - sy * sy / max(n, 1.0)
+        return ridge.gcv_select(self._B, s, self.alphas, self._B.asarray(syy_c, self.dtype), self.dtype)
+
     def refresh(self, *, select_alphas: bool | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
 
@@ -418,18 +436,27 @@ class AlignmentEngine:
             n_train = float(self._n[: self.n_folds].sum())
             enough = n_train >= 3 and (not self.design or self._n[self.n_folds] >= 2)
             if enough:
-                if select_alphas or self._alpha_idx is None:
+                reselect = select_alphas or self._alpha_idx is None
+                if reselect and self.alpha_selection == "kfold":
                     self._alpha_idx = [
                         self._select(st, inner_sets, triples, len(outer)) for st in self._stats
                     ]
+                new_idx = []
                 for li, st in enumerate(self._stats):
+                    solved = ridge._solve_trainsets(self._B, st, [m for m, _ in outer], self.dtype)
+                    if reselect and self.alpha_selection == "gcv":
+                        idx = [self._gcv(st, s_, m) for s_, (m, _) in zip(solved, outer)]
+                    else:
+                        idx = self._alpha_idx[li]
+                    new_idx.append(idx)
                     acc = ridge.fit_score(
-                        self._B, st, outer, self.alphas, self._alpha_idx[li], self.dtype
+                        self._B, st, outer, self.alphas, idx, self.dtype, solved=solved
                     )
                     r[li] = acc["r"]
                     # report the alpha used; for nested CV, the median over outer folds
-                    chosen = np.stack([self.alphas[i] for i in self._alpha_idx[li]])
+                    chosen = np.stack([self.alphas[i] for i in idx])
                     alpha_map[li] = np.median(chosen, axis=0)
+                self._alpha_idx = new_idx
             self._n_refresh += 1
             result = self._assemble(r.reshape(L, C, T), alpha_map.reshape(L, C, T))
             self.last_refresh_s = time.perf_counter() - t0
@@ -463,13 +490,17 @@ class AlignmentEngine:
             nb = counts // 2
             ha = ha / na[:, None]
             hb = hb / nb[:, None]
-        feats = [a[rows] for a in self.features.arrays]
         shape3 = (rows.size, C, T)
+        key = rows.tobytes()
+        if self._model_rdm_key != key and rows.size >= 3:
+            self._model_rdm = rsa.model_rdm_ranks([a[rows] for a in self.features.arrays])
+            self._model_rdm_key = key
         maps = rsa.rsa_maps(
-            feats,
+            [a[rows] for a in self.features.arrays],
             means.reshape(shape3),
             None if ha is None else ha.reshape(shape3),
             None if hb is None else hb.reshape(shape3),
+            prepared=self._model_rdm if rows.size >= 3 else None,
         )
         if reps:
             nc = reliability.noise_ceilings(
@@ -498,10 +529,11 @@ class AlignmentEngine:
             "mode": "train/test" if self.design else "nested-cv",
             "alphas": self.alphas.tolist(),
             "n_folds": self.n_folds,
-            "alpha_selection": (
-                "per target, K-fold CV over training stimuli, refit on all training stimuli"
-                if self.design
-                else "per target, inner K-1-fold CV inside each outer fold (nested)"
+            "alpha_selection": self.alpha_selection,
+            "alpha_selection_detail": (
+                "per target, generalised CV on each training set (training data only)"
+                if self.alpha_selection == "gcv"
+                else "per target, K-fold CV over the training folds (nested inside outer folds)"
             ),
             "score": "Pearson r of held-out predictions vs stimulus-mean EEG",
             "standardize_features": self.standardize,

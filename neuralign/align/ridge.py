@@ -83,15 +83,26 @@ class _Solved:
 def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) -> list[_Solved]:
     """Centre and eigendecompose every training set (one batched eigh call)."""
     n, mx, my, cxx, cxy = [], [], [], [], []
+    # Sum all blocks once; each training set is the total minus its (one or two) left-out blocks.
+    total = stats.combine(np.ones(stats.n.size, dtype=bool))
     for mask in masks:
-        nt, sx, sxx, sxy, sy, _ = stats.combine(mask)
+        out = np.nonzero(~np.asarray(mask, dtype=bool))[0]
+        nt, sx, sxx, sxy, sy = (t.copy() if isinstance(t, np.ndarray) else t for t in total[:5])
+        for b in out:
+            nt = nt - stats.n[b]
+            sx -= stats.sx[b]
+            sxx -= stats.sxx[b]
+            sxy -= stats.sxy[b]
+            sy -= stats.sy[b]
         nt = max(nt, 1.0)
         m_x, m_y = sx / nt, sy / nt
         n.append(nt)
         mx.append(m_x)
         my.append(m_y)
-        cxx.append(sxx - nt * np.outer(m_x, m_x))
-        cxy.append(sxy - np.outer(m_x, sy))
+        sxx -= nt * np.outer(m_x, m_x)
+        sxy -= np.outer(m_x, sy)
+        cxx.append(sxx)
+        cxy.append(sxy)
     cxx_b = B.asarray(np.stack(cxx), dtype)
     cxy_b = B.asarray(np.stack(cxy), dtype)
     lam, V = B.eigh(cxx_b)
@@ -134,40 +145,26 @@ def _pred_sums(B, G, s: _Solved, nv, su, P, Q, syv):
     return s_h, s_hy, s_hh
 
 
-def select_alphas(
-    B,
-    stats: BlockStats,
-    inner: list[tuple[np.ndarray, list[int]]],
-    alphas: np.ndarray,
-    dtype: str,
-) -> np.ndarray:
-    """Choose an alpha per target by cross-validated squared error.
+def gcv_select(B, s: _Solved, alphas: np.ndarray, syy_c, dtype: str) -> np.ndarray:
+    """Choose an alpha per target by generalised cross-validation on the training set alone.
 
-    Parameters
-    ----------
-    inner : list of (train_mask, validation_blocks)
-        The inner splits; the summed squared error over all their validation blocks decides.
+    ``GCV(a) = n RSS(a) / (n - 1 - df(a))^2`` (Golub, Heath & Wahba 1979; the ``- 1`` counts the
+    intercept), with ``df(a) = sum_j lam_j / (lam_j + a)`` and, in the training eigenbasis,
+    ``RSS(a) = syy_c - sum_j Z_jm^2 (2 / (lam_j + a) - lam_j / (lam_j + a)^2)``: one (K x D) by
+    (D x M) product for all alphas and targets, so selection costs almost nothing next to the
+    eigendecomposition. Only training data enter, so the held-out score is not inflated.
 
-    Returns
-    -------
-    ndarray of int, shape (M,)
-        Index into ``alphas`` per target (ties go to the smaller alpha).
+    Returns the (M,) index into ``alphas``.
     """
     a = B.asarray(np.asarray(alphas, dtype=float), dtype)
-    solved = _solve_trainsets(B, stats, [m for m, _ in inner], dtype)
-    sse = None
-    for s, (_, val_blocks) in zip(solved, inner):
-        G = s.Z[None, :, :] / (s.lam[None, :, None] + a[:, None, None])  # (K, D, M)
-        for vb in val_blocks:
-            if stats.n[vb] < 1:
-                continue
-            nv, su, P, Q, syv, syyv = _val_projections(B, s, stats, vb, dtype)
-            s_h, s_hy, s_hh = _pred_sums(B, G, s, nv, su, P, Q, syv)
-            e = syyv[None, :] - 2.0 * s_hy + s_hh  # (K, M)
-            sse = e if sse is None else sse + e
-    if sse is None:
-        return np.zeros(stats.sy.shape[1], dtype=np.int64)
-    return np.asarray(B.to_numpy(B.argmin(sse, axis=0)), dtype=np.int64)
+    lam = s.lam
+    inv = 1.0 / (lam[None, :] + a[:, None])  # (K, D)
+    w = 2.0 * inv - lam[None, :] * inv * inv
+    rss = syy_c[None, :] - w @ (s.Z * s.Z)  # (K, M)
+    df = B.sum(lam[None, :] * inv, axis=1)  # (K,)
+    denom = (s.n - 1.0 - df) ** 2
+    gcv = rss / B.clip_min(denom, 1e-12)[:, None]
+    return np.asarray(B.to_numpy(B.argmin(gcv, axis=0)), dtype=np.int64)
 
 
 def fit_score(
@@ -177,6 +174,7 @@ def fit_score(
     alphas: np.ndarray,
     alpha_idx: list[np.ndarray],
     dtype: str,
+    solved: list[_Solved] | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit with the chosen alpha per target and pool prediction sums over scored blocks.
 
@@ -192,7 +190,8 @@ def fit_score(
     M = stats.sy.shape[1]
     acc = {k: np.zeros(M) for k in ("s_h", "s_y", "s_hh", "s_yy", "s_hy")}
     n_tot = 0.0
-    solved = _solve_trainsets(B, stats, [m for m, _ in outer], dtype)
+    if solved is None:
+        solved = _solve_trainsets(B, stats, [m for m, _ in outer], dtype)
     alphas = np.asarray(alphas, dtype=float)
     for s, (_, blocks), idx in zip(solved, outer, alpha_idx):
         a_t = B.asarray(alphas[idx], dtype)  # (M,)

@@ -56,6 +56,23 @@ def crossval_euclidean_rdms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return full[:, iu[0], iu[1]] / a.shape[-1]
 
 
+def rank_rows(v: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, ties averaged exactly as ``scipy.stats.rankdata``.
+
+    One argsort per row; rows with ties (rare for continuous distances) go to scipy.
+    """
+    v = np.asarray(v, dtype=float)
+    order = np.argsort(v, axis=-1, kind="stable")
+    sorted_v = np.take_along_axis(v, order, axis=-1)
+    ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
+    ranks = np.empty_like(v)
+    np.put_along_axis(ranks, order, np.arange(1, v.shape[-1] + 1, dtype=float)[None, :]
+                      if v.ndim == 2 else np.arange(1, v.shape[-1] + 1, dtype=float), axis=-1)
+    if ties.any():
+        ranks[ties] = rankdata(v[ties], axis=-1)
+    return ranks
+
+
 def _zscore_rows(v: np.ndarray) -> np.ndarray:
     vc = v - v.mean(axis=-1, keepdims=True)
     sd = np.sqrt((vc**2).sum(axis=-1, keepdims=True))
@@ -77,11 +94,21 @@ def compare_rdms(model: np.ndarray, brain: np.ndarray, *, method: str = "spearma
     ndarray (L, T)
     """
     if method == "spearman":
-        model = rankdata(model, axis=-1)
-        brain = rankdata(brain, axis=-1)
+        model = rank_rows(model)
+        brain = rank_rows(brain)
     elif method != "pearson":
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     return _zscore_rows(np.asarray(model, float)) @ _zscore_rows(np.asarray(brain, float)).T
+
+
+def model_rdm_ranks(layer_features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Correlation-distance RDMs of every layer (L, P) and their z-scored ranks and values.
+
+    Returns ``(z_ranks, z_values)``, ready for :func:`compare_prepared`. Cache them: they only
+    change when the set of RSA stimuli changes.
+    """
+    model = np.stack([correlation_rdms(np.asarray(f, float)[None])[0] for f in layer_features])
+    return _zscore_rows(rank_rows(model)), _zscore_rows(model)
 
 
 def rsa_maps(
@@ -89,6 +116,8 @@ def rsa_maps(
     means: np.ndarray,
     half_a: np.ndarray | None = None,
     half_b: np.ndarray | None = None,
+    *,
+    prepared: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Layer x time RSA maps.
 
@@ -107,11 +136,11 @@ def rsa_maps(
     out = {k: np.full((L, t), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
     if n < 3:
         return out
-    model = np.stack([correlation_rdms(np.asarray(f, float)[None])[0] for f in layer_features])
+    zr, zv = model_rdm_ranks(layer_features) if prepared is None else prepared
     brain = correlation_rdms(np.transpose(means, (2, 0, 1)))
-    out["spearman"] = compare_rdms(model, brain, method="spearman")
-    out["pearson"] = compare_rdms(model, brain, method="pearson")
+    out["spearman"] = zr @ _zscore_rows(rank_rows(brain)).T
+    out["pearson"] = zv @ _zscore_rows(brain).T
     if half_a is not None and half_b is not None:
         cv = crossval_euclidean_rdms(np.transpose(half_a, (2, 0, 1)), np.transpose(half_b, (2, 0, 1)))
-        out["cv_spearman"] = compare_rdms(model, cv, method="spearman")
+        out["cv_spearman"] = zr @ _zscore_rows(rank_rows(cv)).T
     return out

@@ -7,9 +7,21 @@ and the in-process replay source in :mod:`neuralign.app.replay`.
 
 from __future__ import annotations
 
-from .source import ControllableSource, SnapshotSource, StaticSource
+import os as _os
 
-__all__ = ["ControllableSource", "SnapshotSource", "StaticSource", "run_window"]
+# pyqtgraph picks its Qt binding when first imported: make it PySide6 (REFERENCE.md section 4),
+# before any module of this package can import pyqtgraph. Exports draw report figures in a
+# worker thread, so matplotlib must not pick a Qt backend either.
+_os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+_os.environ.setdefault("QT_API", "pyside6")
+_os.environ.setdefault("MPLBACKEND", "Agg")
+
+from .source import AttributeSource, ControllableSource, SnapshotSource, StaticSource, as_source
+
+__all__ = [
+    "AttributeSource", "ControllableSource", "SnapshotSource", "StaticSource", "as_source",
+    "run_window",
+]
 
 
 def run_window(source, *, screenshot=None, exit_after=None, **kwargs) -> int:

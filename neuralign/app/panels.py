@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
-
-from . import qt as _qt  # noqa: F401  (binding choice before pyqtgraph)
-
 import pyqtgraph as pg  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from ..realtime.snapshot import Snapshot  # noqa: E402
+from . import qt as _qt  # noqa: F401  (binding choice before pyqtgraph)
 
 pg.setConfigOptions(antialias=False, background="w", foreground="k")
 
@@ -87,6 +86,7 @@ class StreamPanel(QtWidgets.QGroupBox):
         self.labels: dict[str, QtWidgets.QLabel] = {}
         for key, text in self.FIELDS:
             lab = QtWidgets.QLabel("-")
+            lab.setWordWrap(True)
             lab.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
             self.labels[key] = lab
             form.addRow(text + ":", lab)
@@ -116,7 +116,7 @@ class StreamPanel(QtWidgets.QGroupBox):
         if math.isfinite(snap.last_refresh_wall):
             age = max(0.0, now - snap.last_refresh_wall)
             self.labels["refresh"].setText(
-                f"{age:.1f} s ago (took {fmt(1000 * snap.refresh_s, '.0f', ' ms')})"
+                f"{age:.1f} s ago (took {fmt(snap.refresh_s, '.2f', ' s')})"
             )
         else:
             self.labels["refresh"].setText("none yet")
@@ -140,6 +140,7 @@ class _PlotPanel(QtWidgets.QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumSize(200, 140)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         lay.addWidget(self.plot, 1)
         self.status = QtWidgets.QLabel(" ")
         self.status.setStyleSheet("color: #444;")
@@ -270,6 +271,7 @@ class PeakPanel(_PlotPanel):
         pi = self.plot.getPlotItem()
         pi.setLabel("bottom", "layer")
         pi.setLabel("left", "peak latency", units="s")
+        pi.getAxis("left").enableAutoSIPrefix(True)
         pi.addLegend(offset=(5, 5))
         self.curves = {
             "encoding": pi.plot(pen=pg.mkPen(PALETTE[0], width=2), symbol="o", symbolSize=6,
@@ -411,6 +413,11 @@ class ScopePanel(_PlotPanel):
         if data is None or times is None or not self.selected:
             return
         sub = data[self.selected]
+        with warnings.catch_warnings():  # samples not covered yet are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._draw_scope(sub, times, markers)
+
+    def _draw_scope(self, sub: np.ndarray, times: np.ndarray, markers) -> None:
         if self._spacing is None:
             with np.errstate(all="ignore"):
                 med = np.nanmedian(sub, axis=1, keepdims=True)

@@ -13,6 +13,8 @@ from ..errors import NeuralignError
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 os.environ.setdefault("QT_API", "pyside6")
+# Exports draw report figures in a worker thread: never let matplotlib pick a Qt backend there.
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def has_display() -> bool:
@@ -48,7 +50,104 @@ def ensure_app(*, offscreen: bool = False):
     app = QtWidgets.QApplication.instance()
     if app is None:
         choose_platform(offscreen=offscreen)
+        _quiet_offscreen_warnings()
         app = QtWidgets.QApplication(sys.argv[:1])
         app.setApplicationName("neuralign")
         app.setOrganizationName("neuralign")
+    install_refcount_guard()
     return app
+
+
+_QUIET = ("propagateSizeHints",)
+_previous_handler = None
+
+
+def _quiet_offscreen_warnings() -> None:
+    """Drop the offscreen plugin's harmless 'does not support propagateSizeHints' lines."""
+    global _previous_handler
+    from PySide6 import QtCore
+
+    def handler(mode, context, message) -> None:
+        if any(q in message for q in _QUIET):
+            return
+        if _previous_handler is not None:
+            _previous_handler(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    _previous_handler = QtCore.qInstallMessageHandler(handler)
+
+
+# ---------------------------------------------------------------------------- PySide6 6.12.0 guard
+# PySide6 6.12.0 on Python < 3.12 drops a reference to True (Signal.emit's return value) and to
+# None on many calls; after a few thousand signals CPython aborts with "Fatal Python error:
+# bool_dealloc / none_dealloc". Python 3.12+ makes these singletons immortal, and PySide6 <= 6.11
+# does not have the bug. Where the bug is detected, the singletons get a large reference cushion
+# that a timer tops up (they are never freed anyway), so the window keeps running.
+_GUARD_MARGIN = 1 << 24
+_guard_state: dict = {}
+
+
+def _singletons() -> tuple:
+    return (None, True, False)
+
+
+def refcount_leak_detected() -> bool:
+    """Whether this PySide6 loses references to ``True``/``None`` (probe with 64 emits)."""
+    if sys.implementation.name != "cpython" or sys.version_info >= (3, 12):
+        return False
+    from PySide6 import QtCore
+
+    class _Probe(QtCore.QObject):
+        sig = QtCore.Signal(object)
+
+    p = _Probe()
+    before = [sys.getrefcount(o) for o in _singletons()]
+    for _ in range(64):
+        p.sig.emit(p)
+    after = [sys.getrefcount(o) for o in _singletons()]
+    return any(a < b - 32 for a, b in zip(after, before))
+
+
+def _pad_to(obj, target: int) -> None:
+    import ctypes
+
+    cell = ctypes.c_ssize_t.from_address(id(obj))
+    deficit = target - sys.getrefcount(obj)
+    if deficit > 0:
+        cell.value += deficit
+
+
+def install_refcount_guard() -> bool:
+    """Protect against the PySide6 6.12.0 refcount leak (idempotent); True if active."""
+    if "active" in _guard_state:
+        _top_up()
+        return _guard_state["active"]
+    active = refcount_leak_detected()
+    _guard_state["active"] = active
+    if active:
+        _guard_state["targets"] = [sys.getrefcount(o) + _GUARD_MARGIN for o in _singletons()]
+        _top_up()
+    return active
+
+
+def _top_up() -> None:
+    targets = _guard_state.get("targets")
+    if not targets:
+        return
+    for o, t in zip(_singletons(), targets):
+        if sys.getrefcount(o) < t - _GUARD_MARGIN // 2:
+            _pad_to(o, t)
+
+
+def guard_timer(parent):
+    """A QTimer (child of ``parent``) that tops the cushion up every second, if the guard is on."""
+    if not install_refcount_guard():
+        return None
+    from PySide6 import QtCore
+
+    timer = QtCore.QTimer(parent)
+    timer.setInterval(1000)
+    timer.timeout.connect(_top_up)
+    timer.start()
+    return timer

@@ -105,6 +105,7 @@ class ReplaySource:
         self.error: str | None = None
         self.finished = False
         self.n_refreshes = 0
+        self.refreshing = False
         self._t0_wall = time.time()
         # worker state
         self._i = 0
@@ -158,7 +159,7 @@ class ReplaySource:
         self._thread = threading.Thread(target=self._run, name="neuralign-replay", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = 5.0) -> None:
         """Stop the worker (it finishes the step it is in: a refresh may take a moment)."""
         self._stop.set()
         t = self._thread
@@ -167,6 +168,20 @@ class ReplaySource:
 
     def latest(self) -> Snapshot | None:
         return self._latest
+
+    def final_result(self):
+        """Stop, wait for a running refresh, refresh once more if epochs came in since; result.
+
+        Blocks for up to one refresh: call it after the window has closed (or headless).
+        """
+        self.stop(timeout=None)
+        n_in_result = -1
+        if self._result is not None:
+            n_in_result = int(self._result.counts.get("n_epochs", -1))
+        if self.engine.n_epochs and n_in_result != int(self.engine.n_epochs):
+            self._refresh()
+            self._publish()
+        return self._result
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the replay has finished (not looping) or stopped; True if it did."""
@@ -278,12 +293,15 @@ class ReplaySource:
 
     def _refresh(self) -> None:
         t = time.monotonic()
+        self.refreshing = True
         try:
             self._result = self.engine.refresh()
             self.error = None
         except (NeuralignError, ValueError, np.linalg.LinAlgError) as e:
             self.error = str(e)  # e.g. too few stimuli yet; keep playing
             return
+        finally:
+            self.refreshing = False
         self._refresh_s = time.monotonic() - t
         self._last_refresh_wall = time.time()
         self.n_refreshes += 1
@@ -352,3 +370,32 @@ class ReplaySource:
             scope_times=scope_times,
             marker_times=markers,
         )
+
+
+def reorder(data: EpochData, order: str, *, seed: int = 0) -> EpochData:
+    """``data`` with epochs in ``order``: ``"as-is"`` or ``"shuffle"`` (seeded permutation).
+
+    Dataset files such as THINGS-EEG2 store all training epochs before the test epochs; a real
+    session interleaves them, and a shuffled replay looks like one (test stimuli score early).
+    """
+    if order == "as-is":
+        return data
+    if order != "shuffle":
+        raise NeuralignError(f"order must be 'as-is' or 'shuffle', got {order!r}")
+    perm = np.random.default_rng(seed).permutation(data.epochs.shape[0])
+    info = dict(data.info)
+    info.pop("onsets_s", None)
+    info["replay_order"] = f"shuffled (seed {seed})"
+    return EpochData(data.epochs[perm], data.stimulus_ids[perm], data.times, list(data.ch_names),
+                     test_ids=data.test_ids, info=info)
+
+
+def truncate(data: EpochData, n: int) -> EpochData:
+    """The first ``n`` epochs of ``data``."""
+    if n >= data.epochs.shape[0]:
+        return data
+    info = dict(data.info)
+    if "onsets_s" in info and len(info["onsets_s"]) == data.epochs.shape[0]:
+        info["onsets_s"] = list(info["onsets_s"])[:n]
+    return EpochData(data.epochs[:n], data.stimulus_ids[:n], data.times, list(data.ch_names),
+                     test_ids=data.test_ids, info=info)

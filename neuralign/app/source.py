@@ -59,3 +59,31 @@ class StaticSource:
 
     def latest(self) -> Snapshot | None:
         return self._snapshot
+
+
+class AttributeSource:
+    """Adapter for publishers that expose the snapshot as an attribute (``obj.snapshot``).
+
+    Only ``latest()`` is forwarded: the window shows such an object but does not control it.
+    """
+
+    def __init__(self, obj, attr: str = "snapshot") -> None:
+        self.obj = obj
+        self.attr = attr
+
+    def latest(self) -> Snapshot | None:
+        return getattr(self.obj, self.attr, None)
+
+    @property
+    def error(self):
+        e = getattr(self.obj, "_error", None)
+        return None if e is None else str(e)
+
+
+def as_source(obj):
+    """``obj`` if it has ``latest()``; an :class:`AttributeSource` if it has ``.snapshot``."""
+    if obj is None or callable(getattr(obj, "latest", None)):
+        return obj
+    if hasattr(obj, "snapshot"):
+        return AttributeSource(obj)
+    raise TypeError(f"{type(obj).__name__} has neither latest() nor a snapshot attribute")

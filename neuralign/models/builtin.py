@@ -121,8 +121,9 @@ def build_mobilenet_v2(*, force: bool = False) -> ModelSpec:
     outs = [f"{n}/mean" for n in names[:-1]] + ["classifier/logits"]
     folder = _fresh_folder("mobilenet_v2")
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    path = export_module(wrapper, (x,), folder / "model.onnx", input_names=["pixel_values"],
-                         output_names=outs)
+    path = folder / "model.onnx"
+    exporter = export_module(wrapper, (x,), path, input_names=["pixel_values"],
+                             output_names=outs)
     diff = verify_export(wrapper, (torch.randn(3, 3, 224, 224),), path,
                          input_names=["pixel_values"], output_names=outs)
     n_params = int(sum(p.numel() for p in wrapper.parameters()))
@@ -137,7 +138,8 @@ def build_mobilenet_v2(*, force: bool = False) -> ModelSpec:
         default_pooling="mean",
         notes="torchvision MobileNetV2 IMAGENET1K_V1 weights (from "
               f"{MOBILENET['pip']}); blocks global-average-pooled, classifier = logits",
-        verification={"reference": "torch eager", "max_abs_diff": diff, "batch": 3},
+        verification={"reference": "torch eager", "max_abs_diff": diff, "batch": 3,
+                      "exporter": exporter},
         info={"source": str(src), "source_sha256": MOBILENET["sha256"],
               "export_version": EXPORT_VERSION, "n_params": n_params},
     )

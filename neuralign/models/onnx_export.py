@@ -6,13 +6,31 @@ Export-time only (imports torch, onnx, onnxruntime).
 from __future__ import annotations
 
 import io
+import os
+import sys
+import tempfile
 import warnings
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NeuralignError
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 (the exporters print whole graphs on failure)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def export_module(
@@ -24,10 +42,10 @@ def export_module(
     output_names: list[str],
     dynamic_batch: bool = True,
     opset: int = 17,
-) -> Path:
+) -> str:
     """Export ``module(*example)`` (a tuple of tensors out) to ``path`` with the legacy
     TorchScript exporter (fast, works for ViT/CLIP/LLaVA/Qwen2-VL here); falls back to the
-    dynamo exporter when the legacy one fails."""
+    dynamo exporter when the legacy one fails. Returns the exporter used."""
     import torch
 
     path = Path(path)
@@ -36,7 +54,8 @@ def export_module(
     if dynamic_batch:
         axes = {n: {0: "batch"} for n in input_names + output_names}
     module.eval()
-    with torch.no_grad(), warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+    with torch.no_grad(), warnings.catch_warnings(), redirect_stdout(io.StringIO()), \
+            quiet_stderr():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
@@ -44,6 +63,7 @@ def export_module(
                 output_names=output_names, dynamic_axes=axes, opset_version=opset,
                 dynamo=False, do_constant_folding=True,
             )
+            exporter = "torchscript"
         except Exception as legacy_error:  # noqa: BLE001 - try the other exporter
             try:
                 dyn = None
@@ -55,12 +75,13 @@ def export_module(
                     dynamic_shapes=dyn, opset_version=max(opset, 18), dynamo=True,
                 )
                 prog.save(str(path))
+                exporter = "dynamo"
             except Exception as e:
                 raise NeuralignError(
                     f"ONNX export failed (legacy: {type(legacy_error).__name__}: "
                     f"{str(legacy_error)[:120]}; dynamo: {type(e).__name__}: {str(e)[:120]})"
                 ) from e
-    return path
+    return exporter
 
 
 def verify_export(module, inputs: tuple, path: str | Path, *, input_names: list[str],

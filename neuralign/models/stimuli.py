@@ -237,14 +237,9 @@ def things_set(folder: str | Path) -> StimulusSet:
     ``test_images/``); ids are the image file stems, the test set is the metadata's."""
     root = Path(folder)
     meta_path = root / "image_metadata.npy"
-    try:
-        from ..io.safe_pickle import load_pickled_npy
-    except ImportError as e:  # pragma: no cover - written by another part of the project
-        raise NeuralignError(
-            "reading image_metadata.npy needs neuralign.io.safe_pickle (not in this install)",
-            path=meta_path,
-        ) from e
-    meta = load_pickled_npy(meta_path)
+    from ..io.safe_pickle import load_npy
+
+    meta = load_npy(meta_path)
     if not isinstance(meta, dict) or "train_img_files" not in meta or "test_img_files" not in meta:
         raise NeuralignError("expected a dict with train_img_files/test_img_files", path=meta_path)
     full = folder_set(root)

@@ -26,6 +26,11 @@ class StreamHealth:
     gaps: int = 0
     latency_s: float = float("nan")  # marker -> epoch-in-engine latency, last epoch
     markers_received: int = 0
+    # added by the live updater (defaults keep older readers working)
+    eeg_source_id: str = ""
+    stalled_s: float = 0.0  # seconds since the last EEG sample arrived
+    pending_markers: int = 0  # stimulus markers waiting for their data up to tmax
+    latency_median_s: float = float("nan")  # over all epochs so far
 
 
 @dataclass(frozen=True)
@@ -53,3 +58,8 @@ class Snapshot:
     scope: np.ndarray | None = None
     scope_times: np.ndarray | None = None
     marker_times: tuple[float, ...] = ()
+    # added by the live updater
+    control_markers: int = 0
+    unknown_ids: tuple[str, ...] = ()
+    n_refreshes: int = 0
+    finished: bool = False

@@ -117,7 +117,7 @@ class XDFWriter:
         self._buf += _chunk(
             TAG_SAMPLES, struct.pack("<I", stream_id) + _varlen(n) + rec.tobytes())
         self._count(stream_id, ts)
-        self._maybe_flush()
+        self.maybe_flush()
 
     def write_strings(self, stream_id: int, values: list[list[str]], ts) -> None:
         """Append string samples (each a list of ``channel_count`` strings)."""
@@ -132,14 +132,14 @@ class XDFWriter:
                 body += _varlen(len(b)) + b
         self._buf += _chunk(TAG_SAMPLES, bytes(body))
         self._count(stream_id, np.asarray(ts, dtype=float))
-        self._maybe_flush()
+        self.maybe_flush()
 
     def write_offset(self, stream_id: int, collection_time: float, offset: float) -> None:
         """A ClockOffset chunk (``offset`` maps the stream's clock to the recorder's)."""
         self._offsets[stream_id].append((collection_time, offset))
         self._buf += _chunk(
             TAG_CLOCKOFFSET, struct.pack("<Idd", stream_id, collection_time, offset))
-        self._maybe_flush()
+        self.maybe_flush()
 
     def boundary(self) -> None:
         self._buf += _chunk(TAG_BOUNDARY, BOUNDARY)
@@ -151,7 +151,7 @@ class XDFWriter:
         st[1] = float(ts[-1])
         st[2] += int(ts.shape[0])
 
-    def _maybe_flush(self) -> None:
+    def maybe_flush(self) -> None:
         now = time.monotonic()
         if now - self._last_flush >= self.flush_s:
             self.flush()

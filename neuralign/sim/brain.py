@@ -169,7 +169,9 @@ class SyntheticBrain:
         Full width at half maximum of each layer's Gaussian temporal profile (s).
     snr : float
         Amplitude of each layer's evoked contribution at its peak (RMS over stimuli and
-        channels) relative to the single-trial background RMS (``noise_scale``).
+        channels) relative to the single-trial background RMS (``noise_scale``). The default
+        0.09 gives a held-out encoding r of about 0.5 at the peaks with the full THINGS-EEG2
+        design (16540 train images x 4 reps, 200 test x 80); smaller designs need more.
     noise_scale : float
         Standard deviation of the background (arbitrary units, ~µV).
     trial_gain_sd : float
@@ -189,7 +191,7 @@ class SyntheticBrain:
         ch_names: Sequence[str] | None = None,
         peak_latencies: Sequence[float] | None = None,
         width_s: float | Sequence[float] = 0.04,
-        snr: float = 0.3,
+        snr: float = 0.09,
         noise_scale: float = 1.0,
         trial_gain_sd: float = 0.2,
         noise_mix: dict[str, float] | None = None,

@@ -7,15 +7,20 @@ must never silently fall back to a default).
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 from ..errors import NeuralignError
 
 #: Marker strings the presenter sends besides stimulus ids. Stimulus ids may not use them.
-RESERVED_MARKERS = ("block_start", "break", "target", "response", "abort", "end")
+RESERVED_MARKERS = ("block_start", "break", "target", "response", "end", "end_abort")
 
 
 @dataclass

@@ -11,17 +11,21 @@ writes, before the run:
 
 Design file format (version 1)::
 
-    {"version": 1,
+    {"format": "neuralign-design", "version": 1,
      "marker_stream": "neuralign-markers",
-     "stimuli": [{"id": "img001", "role": "train"}, {"id": "img002", "role": "test"}, ...],
+     "soa_s": 0.2,
+     "stimuli": [{"id": "img001", "role": "train", "reps": 4},
+                 {"id": "img002", "role": "test", "reps": 20}, ...],
      "trials": [{"index": 0, "block": 0, "sequence": 0, "position": 0, "kind": "stimulus",
                  "stimulus_id": "img001", "role": "train", "rep": 0, "marker": "img001",
                  "onset_frame": 30}, ...],
-     "reserved_markers": ["block_start", "break", "target", "response", "abort", "end"],
+     "reserved_markers": ["block_start", "break", "target", "response", "end", "end_abort"],
      "timing": {...}, "seed": 0, "config": {...}}
 
-``role`` is ``train`` or ``test``: the live engine scores on the ``test`` stimuli (none: nested
-cross-validation). Trials of kind ``target`` (catch trials) send the marker ``target`` and are
+The keys ``format``, ``version``, ``marker_stream``, ``soa_s`` and ``stimuli`` are those of
+:mod:`neuralign.realtime.design` (which ``live --design`` uses to read it); ``trials`` and the
+rest are the presenter's additions. ``role`` is ``train`` or ``test``: the live engine scores
+on the ``test`` stimuli (none: nested cross-validation). Trials of kind ``target`` (catch trials) send the marker ``target`` and are
 not analysed. ``onset_frame`` counts frames from the block's first flip.
 """
 
@@ -40,6 +44,7 @@ from .sources import Stimulus
 from .timing import FrameTiming, frame_timing
 
 DESIGN_VERSION = 1
+DESIGN_FORMAT = "neuralign-design"  # as neuralign.realtime.design reads it
 TARGET_ID = "target"
 
 
@@ -88,10 +93,14 @@ class SessionDesign:
 
     def to_dict(self) -> dict:
         """The design file content (see module docstring)."""
+        reps = {"train": self.config.stimuli.train_reps, "test": self.config.stimuli.test_reps}
         return {
+            "format": DESIGN_FORMAT,
             "version": DESIGN_VERSION,
             "marker_stream": self.config.markers.stream_name,
-            "stimuli": [{"id": sid, "role": role} for sid, role in self.roles.items()],
+            "soa_s": self.timing.soa_s,
+            "stimuli": [{"id": sid, "role": role, "reps": reps[role]}
+                        for sid, role in self.roles.items()],
             "trials": [asdict(t) for t in self.trials],
             "reserved_markers": list(RESERVED_MARKERS),
             "timing": self.timing.to_dict(),

@@ -46,9 +46,10 @@ class MarkerOutlet:
     def local_clock(self) -> float:
         return self._pylsl.local_clock()
 
-    def push(self, marker: str) -> float:
-        """Send ``marker`` stamped now; return the LSL timestamp used."""
-        stamp = self._pylsl.local_clock()
+    def push(self, marker: str, *, stamp: float | None = None) -> float:
+        """Send ``marker`` stamped ``stamp`` (default: now); return the timestamp used."""
+        if stamp is None:
+            stamp = self._pylsl.local_clock()
         self.outlet.push_sample([marker], stamp)
         self.n_pushed += 1
         return stamp

@@ -223,8 +223,12 @@ def resolve_source(
         stimuli = things_stimuli(resolve(rest))
     elif kind == "features" and rest:
         stimuli = feature_stimuli(resolve(rest), images=resolve(images) if images else None)
-    elif resolve(source).is_dir():
-        stimuli = folder_stimuli(resolve(source))
+    elif resolve(source).is_dir():  # a bare folder: THINGS if it has the metadata
+        folder = resolve(source)
+        if (folder / "image_metadata.npy").is_file():
+            stimuli = things_stimuli(folder)
+        else:
+            stimuli = folder_stimuli(folder)
     else:
         raise NeuralignError(
             f"unknown stimulus source {source!r}: use builtin, folder:PATH, things:PATH or "
@@ -268,7 +272,7 @@ def check_readable(stimuli: Iterable[Stimulus], *, progress: bool = True) -> Non
             im = stim.open()
             if im.width < 1 or im.height < 1:
                 raise ValueError("empty image")
-        except Exception as e:  # noqa: BLE001 - any decoder failure means "unreadable"
+        except Exception as e:  # any decoder failure means "unreadable"
             bad.append(f"{stim.origin} ({type(e).__name__})")
     if bad:
         raise NeuralignError(f"{len(bad)} unreadable image(s), refused before the run: {few(bad)}")

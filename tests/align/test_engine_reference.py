@@ -42,7 +42,8 @@ def _pearson(a, b):
 
 def test_nested_cv_matches_sklearn():
     fs, sids, epochs, times, ch = make_problem(n=80, reps=2, seed=1)
-    eng = AlignmentEngine(fs, times=times, ch_names=ch, alphas=ALPHAS, n_folds=4)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, alphas=ALPHAS, n_folds=4,
+                          alpha_selection="kfold")
     eng.add_epochs(sids, epochs)
     res = eng.refresh()
     y = _means(fs, sids, epochs)
@@ -68,7 +69,8 @@ def test_nested_cv_matches_sklearn():
 def test_train_test_matches_sklearn():
     fs, sids, epochs, times, ch = make_problem(n=100, reps=3, seed=2)
     test_ids = fs.stimulus_ids[:25].tolist()
-    eng = AlignmentEngine(fs, times=times, ch_names=ch, alphas=ALPHAS, n_folds=5, test_ids=test_ids)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, alphas=ALPHAS, n_folds=5, test_ids=test_ids,
+                          alpha_selection="kfold")
     eng.add_epochs(sids, epochs)
     res = eng.refresh()
     y = _means(fs, sids, epochs)
@@ -109,3 +111,43 @@ def test_torch_backend_matches_numpy(dtype):
         eng.add_epochs(sids, epochs)
         out.append(eng.refresh().encoding_r)
     np.testing.assert_allclose(out[0], out[1], atol=1e-6 if dtype == "float64" else 1e-3)
+
+
+def _gcv_alphas(x_tr, y_tr):
+    """GCV per target from sklearn fits: n RSS / (n - 1 - df)^2, df = trace of the hat matrix."""
+    n = x_tr.shape[0]
+    xc = x_tr - x_tr.mean(0)
+    s = np.linalg.svd(xc, compute_uv=False)
+    scores = []
+    for a in ALPHAS:
+        rss = ((y_tr - Ridge(alpha=a, solver="svd").fit(x_tr, y_tr).predict(x_tr)) ** 2).sum(0)
+        df = (s**2 / (s**2 + a)).sum()
+        scores.append(n * rss / (n - 1 - df) ** 2)
+    return ALPHAS[np.argmin(np.stack(scores), axis=0)]
+
+
+@pytest.mark.parametrize("design", [False, True])
+def test_gcv_matches_sklearn(design):
+    fs, sids, epochs, times, ch = make_problem(n=90, reps=2, seed=9)
+    test_ids = fs.stimulus_ids[:20].tolist() if design else None
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, alphas=ALPHAS, n_folds=4, test_ids=test_ids)
+    eng.add_epochs(sids, epochs)
+    res = eng.refresh()
+    y = _means(fs, sids, epochs)
+    is_test = np.isin(fs.stimulus_ids, test_ids) if design else np.zeros(len(y), bool)
+    fold = np.array([stable_fold(s, 4) for s in fs.stimulus_ids])
+    for li, feats in enumerate(fs.arrays):
+        x = _zscore(np.asarray(feats, float), ~is_test)
+        if design:
+            tr = ~is_test
+            best = _gcv_alphas(x[tr], y[tr])
+            pred = Ridge(alpha=best, solver="svd").fit(x[tr], y[tr]).predict(x[is_test])
+            ref = _pearson(pred, y[is_test])
+        else:
+            preds = np.zeros_like(y)
+            for f in range(4):
+                tr = fold != f
+                best = _gcv_alphas(x[tr], y[tr])
+                preds[~tr] = Ridge(alpha=best, solver="svd").fit(x[tr], y[tr]).predict(x[~tr])
+            ref = _pearson(preds, y)
+        np.testing.assert_allclose(res.encoding_r[li], ref.reshape(len(ch), len(times)), atol=1e-6)

@@ -1,0 +1,133 @@
+"""Feature-extraction throughput: ONNX Runtime vs torch eager, same model, same batch size,
+same thread count, one process. Prints images/s and the ratio ORT / torch.
+
+    .venv/bin/python bench/bench_models.py [--batch-size 8] [--threads 2] [--quick]
+
+Models: ``mobilenet_v2`` (the built-in, real ImageNet weights; every block pooled + logits)
+and a ViT-S/16-sized ViT (``ViTModel``, 12 blocks, width 384, 224 px; random weights from a
+transformers config: speed does not depend on the weights) with every block CLS+mean pooled.
+Both paths compute the same outputs (every layer, pooled). Where ``CUDAExecutionProvider``
+is available the GPU figure is added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _rate(fn, n_images: int, *, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return n_images / float(np.median(times))
+
+
+def bench_pair(name, module, spec, *, batch: int, repeats: int, threads: int) -> dict:
+    import torch
+
+    from neuralign.models.runtime import LayerRunner
+
+    size = spec.preprocessing["crop"]
+    x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+    xt = torch.from_numpy(x)
+    pooling = spec.resolve_pooling(None)
+    cpu = LayerRunner(spec, providers=["CPUExecutionProvider"], threads=threads)
+    torch.set_num_threads(threads)
+
+    def run_torch():
+        with torch.inference_mode():
+            module(xt)
+
+    out = {"model": name, "batch": batch, "threads": threads,
+           "torch_eager_img_s": _rate(run_torch, batch, repeats=repeats),
+           "ort_cpu_img_s": _rate(lambda: cpu.run(x, pooling), batch, repeats=repeats)}
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        gpu = LayerRunner(spec, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        out["ort_cuda_img_s"] = _rate(lambda: gpu.run(x, pooling), batch, repeats=repeats)
+        if torch.cuda.is_available():
+            mg = module.to("cuda")
+            xg = xt.to("cuda")
+
+            def run_torch_gpu():
+                with torch.inference_mode():
+                    mg(xg)
+                torch.cuda.synchronize()
+
+            out["torch_cuda_img_s"] = _rate(run_torch_gpu, batch, repeats=repeats)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = ap.parse_args()
+    repeats = 3 if args.quick else 7
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("NEURALIGN_CACHE", str(Path(tmp) / "cache"))
+        import torch
+        import transformers
+
+        from neuralign.models import builtin
+        from neuralign.models.hf_export import _vision_layers_module, export_hf
+        from neuralign.models.mobilenet import MobileNetV2Layers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        results = []
+        spec = builtin.build_mobilenet_v2()
+        net = MobileNetV2Layers(builtin.load_mobilenet_torch()).eval()
+        results.append(bench_pair("mobilenet_v2", net, spec, batch=args.batch_size,
+                                  repeats=repeats, threads=args.threads))
+
+        torch.manual_seed(0)
+        cfg = transformers.ViTConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                     intermediate_size=1536, image_size=224, patch_size=16)
+        vit = transformers.ViTModel(cfg, add_pooling_layer=False).eval()
+        vit.save_pretrained(str(Path(tmp) / "vit_s16"))
+        vspec = export_hf(Path(tmp) / "vit_s16", Path(tmp) / "vit_s16_onnx")
+        vit_t = transformers.ViTModel.from_pretrained(str(Path(tmp) / "vit_s16"),
+                                                      attn_implementation="eager").eval()
+        wrapper = _vision_layers_module(vit_t, 1, True)
+        results.append(bench_pair("vit_s16 (ViT-S/16, 12 blocks)", wrapper, vspec,
+                                  batch=args.batch_size, repeats=repeats, threads=args.threads))
+        print(f"export check (max abs diff vs torch): mobilenet_v2 "
+              f"{spec.verification['max_abs_diff']:.2e}, vit_s16 "
+              f"{vspec.verification['max_abs_diff']:.2e}")
+
+    print(f"{'model':32s} {'batch':>5s} {'thr':>3s} {'torch img/s':>12s} {'ORT img/s':>10s} "
+          f"{'ORT/torch':>9s}")
+    for r in results:
+        ratio = r["ort_cpu_img_s"] / r["torch_eager_img_s"]
+        print(f"{r['model']:32s} {r['batch']:5d} {r['threads']:3d} "
+              f"{r['torch_eager_img_s']:12.1f} {r['ort_cpu_img_s']:10.1f} {ratio:9.2f}")
+        if "ort_cuda_img_s" in r:
+            line = f"  GPU: ORT CUDA {r['ort_cuda_img_s']:.1f} img/s"
+            if "torch_cuda_img_s" in r:
+                line += (f", torch CUDA {r['torch_cuda_img_s']:.1f} img/s, ratio "
+                         f"{r['ort_cuda_img_s'] / r['torch_cuda_img_s']:.2f}")
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""``neuralign analyze``: offline layer x latency alignment of a dataset with model features."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NeuralignError, few
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="offline layer x latency alignment of a dataset",
+        description=(
+            "Ridge encoding (held-out r per layer x channel x time), RSA and noise ceilings of "
+            "an EEG dataset against per-layer model features. Writes results.json, maps.npz, "
+            "PNG figures and report.html into --out."
+        ),
+    )
+    add_analysis_args(p)
+    p.set_defaults(func=run)
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``analyze`` and ``demo``."""
+    p.add_argument("--dataset", required=True, metavar="KIND:PATH",
+                   help="e.g. things-eeg2:/data/sub-01 (kinds: things-eeg2, sim, ...)")
+    p.add_argument("--features", required=True, type=Path, metavar="FEATURES",
+                   help="features (.npz: stimulus_ids + one (N, D) array per layer)")
+    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
+    p.add_argument("--metadata", type=Path, default=None,
+                   help="image_metadata.npy (default: in the subject folder's parent)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None,
+                   help="ridge alphas (default: 8 values, logspace(-1, 6))")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "torch", "torch_cuda"])
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--alpha-selection", default="gcv", choices=["gcv", "kfold"],
+                   help="per-target alpha from training data only: generalised CV (default, "
+                        "fast) or K-fold CV over the training folds")
+    p.add_argument("--max-rsa-stimuli", type=int, default=200,
+                   help="cap on the stimuli in the RDMs (default 200; 0 = no cap)")
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+
+
+def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
+    ids = np.unique(data.stimulus_ids)
+    missing = [s for s in ids.tolist() if s not in features]
+    if missing:
+        raise NeuralignError(
+            f"{len(missing)} of {ids.size} EEG stimulus ids are not in the features: "
+            f"{few(missing)}",
+            path=features_path,
+        )
+    if n_folds < 2:
+        raise NeuralignError(f"--folds must be at least 2, got {n_folds}")
+    test = set(data.test_ids or [])
+    n_train = int(sum(1 for s in ids.tolist() if s not in test))
+    if n_train < n_folds:
+        what = "training stimuli" if test else "stimuli"
+        raise NeuralignError(
+            f"{n_train} {what} with EEG is fewer than --folds {n_folds}"
+        )
+    if test:
+        n_test = len(test & set(ids.tolist()))
+        if n_test < 3:
+            raise NeuralignError(f"only {n_test} test stimuli with EEG; need at least 3")
+
+
+def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
+            dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
+            alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200):
+    """Run the engine on ``data`` (EpochData) and ``features`` (FeatureSet) with progress."""
+    from tqdm import tqdm
+
+    from ..align.engine import AlignmentEngine
+
+    # All the features' stimuli, as a live session sees them: feature standardisation then
+    # does not depend on which stimuli happened to be shown (live = offline).
+    fs = features
+    test_ids = [s for s in (data.test_ids or []) if s in fs] if data.test_ids else None
+    eng = AlignmentEngine(
+        fs, times=data.times, ch_names=data.ch_names, test_ids=test_ids, alphas=alphas,
+        n_folds=n_folds, backend=backend, dtype=dtype, alpha_selection=alpha_selection,
+        max_rsa_stimuli=max_rsa_stimuli or None,
+    )
+    n = data.epochs.shape[0]
+    with tqdm(total=n, desc="accumulating epochs", unit="epoch", disable=quiet,
+              file=sys.stderr, leave=False) as bar:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
+            bar.update(stop - start)
+    if not quiet:
+        print(f"solving {fs.n_layers} layers (ridge, RSA, noise ceilings)...", file=sys.stderr)
+    t0 = time.perf_counter()
+    result = eng.refresh()
+    result.settings["dataset"] = dict(getattr(data, "info", {}) or {})
+    result.counts["refresh_s"] = time.perf_counter() - t0
+    return result
+
+
+def summary_lines(result, planted: dict | None = None) -> list[str]:
+    """A short per-layer table (peak latency ms, peak r, RSA peak) and, when the data are
+    simulated, how well the planted latencies were recovered."""
+    from ..report import layer_table
+
+    rows = layer_table(result)
+    width = max(8, *(len(r["layer"]) for r in rows))
+    planted_lat = _planted(planted, result.layers)
+    head = f"{'layer':<{width}}  enc peak ms  peak r  RSA peak ms  peak rho"
+    if planted_lat is not None:
+        head += "  planted ms"
+    lines = [head]
+    for i, r in enumerate(rows):
+        line = (f"{r['layer']:<{width}}  {_n(r['enc_peak_ms'], 0):>11}  {_n(r['enc_peak_r']):>6}"
+                f"  {_n(r['rsa_peak_ms'], 0):>11}  {_n(r['rsa_peak_rho']):>8}")
+        if planted_lat is not None:
+            line += f"  {_n(planted_lat[i] * 1000, 0):>10}"
+        lines.append(line)
+    if planted_lat is not None:
+        rec = recovery(result, planted_lat)
+        lines.append(
+            f"planted hierarchy: Spearman(peak latency, planted) = {rec['spearman']:.3f}, "
+            f"mean |error| = {rec['mae_ms']:.1f} ms -> "
+            + ("RECOVERED" if rec["recovered"] else "NOT recovered")
+            + " (criterion: Spearman >= 0.9 and mean |error| <= 20 ms)"
+        )
+    return lines
+
+
+def _n(x, nd: int = 3) -> str:
+    return "-" if x is None or not np.isfinite(x) else (f"{x:.0f}" if nd == 0 else f"{x:.{nd}f}")
+
+
+def _planted(planted: dict | None, layers: list[str]) -> np.ndarray | None:
+    if not planted or planted.get("peak_latencies_s") is None:
+        return None
+    lat = np.asarray(planted["peak_latencies_s"], dtype=float)
+    names = planted.get("layers")
+    if names is not None and list(names) != list(layers):
+        m = dict(zip(names, lat))
+        return np.array([m.get(n, np.nan) for n in layers])
+    return lat if lat.size == len(layers) else None
+
+
+def recovery(result, planted_lat) -> dict:
+    """Spearman and mean absolute error (ms) of encoding peak latencies vs planted ones."""
+    from scipy.stats import spearmanr
+
+    lat, _ = result.peaks("encoding")
+    planted_lat = np.asarray(planted_lat, dtype=float)
+    ok = np.isfinite(lat) & np.isfinite(planted_lat)
+    if ok.sum() < 2:
+        return {"spearman": float("nan"), "mae_ms": float("nan"), "recovered": False}
+    rho = float(spearmanr(lat[ok], planted_lat[ok])[0])
+    mae = float(np.abs(lat[ok] - planted_lat[ok]).mean() * 1000)
+    return {"spearman": rho, "mae_ms": mae, "recovered": bool(rho >= 0.9 and mae <= 20.0),
+            "criterion": "Spearman >= 0.9 and mean |error| <= 20 ms"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.features import load_features
+    from ..offline.datasets import load_dataset, parse_spec
+    from ..report import write_outputs
+
+    kind, path = parse_spec(args.dataset)
+    options = {}
+    if args.metadata is not None:
+        options["metadata"] = args.metadata
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_dataset(args.dataset, **options)
+    for w in caught:  # one line each, no source excerpt
+        print(f"neuralign: warning: {w.message}", file=sys.stderr)
+    features = load_features(args.features)
+    _check_inputs(data, features, args.folds, args.features)
+    if not args.quiet:
+        print(f"{data.epochs.shape[0]} epochs of {np.unique(data.stimulus_ids).size} stimuli, "
+              f"{len(data.ch_names)} channels x {data.times.size} times; "
+              f"{features.n_layers} layers", file=sys.stderr)
+    result = analyze(data, features, alphas=args.alphas, n_folds=args.folds,
+                     backend=args.backend, dtype=args.dtype, quiet=args.quiet,
+                     alpha_selection=args.alpha_selection,
+                     max_rsa_stimuli=args.max_rsa_stimuli)
+    planted = (data.info or {}).get("planted") or _planted_from(kind, path)
+    extra: dict = {
+        "command": "neuralign analyze",
+        "options": {k: (str(v) if isinstance(v, Path) else v)
+                    for k, v in vars(args).items() if k not in ("func", "command")},
+        "dataset": args.dataset,
+        "features": str(args.features),
+    }
+    if planted:
+        extra["planted"] = {"layers": planted.get("layers"),
+                            "peak_latencies_s": planted.get("peak_latencies_s")}
+        extra["simulated"] = True
+        pl = _planted(planted, result.layers)
+        if pl is not None:
+            extra["recovery"] = recovery(result, pl)
+    title = args.title or f"neuralign analyze: {args.dataset}"
+    paths = write_outputs(result, args.out, title=title, extra=extra)
+    if not args.quiet:
+        for line in summary_lines(result, planted):
+            print(line)
+        print(f"results: {paths['results']}  report: {paths['report']}")
+    return 0
+
+
+def _planted_from(kind: str, path: str) -> dict | None:
+    """The planted truth of a simulated subject, if ``path`` is one."""
+    if kind not in ("things-eeg2", "sim"):
+        return None
+    from ..sim.dataset import read_planted
+
+    p = read_planted(path)
+    return p if p and p.get("simulated") else None

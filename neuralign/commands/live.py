@@ -1,0 +1,140 @@
+"""``neuralign live``: a headless live session from LSL streams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "live",
+        help="headless live session from LSL streams",
+        description=(
+            "Connect to an EEG stream and a marker stream, epoch every stimulus marker, build the "
+            "layer x latency maps live, record everything to OUT/recording/session.xdf, and on "
+            "--duration or Ctrl-C write results.json, maps.npz, figures and report.html to OUT. "
+            "Stream specs: NAME (name or source id), name:X, type:X or source_id:X."
+        ),
+    )
+    p.add_argument("--eeg-stream", required=True, help="EEG stream (name, or type:/source_id:)")
+    p.add_argument("--marker-stream", required=True, help="marker stream (strings or int codes)")
+    p.add_argument("--features", required=True, type=Path, help="layer features (.npz / cache)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--design", type=Path, default=None,
+                   help="session design JSON (test stimuli score; else nested CV)")
+    p.add_argument("--codes", type=Path, default=None,
+                   help="JSON {code: stimulus_id} for integer marker streams")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    p.add_argument("--tmin", type=float, default=-0.2)
+    p.add_argument("--tmax", type=float, default=0.8)
+    p.add_argument("--sfreq", type=float, default=100.0, help="analysis rate, Hz (100)")
+    p.add_argument("--baseline", nargs=2, default=None, metavar=("START", "END"),
+                   help="baseline interval in s ('none' for an end); default tmin..0")
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--l-freq", type=float, default=None, help="causal high-pass, Hz")
+    p.add_argument("--h-freq", type=float, default=None, help="causal low-pass, Hz")
+    p.add_argument("--reject-ptp", type=float, default=None,
+                   help="reject epochs with peak-to-peak above this on any channel")
+    p.add_argument("--flat-ptp", type=float, default=0.0,
+                   help="reject epochs with a channel's peak-to-peak <= this (0)")
+    p.add_argument("--gap", type=float, default=0.05, help="timestamp jump counted as a gap, s")
+    p.add_argument("--refresh-hz", type=float, default=1.0, help="map refreshes per second")
+    p.add_argument("--backend", default="numpy", help="engine backend (numpy|torch|torch_cuda)")
+    p.add_argument("--connect-timeout", type=float, default=10.0)
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+    p.set_defaults(func=run)
+
+
+def _baseline(args):
+    if args.no_baseline:
+        return None
+    if args.baseline is None:
+        return (None, 0.0)
+    return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+
+
+def write_results(result, out_dir: Path, *, title: str, extra: dict | None = None) -> dict:
+    """The ``analyze`` output contract (report helper when present, else results + maps)."""
+    try:
+        from ..report import write_outputs
+    except ImportError:
+        return result.save(out_dir)
+    return write_outputs(result, out_dir, title=title, extra=extra)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.features import load_features
+    from ..realtime.design import load_design
+    from ..realtime.session import LiveSession
+    from ..realtime.settings import EpochSettings
+
+    features = load_features(args.features)
+    design = load_design(args.design) if args.design else None
+    codes = None
+    if args.codes:
+        from ..errors import NeuralignError
+
+        try:
+            codes = json.loads(Path(args.codes).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise NeuralignError(f"cannot read the code table ({e})", path=args.codes) from e
+    settings = EpochSettings(
+        tmin=args.tmin, tmax=args.tmax, sfreq=args.sfreq, baseline=_baseline(args),
+        l_freq=args.l_freq, h_freq=args.h_freq, reject_ptp=args.reject_ptp,
+        flat_ptp=args.flat_ptp, gap_s=args.gap)
+    sess = LiveSession(features, eeg_stream=args.eeg_stream, marker_stream=args.marker_stream,
+                       out_dir=args.out, settings=settings, design=design, codes=codes,
+                       refresh_hz=args.refresh_hz, connect_timeout=args.connect_timeout,
+                       engine_kw={"backend": args.backend})
+    print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
+          flush=True)
+    sess.connect()
+    print(f"connected: {sess.eeg.name} ({sess.eeg.n_channels} ch @ {sess.eeg.sfreq:g} Hz), "
+          f"markers {sess.mk.name}; scoring: "
+          f"{'design test set' if sess.test_ids else 'nested cross-validation'}; "
+          f"recording to {sess.recorder.dir}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    sess.start()
+    t_end = None if args.duration is None else time.monotonic() + args.duration
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    try:
+        while not stop.is_set() and sess.running:
+            if t_end is not None and time.monotonic() >= t_end:
+                break
+            stop.wait(0.25)
+            now = time.monotonic()
+            if not args.quiet and (tty or now - last_print >= 5.0):
+                last_print = now
+                end = "\r" if tty else "\n"
+                print(sess.status_line().ljust(110), end=end, file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print("\nstopping (Ctrl-C)...", file=sys.stderr)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    result = sess.stop()
+    if not args.quiet:
+        print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
+    title = args.title or f"neuralign live: {sess.eeg.name}"
+    paths = write_results(result, args.out, title=title,
+                          extra={"recording": str(sess.recorder.dir)})
+    snap = sess.snapshot
+    print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
+          f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
+          f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
+          file=sys.stderr)
+    print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    for k, v in (paths or {}).items():
+        print(f"{k}: {v}", file=sys.stderr)
+    return 0

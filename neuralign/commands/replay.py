@@ -1,0 +1,184 @@
+"""``neuralign replay``: play a recording or a dataset through the engine, as if live.
+
+In the window (default) with pause and speed control, or ``--headless`` as fast as it goes,
+writing the results contract (``results.json``, ``maps.npz``, figures, ``report.html``) to
+``--out``. This is the in-process path: epochs go straight into the engine, no LSL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from ..errors import NeuralignError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "replay",
+        help="replay a recording or dataset through the engine",
+        description=(
+            "Feed a past session (--recording) or any dataset (--dataset KIND:PATH) through the "
+            "alignment engine at real speed or faster and watch the maps build up in the "
+            "window, or run --headless and write the results."
+        ),
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recording", type=Path, metavar="DIR",
+                     help="a live session's output folder (or its .xdf)")
+    src.add_argument("--dataset", metavar="KIND:PATH",
+                     help="e.g. things-eeg2:/data/sub-01, sim:/tmp/sim, mne-epochs:x-epo.fif")
+    p.add_argument("--features", type=Path, default=None,
+                   help="features (.npz or feature cache); default: the recording's, or a "
+                        "features.npz next to the dataset")
+    p.add_argument("--speed", type=float, default=None,
+                   help="x real time (default 1 in the window, as fast as possible with "
+                        "--headless); 0 = as fast as possible")
+    p.add_argument("--soa", type=float, default=None,
+                   help="seconds between stimulus onsets (default: recorded onsets, else 0.2)")
+    p.add_argument("--order", choices=("as-is", "shuffle"), default=None,
+                   help="epoch order (default: as-is for --recording, shuffle for --dataset, "
+                        "since dataset files group training and test epochs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --order shuffle")
+    p.add_argument("--max-epochs", type=int, default=None, help="play only the first N epochs")
+    p.add_argument("--refresh", type=float, default=2.0,
+                   help="seconds between map refreshes in the window (default 2)")
+    p.add_argument("--loop", action="store_true", help="start over when the data run out")
+    p.add_argument("--backend", default="numpy", help="engine backend: numpy, torch, torch_cuda")
+    p.add_argument("--headless", action="store_true", help="no window: play, write --out, exit")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write results here (at the end, or when the window closes)")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
+                   help="save the window as PNG before exiting (renders offscreen)")
+    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
+                   help="close the window after this many seconds (exit status 0)")
+    p.set_defaults(func=run)
+
+
+def _default_features(args, data) -> Path:
+    if args.features is not None:
+        return args.features
+    cands = []
+    feat = data.info.get("features") or (data.info.get("settings") or {}).get("features")
+    if isinstance(feat, str) and feat:
+        cands.append(Path(feat))
+    base = args.recording if args.recording is not None else Path(args.dataset.partition(":")[2])
+    for d in (base, base.parent, base.parent.parent):
+        cands.append(d / "features.npz")
+    for c in cands:
+        if c.exists():
+            return c
+    raise NeuralignError("no features found for this dataset: give --features FILE",
+                         path=base)
+
+
+def build_source(args):
+    """(ReplaySource, EpochData, features path) from the parsed arguments."""
+    from ..app.replay import ReplaySource, make_engine, reorder, truncate
+    from ..io.features import load_features
+    from ..offline.datasets import load_dataset
+
+    spec = f"recording:{args.recording}" if args.recording is not None else args.dataset
+    data = load_dataset(spec)
+    if data.epochs.shape[0] == 0:
+        raise NeuralignError("the dataset holds no epochs", path=spec.partition(":")[2])
+    order = args.order or ("as-is" if args.recording is not None else "shuffle")
+    data = reorder(data, order, seed=args.seed)
+    if args.max_epochs is not None:
+        if args.max_epochs < 1:
+            raise NeuralignError("--max-epochs must be at least 1")
+        data = truncate(data, args.max_epochs)
+    fpath = _default_features(args, data)
+    features = load_features(fpath)
+    engine = make_engine(data, features, backend=args.backend)
+    speed = args.speed
+    if speed is None:
+        speed = math.inf if args.headless else 1.0
+    if speed < 0:
+        raise NeuralignError("--speed must be >= 0 (0 = as fast as possible)")
+    if args.refresh <= 0:
+        raise NeuralignError("--refresh must be > 0 seconds")
+    name = Path(spec.partition(":")[2]).name or spec
+    source = ReplaySource(data, engine, speed=speed if speed > 0 else math.inf, soa=args.soa,
+                          refresh_interval=args.refresh, name=name, loop=args.loop)
+    return source, data, fpath, spec
+
+
+def _extra(data, fpath, spec) -> dict:
+    extra = {"dataset": spec, "features": str(fpath), "replayed": True}
+    for k in ("planted", "simulated"):
+        if k in data.info:
+            extra[k] = data.info[k]
+    return extra
+
+
+def _summary(snap, out=sys.stdout) -> None:
+    res = snap.result
+    print(f"replayed {snap.epochs_accepted} epochs ({snap.epochs_rejected} rejected), "
+          f"{snap.stimuli_seen} stimuli", file=out)
+    if res is None:
+        print("no maps: too few epochs for a refresh", file=out)
+        return
+    lat, val = res.peaks("encoding")
+    rlat, _ = res.peaks("rsa")
+    print("layer  enc_peak_ms  peak_r  rsa_peak_ms", file=out)
+    for name, a, v, b in zip(res.layers, lat, val, rlat):
+        fa = "-" if not math.isfinite(a) else f"{1000 * a:.0f}"
+        fb = "-" if not math.isfinite(b) else f"{1000 * b:.0f}"
+        fv = "-" if not math.isfinite(v) else f"{v:.3f}"
+        print(f"{name}  {fa}  {fv}  {fb}", file=out)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.headless and (args.screenshot is not None or args.exit_after is not None):
+        raise NeuralignError("--screenshot/--exit-after need the window: drop --headless")
+    if args.headless and args.out is None:
+        raise NeuralignError("--headless needs --out DIR for the results")
+    if args.headless and args.loop:
+        raise NeuralignError("--loop never ends: drop it with --headless")
+    if args.exit_after is not None and args.exit_after < 0:
+        raise NeuralignError("--exit-after must be >= 0 seconds")
+    source, data, fpath, spec = build_source(args)
+    extra = _extra(data, fpath, spec)
+    title = f"neuralign replay: {spec}"
+    if args.headless:
+        from tqdm import tqdm
+
+        with tqdm(total=data.epochs.shape[0], desc="replay", unit="epoch", file=sys.stderr) as bar:
+            snap = source.run_to_end(progress=bar.update)
+        if snap.result is None:
+            raise NeuralignError(f"no maps after {snap.epochs_accepted} epochs: "
+                                 f"{source.error or 'too few epochs'}")
+        paths = _write(snap.result, args.out, title=title, extra=extra)
+        _summary(snap)
+        print(f"results written to {args.out} ({len(paths)} files)")
+        return 0
+
+    from ..app.window import run_window
+
+    rc = run_window(source, screenshot=args.screenshot, exit_after=args.exit_after, title=title)
+    if args.screenshot is not None:
+        print(f"screenshot written to {args.screenshot}")
+    if args.out is not None:
+        print("final refresh of the maps...", file=sys.stderr)
+        result = source.final_result()  # the window is closed: this may take a moment
+        snap = source.latest()
+        _summary(snap)
+        if result is None:
+            raise NeuralignError(f"no maps to write: {source.error or 'too few epochs'}")
+        paths = _write(result, args.out, title=title, extra=extra)
+        print(f"results written to {args.out} ({len(paths)} files)")
+    else:
+        source.stop()
+        snap = source.latest()
+        if snap is not None:
+            _summary(snap)
+    return rc
+
+
+def _write(result, out, *, title, extra):
+    from ..app.export import write_results
+
+    return write_results(result, out, title=title, extra=extra)

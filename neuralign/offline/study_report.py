@@ -1,0 +1,219 @@
+"""Figures and ``report.html`` of a study (group maps, time courses, scores, descriptors)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def _fmt(x, nd: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{nd}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+    return html.escape(str(x))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _fig_group_maps(summary, arrays, path: Path) -> Path:
+    plt = _plt()
+    models = summary["models"]
+    times = np.asarray(summary["times"])
+    n = len(models)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
+    vmax = max(float(np.nanmax(np.abs(arrays[f"{m}/encoding_r"]))) for m in models) or 1.0
+    for ax, m in zip(axes[0], models):
+        g = arrays[f"{m}/encoding_r"]
+        im = ax.imshow(g, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                       extent=[times[0], times[-1], -0.5, g.shape[0] - 0.5], interpolation="nearest")
+        mask = arrays.get(f"{m}/plane_mask")
+        if mask is not None and mask.any():
+            ax.contour(times, np.arange(g.shape[0]), mask.astype(float), levels=[0.5],
+                       colors="k", linewidths=1.0)
+        ax.set_title(m)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("layer")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="group mean encoding r")
+    fig.suptitle("Group layer x time maps (contour: significant cluster)")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _fig_time_courses(summary, arrays, path: Path) -> Path:
+    plt = _plt()
+    times = np.asarray(summary["times"])
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for k, m in enumerate(summary["models"]):
+        subj = arrays[f"{m}/subject_encoding_r"]  # (S, L, T)
+        lm = np.nanmean(subj, axis=1)
+        mean = np.nanmean(lm, axis=0)
+        (line,) = ax.plot(times, mean, label=m)
+        if lm.shape[0] > 1:
+            se = np.nanstd(lm, axis=0, ddof=1) / np.sqrt(lm.shape[0])
+            ax.fill_between(times, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+        mask = arrays.get(f"{m}/time_mask")
+        if mask is not None and mask.any():
+            y = np.full(times.size, np.nan)
+            lo = ax.get_ylim()[0] if k == 0 else None
+            y[mask] = (lo if lo is not None else np.nanmin(mean)) - 0.002 * (k + 1)
+            ax.plot(times, y, lw=3, color=line.get_color())
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("encoding r (mean over layers)")
+    ax.legend(fontsize=8)
+    ax.set_title("Layer-mean time courses (± SE over subjects; bars: significant clusters)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _fig_scores(summary, path: Path) -> Path:
+    plt = _plt()
+    models = summary["models"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    peak = [summary["per_model"][m]["group"]["peak_r"] for m in models]
+    axes[0].bar(range(len(models)), peak, color="tab:blue", alpha=0.7)
+    for i, m in enumerate(models):
+        ci = (summary["per_model"][m].get("stats") or {}).get("peak_r_ci")
+        if ci and None not in ci:
+            axes[0].plot([i, i], ci, color="k")
+        vals = [summary["per_subject"][m][s]["peak_r"] for s in summary["subjects"]]
+        axes[0].scatter(np.full(len(vals), i), vals, color="k", s=8, zorder=3)
+    axes[0].set_xticks(range(len(models)), models, rotation=30, ha="right", fontsize=8)
+    axes[0].set_ylabel("peak r (group map; dots: subjects)")
+    for m in models:
+        e = summary["per_model"][m]
+        n = e["n_layers"]
+        depth = (np.arange(n) + 1) / n
+        axes[1].plot(depth, e["peak_latency_per_layer_s"], marker="o", ms=3, label=m)
+    axes[1].set_xlabel("relative layer depth")
+    axes[1].set_ylabel("peak latency (s)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _fig_varpart(vp: dict, times, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    tc = vp["time_courses"]
+    ax.plot(times, tc["unique_a"], label=f"unique {vp['a']}.{vp['layer_a']}")
+    ax.plot(times, tc["unique_b"], label=f"unique {vp['b']}.{vp['layer_b']}")
+    ax.plot(times, tc["shared"], label="shared")
+    ax.plot(times, tc["r2_ab"], "k--", lw=0.8, label="joint R²")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("held-out R² (mean over channels)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
+    out = Path(cfg.out)
+    figs = {
+        "fig_group_maps": _fig_group_maps(summary, arrays, out / "group_maps.png"),
+        "fig_time_courses": _fig_time_courses(summary, arrays, out / "time_courses.png"),
+        "fig_scores": _fig_scores(summary, out / "scores.png"),
+    }
+    for i, vp in enumerate(summary.get("variance_partitioning") or []):
+        figs[f"fig_varpart_{i}"] = _fig_varpart(vp, np.asarray(summary["times"]),
+                                                out / f"varpart_{i}.png")
+    title = html.escape(cfg.title or f"neuralign study: {summary['study']}")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+             "padding:3px 6px;text-align:right}th{background:#eee}.note{color:#a40}</style>",
+             f"</head><body><h1>{title}</h1>",
+             f"<p>{len(summary['subjects'])} subjects x {len(summary['models'])} models; "
+             f"{len(summary['channels'])} channels; {len(summary['times'])} time points "
+             f"({summary['times'][0]:.3f}..{summary['times'][-1]:.3f} s); "
+             f"window {summary['window_s'][0]}..{summary['window_s'][1]} s.</p>"]
+    for n in summary.get("notes", []):
+        parts.append(f"<p class='note'>Note: {html.escape(n)}</p>")
+    parts.append("<h2>Models</h2><table><tr><th>model</th><th>layers</th><th>peak r</th>"
+                 "<th>95% CI</th><th>peak layer</th><th>rel. depth</th><th>latency (s)</th>"
+                 "<th>mean r in window</th><th>peak r / ceiling</th><th>RSA peak ρ</th>"
+                 "<th>plane cluster p</th><th>descriptors</th></tr>")
+    for m, e in summary["per_model"].items():
+        g = e["group"]
+        s = e.get("stats") or {}
+        ci = s.get("peak_r_ci")
+        cp = (s.get("plane_cluster_test") or {}).get("cluster_p") or []
+        parts.append(
+            f"<tr><td>{html.escape(m)}</td><td>{e['n_layers']}</td><td>{_fmt(g['peak_r'])}</td>"
+            f"<td>{_fmt(ci[0]) + '..' + _fmt(ci[1]) if ci else '–'}</td>"
+            f"<td>{html.escape(e['layers'][g['peak_layer']]) if g['peak_layer'] is not None else '–'}</td>"
+            f"<td>{_fmt(g['relative_depth'])}</td><td>{_fmt(g['peak_latency_s'])}</td>"
+            f"<td>{_fmt(g['window_r'])}</td><td>{_fmt(g.get('peak_r_normalized'))}</td>"
+            f"<td>{_fmt(g.get('rsa_peak_rho'))}</td><td>{_fmt(min(cp)) if cp else '–'}</td>"
+            f"<td>{html.escape(json.dumps(e.get('descriptors') or {}))}</td></tr>")
+    parts.append("</table>")
+    parts.append("<h2>Subjects</h2><table><tr><th>model</th>"
+                 + "".join(f"<th>{html.escape(s)} peak r</th>" for s in summary["subjects"])
+                 + "</tr>")
+    for m in summary["models"]:
+        parts.append(f"<tr><td>{html.escape(m)}</td>" + "".join(
+            f"<td>{_fmt(summary['per_subject'][m][s]['peak_r'])}</td>"
+            for s in summary["subjects"]) + "</tr>")
+    parts.append("</table>")
+    if summary.get("comparisons"):
+        parts.append("<h2>Model comparisons (paired over subjects)</h2><table><tr><th>A</th>"
+                     "<th>B</th><th>Δ peak r</th><th>p (sign flip)</th><th>p corrected</th>"
+                     "<th>Δ window r</th><th>p corrected</th></tr>")
+        for c in summary["comparisons"]:
+            parts.append(
+                f"<tr><td>{html.escape(c['a'])}</td><td>{html.escape(c['b'])}</td>"
+                f"<td>{_fmt(c['peak_r']['mean_diff'])}</td><td>{_fmt(c['peak_r']['p_perm'])}</td>"
+                f"<td>{_fmt(c['peak_r'].get('p_perm_corrected'))}</td>"
+                f"<td>{_fmt(c['window_r']['mean_diff'])}</td>"
+                f"<td>{_fmt(c['window_r'].get('p_perm_corrected'))}</td></tr>")
+        parts.append("</table>")
+    reg = summary.get("descriptor_regression")
+    if reg:
+        parts.append(f"<h2>Alignment ({html.escape(reg.get('score', ''))}) vs model descriptors"
+                     f"</h2><p>R² = {_fmt(reg.get('r2_full'))}, adjusted "
+                     f"{_fmt(reg.get('adj_r2_full'))}, {reg['n_models']} models.</p>")
+        if reg.get("warning"):
+            parts.append(f"<p class='note'>{html.escape(reg['warning'])}</p>")
+        parts.append("<table><tr><th>descriptor</th><th>kind</th><th>R² alone</th>"
+                     "<th>unique R²</th><th>Shapley R²</th><th>share</th></tr>")
+        for k, v in reg["descriptors"].items():
+            parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v.get('kind')))}</td>"
+                         f"<td>{_fmt(v.get('r2_alone'))}</td><td>{_fmt(v.get('r2_unique'))}</td>"
+                         f"<td>{_fmt(v.get('shapley_r2'))}</td><td>{_fmt(v.get('share'))}</td></tr>")
+        parts.append("</table>")
+        if reg.get("family_over_params") is not None:
+            parts.append(f"<p>Architecture family explains {_fmt(reg['family_over_params'])}x "
+                         "the variance that parameter count explains (Shapley R²).</p>")
+    for i, vp in enumerate(summary.get("variance_partitioning") or []):
+        wm = vp["window_mean"]
+        parts.append(f"<h2>Variance partitioning: {html.escape(vp['a'])}.{html.escape(vp['layer_a'])}"
+                     f" vs {html.escape(vp['b'])}.{html.escape(vp['layer_b'])}</h2>"
+                     f"<p>Mean over the window: unique A {_fmt(wm['unique_a'])}, unique B "
+                     f"{_fmt(wm['unique_b'])}, shared {_fmt(wm['shared'])}, joint R² "
+                     f"{_fmt(wm['r2_ab'])}.</p><img src='varpart_{i}.png'>")
+    parts.append("<h2>Figures</h2><img src='group_maps.png'><br><img src='time_courses.png'>"
+                 "<br><img src='scores.png'>")
+    parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(summary["settings"], indent=1))
+                 + "</pre></body></html>")
+    rep = out / "report.html"
+    rep.write_text("\n".join(parts), encoding="utf-8")
+    return {"report": rep, **figs}

@@ -1,0 +1,209 @@
+"""Session recording: XDF written as the data stream in, and its re-epocher.
+
+Layout of a recording directory (``OUT_DIR/recording/``):
+
+- ``session.xdf``: XDF 1.0, written incrementally (whole chunks, flushed every 0.25 s).
+  Stream 1 = the EEG exactly as received (LSL header with ``desc/channels``, raw LSL
+  timestamps, ClockOffset chunks with every ``time_correction`` applied), stream 2 = every
+  marker as received, stream 3 = ``neuralign-log`` (JSON strings: settings at start,
+  connects/losses/gaps, final counts). Readable by ``pyxdf.load_xdf`` (also truncated).
+- ``session.json``: settings, stream metadata, known stimulus ids, test ids; written at
+  connect time and rewritten at the end with the final counts.
+
+:func:`load_recording` replays the chunks in file order through the same
+:class:`~neuralign.realtime.core.SessionCore` the live session used, so the epochs (and hence
+``neuralign analyze --dataset recording:DIR``) equal the live ones.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import NeuralignError
+from . import xdf
+from .core import EEG, MARKERS, SessionCore
+from .epocher import MarkerClassifier
+from .settings import EpochSettings
+
+if TYPE_CHECKING:
+    from ..offline.datasets import EpochData
+
+EEG_ID, MARKER_ID, LOG_ID = 1, 2, 3
+FORMAT = "neuralign-recording"
+
+
+class SessionRecorder:
+    """Writes one session (call from the acquisition thread only)."""
+
+    def __init__(self, out_dir: str | Path, meta: dict, *, eeg_header: str, eeg_format: str,
+                 n_channels: int, marker_header: str, marker_format: str,
+                 flush_s: float = 0.25) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.meta = dict(meta, format=FORMAT, version=1)
+        self.write_meta()
+        self.xdf = xdf.XDFWriter(self.dir / "session.xdf", flush_s=flush_s)
+        self.xdf.add_stream(EEG_ID, eeg_header, channel_format=eeg_format,
+                            channel_count=n_channels)
+        self.xdf.add_stream(MARKER_ID, marker_header, channel_format=marker_format,
+                            channel_count=1)
+        self.xdf.add_stream(LOG_ID, xdf.stream_header_xml(
+            name="neuralign-log", stype="neuralign-log", channel_count=1, nominal_srate=0.0,
+            channel_format="string"), channel_format="string", channel_count=1)
+        self.marker_format = marker_format
+        self.log("settings", meta=self.meta)
+
+    def write_meta(self) -> None:
+        p = self.dir / "session.json"
+        tmp = p.with_name("session.json.tmp")
+        tmp.write_text(json.dumps(self.meta, indent=1, default=_plain))
+        tmp.replace(p)
+
+    def eeg(self, data: np.ndarray, ts: np.ndarray) -> None:
+        self.xdf.write_numeric(EEG_ID, data, ts)
+
+    def markers(self, values, ts) -> None:
+        if self.marker_format == "string":
+            self.xdf.write_strings(MARKER_ID, [[str(v[0] if isinstance(v, list | tuple) else v)]
+                                               for v in values], ts)
+        else:
+            arr = np.asarray(values).reshape(len(ts), 1)
+            self.xdf.write_numeric(MARKER_ID, arr, np.asarray(ts, dtype=float))
+
+    def offset(self, stream: str, collection_time: float, offset: float) -> None:
+        self.xdf.write_offset(EEG_ID if stream == EEG else MARKER_ID, collection_time, offset)
+
+    def log(self, event: str, *, t: float | None = None, **fields) -> None:
+        from ..lsl import configure_lsl
+
+        if t is None:
+            configure_lsl()
+            import pylsl
+
+            t = pylsl.local_clock()
+        msg = json.dumps({"event": event, **fields}, default=_plain)
+        self.xdf.write_strings(LOG_ID, [[msg]], [t])
+
+    def flush(self) -> None:
+        self.xdf.flush()
+
+    def close(self, final: dict | None = None) -> None:
+        if self.xdf.closed:
+            return
+        if final is not None:
+            self.log("final", **final)
+            self.meta["final"] = final
+        self.meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.xdf.close()
+        self.write_meta()
+
+
+def _plain(x):
+    if isinstance(x, np.ndarray | np.generic):
+        return x.tolist()
+    if isinstance(x, set | tuple):
+        return list(x)
+    return str(x)
+
+
+# ---------------------------------------------------------------------- reading back
+def find_xdf(path: str | Path) -> Path:
+    p = Path(path)
+    for cand in (p, p / "session.xdf", p / "recording" / "session.xdf"):
+        if cand.is_file():
+            return cand
+    raise NeuralignError("no session.xdf recording found (looked in DIR and DIR/recording)",
+                         path=p)
+
+
+def read_meta(xdf_path: Path) -> dict:
+    """``session.json`` beside the XDF, else the settings logged at the start of the XDF."""
+    side = xdf_path.with_name("session.json")
+    if side.is_file():
+        try:
+            return json.loads(side.read_text())
+        except json.JSONDecodeError:
+            pass
+    for ch in xdf.iter_chunks(xdf_path):
+        if ch.tag == xdf.TAG_SAMPLES and ch.stream_id == LOG_ID:
+            msg = json.loads(ch.data[0][0])
+            if msg.get("event") == "settings":
+                return msg["meta"]
+    raise NeuralignError("recording has no session.json and no settings log", path=xdf_path)
+
+
+def replay(path: str | Path, *, on_event=None) -> tuple[SessionCore, dict]:
+    """Run a recording through :class:`SessionCore`; call ``on_event(event)`` per marker."""
+    xp = find_xdf(path)
+    meta = read_meta(xp)
+    settings = EpochSettings.from_dict(meta["settings"])
+    eeg = meta["eeg"]
+    core = SessionCore(
+        settings, stream_sfreq=float(eeg["sfreq"]), n_channels=int(eeg["n_channels"]),
+        classifier=MarkerClassifier(meta.get("known_ids"), control=settings.control_markers,
+                                    codes=meta.get("codes")),
+    )
+    emit = on_event or (lambda ev: None)
+    try:
+        chunks = xdf.iter_chunks(xp)
+        for ch in chunks:
+            if ch.tag == xdf.TAG_CLOCKOFFSET:
+                core.set_offset(EEG if ch.stream_id == EEG_ID else MARKERS, ch.offset)
+            elif ch.tag == xdf.TAG_SAMPLES and ch.stream_id == EEG_ID:
+                for ev in core.eeg(ch.data, ch.ts):
+                    emit(ev)
+            elif ch.tag == xdf.TAG_SAMPLES and ch.stream_id == MARKER_ID:
+                vals = ch.data if isinstance(ch.data, list) else ch.data[:, 0]
+                for ev in core.markers(list(vals), ch.ts):
+                    emit(ev)
+    except ValueError as e:
+        raise NeuralignError(f"unreadable recording ({e})", path=xp) from e
+    for ev in core.flush():
+        emit(ev)
+    return core, meta
+
+
+def load_recording(path: str | Path, **options) -> EpochData:
+    """Re-epoch a live-session recording -> :class:`~neuralign.offline.datasets.EpochData`.
+
+    ``path`` is the session's output directory, its ``recording/`` folder or the ``.xdf``.
+    Epochs come out in the order the live session handed them to the engine; markers with
+    ids unknown to the session's features are left out and listed in ``info``.
+    """
+    from ..offline.datasets import EpochData  # noqa: F811
+
+    ids, epochs = [], []
+    rejected: dict[str, int] = {}
+
+    def on_event(ev) -> None:
+        if ev.kind == "epoch":
+            ids.append(ev.stimulus_id)
+            epochs.append(ev.data)
+        else:
+            rejected[ev.reason] = rejected.get(ev.reason, 0) + 1
+
+    core, meta = replay(path, on_event=on_event)
+    ep = core.epocher
+    C, T = ep.n_channels, ep.n_times
+    arr = np.stack(epochs) if epochs else np.zeros((0, C, T))
+    info = {
+        "source": "neuralign live recording",
+        "path": str(find_xdf(path)),
+        "eeg_stream": meta["eeg"].get("name"),
+        "marker_stream": meta.get("markers", {}).get("name"),
+        "settings": meta["settings"],
+        "epochs_accepted": len(ids),
+        "epochs_rejected": dict(rejected),
+        "unknown_markers": dict(core.unknown),
+        "control_markers": int(sum(core.control.values())),
+        "gaps": len(ep.gaps),
+        "dropped_samples": int(ep.dropped),
+    }
+    test_ids = meta.get("test_ids")  # exactly the live engine's (they set standardisation)
+    return EpochData(arr, np.asarray(ids, dtype=str), ep.times.copy(), list(meta["eeg"]["ch_names"]),
+                     test_ids=test_ids, info=info)

@@ -1,0 +1,435 @@
+"""The live updater: an acquisition thread and a refresh worker around one engine.
+
+- Acquisition thread (``_acquire``): pulls EEG and marker chunks, writes them to the recording,
+  epochs them (:class:`~neuralign.realtime.core.SessionCore`) and adds each epoch to the
+  engine (O(C T) accumulation). Nothing slow runs here.
+- Refresh worker (``_refresh_loop``): re-solves the maps (``engine.refresh()``) at
+  ``refresh_hz`` and publishes an immutable :class:`~neuralign.realtime.snapshot.Snapshot`
+  several times a second. Readers take :attr:`LiveSession.snapshot` (one attribute read, no
+  lock), so the GUI and the CLI never block acquisition.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import threading
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+
+from ..align.data import AlignmentResult, FeatureSet
+from ..errors import NeuralignError
+from .core import EEG, MARKERS, SessionCore
+from .design import SessionDesign
+from .epocher import EpochEvent, MarkerClassifier
+from .lsl_io import Inlet, get_pylsl, resolve
+from .recording import SessionRecorder
+from .settings import EpochSettings
+from .snapshot import Snapshot, StreamHealth
+
+
+def _frozen(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class LiveSession:
+    """One live session: connect, run, stop (flushes everything and returns the final maps).
+
+    Parameters
+    ----------
+    features : FeatureSet
+    eeg_stream, marker_stream : str
+        Stream specs: ``NAME`` (name or source id), ``name:X``, ``type:X`` or ``source_id:X``.
+    out_dir : path
+        The recording goes to ``out_dir/recording/``.
+    settings : EpochSettings
+    design : SessionDesign, optional
+        Test stimuli and expected channel count; without it, nested cross-validation.
+    codes : dict, optional
+        Integer marker code -> stimulus id (also read from the design).
+    refresh_hz : float
+        Map re-solves per second (at most; only when new epochs arrived).
+    engine_kw : dict
+        Passed to :class:`~neuralign.align.AlignmentEngine`.
+    """
+
+    def __init__(
+        self,
+        features: FeatureSet,
+        *,
+        eeg_stream: str,
+        marker_stream: str,
+        out_dir: str | Path,
+        settings: EpochSettings | None = None,
+        design: SessionDesign | None = None,
+        codes: dict | None = None,
+        refresh_hz: float = 1.0,
+        connect_timeout: float = 10.0,
+        engine_kw: dict | None = None,
+        scope_s: float = 3.0,
+        offset_every_s: float = 5.0,
+        stall_s: float = 1.0,
+    ) -> None:
+        self.features = features
+        self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
+        self.out_dir = Path(out_dir)
+        self.settings = settings or EpochSettings()
+        self.design = design
+        self.codes = dict(codes or {})
+        if design is not None and design.codes:
+            self.codes.update(design.codes)
+        if refresh_hz <= 0:
+            raise NeuralignError(f"--refresh-hz must be > 0, got {refresh_hz}")
+        self.refresh_hz = float(refresh_hz)
+        self.connect_timeout = float(connect_timeout)
+        self.engine_kw = dict(engine_kw or {})
+        self.scope_s = float(scope_s)
+        self.offset_every_s = float(offset_every_s)
+        self.stall_s = float(stall_s)
+        # every epoch handed to the engine, in order (the final maps are recomputed from them
+        # exactly as `neuralign analyze` does from the recording)
+        self.kept_ids: list[str] = []
+        self.kept: list[np.ndarray] = []
+        self.snapshot: Snapshot | None = None
+        self.result: AlignmentResult | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._ring_lock = threading.Lock()
+        self._error: BaseException | None = None
+        self.connected = False
+
+    # ------------------------------------------------------------------ connect
+    def connect(self) -> None:
+        """Resolve and open both streams, check them, open the recording and the engine."""
+        from ..align.engine import AlignmentEngine
+
+        pylsl = get_pylsl()
+        self._clock = pylsl.local_clock
+        eeg_info = resolve(self.eeg_spec, what="EEG", timeout=self.connect_timeout)
+        if eeg_info.channel_format() == 3:
+            raise NeuralignError(f"EEG stream {self.eeg_spec!r} carries strings, not samples")
+        if eeg_info.nominal_srate() <= 0:
+            raise NeuralignError(f"EEG stream {self.eeg_spec!r} has an irregular rate")
+        if self.design is not None:  # fail before opening anything
+            self.design.check_channels(eeg_info.channel_count(), stream=eeg_info.name())
+        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
+        fs = eeg_info.nominal_srate()
+        self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
+        self.mk = Inlet(mk_info, max_chunk=1024)
+        if self.design is not None and self.design.ch_names:
+            want = list(self.design.ch_names)
+            if [c.lower() for c in want] != [c.lower() for c in self.eeg.ch_names] and all(
+                not c.startswith("ch") for c in self.eeg.ch_names
+            ):
+                raise NeuralignError(
+                    f"EEG stream {self.eeg.name!r} channels {self.eeg.ch_names[:5]}... differ "
+                    f"from the design's {want[:5]}...", path=self.design.path or None)
+        s = self.settings
+        if s.sfreq > fs:
+            raise NeuralignError(f"analysis rate {s.sfreq} Hz exceeds the stream's {fs} Hz")
+        known = self.features.stimulus_ids.tolist()
+        self.core = SessionCore(
+            s, stream_sfreq=fs, n_channels=self.eeg.n_channels,
+            classifier=MarkerClassifier(known, control=s.control_markers, codes=self.codes),
+        )
+        self.test_ids = None
+        if self.design is not None:
+            self.test_ids = [x for x in self.design.test_ids if x in self.features]
+            if not self.test_ids:
+                self.test_ids = None  # no test stimulus in the features: nested CV
+        self.engine = AlignmentEngine(self.features, times=self.core.epocher.times,
+                                      ch_names=self.eeg.ch_names, test_ids=self.test_ids,
+                                      **self.engine_kw)
+        meta = {
+            "settings": s.to_dict(),
+            "eeg": {"name": self.eeg.name, "type": self.eeg.type, "source_id": self.eeg.source_id,
+                    "sfreq": fs, "n_channels": self.eeg.n_channels, "ch_names": self.eeg.ch_names,
+                    "channel_format": self.eeg.fmt, "spec": self.eeg_spec},
+            "markers": {"name": self.mk.name, "type": self.mk.type,
+                        "source_id": self.mk.source_id, "channel_format": self.mk.fmt,
+                        "spec": self.marker_spec},
+            "known_ids": known,
+            "test_ids": self.test_ids,
+            "codes": self.codes,
+            "design": None if self.design is None else self.design.path,
+            "refresh_hz": self.refresh_hz,
+            "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
+            "features": dict(self.features.provenance),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.recorder = SessionRecorder(
+            self.out_dir / "recording", meta, eeg_header=self.eeg.header_xml(),
+            eeg_format=self.eeg.fmt, n_channels=self.eeg.n_channels,
+            marker_header=self.mk.header_xml(), marker_format=self.mk.fmt)
+        for name, inlet in ((EEG, self.eeg), (MARKERS, self.mk)):
+            off = inlet.time_correction(timeout=2.0)
+            if off is not None:
+                self._apply_offset(name, off)
+        self._last_offset = time.monotonic()
+        # counters (written by the acquisition thread only)
+        self.t_start = self._clock()
+        self.accepted = 0
+        self.rejected: Counter = Counter()
+        self.latencies: deque = deque(maxlen=10000)
+        self.erp_sum = np.zeros((self.eeg.n_channels, self.core.epocher.n_times))
+        self.last_eeg_wall = time.monotonic()
+        self.lost = False
+        self.reconnects = 0
+        self.n_refreshes = 0
+        self._last_refresh_wall = float("nan")
+        self.connected = True
+        self._publish()
+
+    def _apply_offset(self, stream: str, off: float) -> None:
+        now = self._clock()
+        self.recorder.offset(stream, now - off, off)
+        self.core.set_offset(stream, off)
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> None:
+        if not self.connected:
+            self.connect()
+        self._threads = [
+            threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._refresh_loop), name="neuralign-refresh",
+                             daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _guard(self, fn):
+        def run():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - reported by stop()/check()
+                self._error = e
+                self._stop.set()
+        return run
+
+    def check(self) -> None:
+        """Re-raise an error from a worker thread (call from the controlling thread)."""
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def running(self) -> bool:
+        return not self._stop.is_set()
+
+    def _acquire(self) -> None:
+        while not self._stop.is_set():
+            if not self._step(pull_markers=True):
+                time.sleep(0.002)
+
+    def _step(self, *, pull_markers: bool) -> bool:
+        """One acquisition round; True if anything arrived."""
+        got = False
+        now_m = time.monotonic()
+        if now_m - self._last_offset >= self.offset_every_s:
+            self._last_offset = now_m
+            for name, inlet in ((EEG, self.eeg), (MARKERS, self.mk)):
+                off = inlet.time_correction(timeout=0.0)
+                if off is not None and off != self.core.offsets[name]:
+                    self._apply_offset(name, off)
+        for _ in range(16):
+            data, ts = self.eeg.pull()
+            n = ts.shape[0]
+            if n == 0:
+                break
+            got = True
+            self.recorder.eeg(data, ts)
+            with self._ring_lock:
+                events = self.core.eeg(data, ts)
+            self._handle(events)
+            if self.lost:
+                self.lost = False
+                self.reconnects += 1
+                self.recorder.log("eeg_back", samples=self.core.epocher.samples)
+            self.last_eeg_wall = time.monotonic()
+            if n < self.eeg.max_chunk:
+                break
+        if pull_markers:
+            values, ts = self.mk.pull()
+            if len(ts):
+                got = True
+                self.recorder.markers(values, ts)
+                vals = list(values) if not self.mk.numeric else [float(v[0]) for v in values]
+                with self._ring_lock:
+                    events = self.core.markers(vals, ts)
+                self._handle(events)
+        if not self.lost and time.monotonic() - self.last_eeg_wall > self.stall_s:
+            self.lost = True
+            self.recorder.log("eeg_lost", samples=self.core.epocher.samples)
+        if not got:
+            self.recorder.xdf.maybe_flush()
+        return got
+
+    def _handle(self, events: list[EpochEvent]) -> None:
+        for ev in events:
+            if ev.kind == "epoch":
+                self.engine.add_epoch(ev.stimulus_id, ev.data)
+                self.latencies.append(self._clock() - ev.onset)
+                self.accepted += 1
+                self.erp_sum += ev.data
+                self.kept_ids.append(ev.stimulus_id)
+                self.kept.append(ev.data)
+            else:
+                self.rejected[ev.reason] += 1
+
+    def _refresh_loop(self) -> None:
+        period = 1.0 / self.refresh_hz
+        tick = min(period, 0.2)
+        last = time.monotonic() - period
+        n_last = -1
+        while not self._stop.wait(tick):
+            if time.monotonic() - last >= period and self.engine.n_epochs != n_last:
+                last = time.monotonic()
+                n_last = self.engine.n_epochs
+                self._refresh()
+            self._publish()
+
+    def _refresh(self) -> AlignmentResult:
+        res = self.engine.refresh()
+        self._annotate(res)
+        self.result = res
+        self.n_refreshes += 1
+        self._last_refresh_wall = time.time()
+        return res
+
+    def _final_result(self) -> AlignmentResult:
+        """The final maps, computed the way ``neuralign analyze`` computes them offline.
+
+        ``analyze`` builds its engine on the features of the stimuli that have EEG (they set the
+        feature standardisation), with the test ids among them. When that set differs from the
+        live engine's (every stimulus in the features), the final maps come from a fresh engine
+        fed the same epochs in the same order, so that live and offline agree to rounding.
+        """
+        from ..align.engine import AlignmentEngine
+
+        used = list(dict.fromkeys(self.kept_ids))
+        if not used or set(used) == set(self.features.stimulus_ids.tolist()):
+            return self._refresh()
+        fs = self.features.subset(used)
+        test_ids = [s for s in self.test_ids if s in fs] if self.test_ids else None
+        eng = AlignmentEngine(fs, times=self.core.epocher.times, ch_names=self.eeg.ch_names,
+                              test_ids=test_ids, **self.engine_kw)
+        eng.add_epochs(np.asarray(self.kept_ids), np.stack(self.kept))
+        res = eng.refresh()
+        self.engine.last_refresh_s = eng.last_refresh_s
+        self._annotate(res)
+        self.result = res
+        self.n_refreshes += 1
+        self._last_refresh_wall = time.time()
+        return res
+
+    def _annotate(self, res: AlignmentResult) -> None:
+        lat = list(self.latencies)
+        res.counts.update({
+            "epochs_accepted": self.accepted,
+            "epochs_rejected": dict(self.rejected),
+            "unknown_markers": dict(self.core.unknown),
+            "control_markers": int(sum(self.core.control.values())),
+            "markers_received": self.core.n_markers,
+            "gaps": len(self.core.epocher.gaps),
+            "dropped_samples": int(self.core.epocher.dropped),
+            "eeg_reconnects": self.reconnects,
+            "latency_median_s": statistics.median(lat) if lat else None,
+        })
+        res.settings.setdefault("live", {
+            "epoching": self.settings.to_dict(), "eeg_stream": self.eeg.name,
+            "marker_stream": self.mk.name, "refresh_hz": self.refresh_hz,
+            "scoring": "design test set" if self.test_ids else "nested cross-validation",
+        })
+
+    def _publish(self, *, finished: bool = False) -> None:
+        ep = self.core.epocher
+        fs = ep.fs
+        with self._ring_lock:
+            n = min(ep.ring.filled, int(self.scope_s * fs))
+            if n:
+                data, ts = ep.ring.window(ep.ring.total - n, ep.ring.total)
+                scope, scope_t = data.T.copy(), ts.copy()
+            else:
+                scope, scope_t = None, None
+            pending = len(ep.pending)
+            erp = self.erp_sum / self.accepted if self.accepted else None
+            samples, dropped, gaps = ep.samples, ep.dropped, len(ep.gaps)
+            fill = ep.ring.filled / ep.ring.capacity
+        mt = ()
+        if scope_t is not None and scope_t.size:
+            mt = tuple(t for t in self.core.marker_times[-200:] if scope_t[0] <= t <= scope_t[-1])
+        lat = list(self.latencies)
+        health = StreamHealth(
+            eeg_name=self.eeg.name, marker_name=self.mk.name, sfreq=fs,
+            n_channels=self.eeg.n_channels, ch_names=tuple(self.eeg.ch_names),
+            connected=not self.lost, buffer_fill=fill, samples_received=samples,
+            dropped_samples=int(dropped), reconnects=self.reconnects, gaps=gaps,
+            latency_s=lat[-1] if lat else float("nan"), markers_received=self.core.n_markers,
+            eeg_source_id=self.eeg.source_id,
+            stalled_s=max(0.0, time.monotonic() - self.last_eeg_wall),
+            pending_markers=pending,
+            latency_median_s=statistics.median(lat) if lat else float("nan"),
+        )
+        res = self.result
+        self.snapshot = Snapshot(
+            wall_time=time.time(), session_time=self._clock() - self.t_start, health=health,
+            epochs_accepted=self.accepted, epochs_rejected=int(sum(self.rejected.values())),
+            rejected_reasons=dict(self.rejected), stimuli_seen=self.engine.n_stimuli_seen,
+            unknown_markers=int(sum(self.core.unknown.values())),
+            refresh_s=self.engine.last_refresh_s, last_refresh_wall=self._last_refresh_wall,
+            result=res, erp=_frozen(erp), times=_frozen(ep.times), scope=_frozen(scope),
+            scope_times=_frozen(scope_t), marker_times=mt,
+            control_markers=int(sum(self.core.control.values())),
+            unknown_ids=tuple(sorted(self.core.unknown)), n_refreshes=self.n_refreshes,
+            finished=finished,
+        )
+
+    # ------------------------------------------------------------------ stop
+    def stop(self, *, drain_s: float | None = None) -> AlignmentResult:
+        """Stop, let pending epochs complete (up to ``drain_s``), flush, final refresh."""
+        if not self.connected:
+            raise NeuralignError("session was never connected")
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads = []
+        if self._error is None:
+            # drain: EEG only (no new markers), until pending markers complete
+            s = self.settings
+            limit = time.monotonic() + (drain_s if drain_s is not None else s.tmax + 0.5)
+            while self.core.epocher.pending and time.monotonic() < limit and not self.lost:
+                if not self._step(pull_markers=False):
+                    time.sleep(0.005)
+        with self._ring_lock:
+            events = self.core.flush()
+        self._handle(events)
+        res = self._final_result()
+        final = dict(res.counts)
+        final.pop("refresh_s", None)
+        self.recorder.close(final=final)
+        self.eeg.close()
+        self.mk.close()
+        self._publish(finished=True)
+        self.connected = False
+        if self._error is not None:
+            raise self._error
+        return res
+
+    def status_line(self) -> str:
+        s = self.snapshot
+        if s is None:
+            return "connecting..."
+        h = s.health
+        lat = h.latency_s * 1000 if np.isfinite(h.latency_s) else float("nan")
+        return (f"t={s.session_time:6.1f}s epochs={s.epochs_accepted} rejected={s.epochs_rejected}"
+                f" unknown={s.unknown_markers} stimuli={s.stimuli_seen} dropped={h.dropped_samples}"
+                f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={lat:.0f}ms"
+                f" refresh={s.refresh_s * 1000 if np.isfinite(s.refresh_s) else float('nan'):.0f}ms")

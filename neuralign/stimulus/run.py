@@ -1,0 +1,110 @@
+"""From a config to a finished run: prepare (check everything), write the design, present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import NeuralignError
+from .config import SessionConfig
+from .design import SessionDesign, build_design, target_stimulus
+from .markers import MarkerOutlet
+from .sources import check_readable, resolve_source
+
+
+def prepare_design(config: SessionConfig, *, check_images: bool = True,
+                   progress: bool = True) -> SessionDesign:
+    """Resolve the stimuli, refuse bad input, and build the trial list.
+
+    Everything that can be wrong with the input (unknown or unreadable images, impossible
+    designs) is found here, before any window or LSL stream exists.
+    """
+    stimuli = resolve_source(config.stimuli.source, images=config.stimuli.images,
+                             resolve=config.resolve_path)
+    target = target_stimulus(config)
+    design = build_design(stimuli, config, target=target)
+    if check_images:
+        used = list(design.stimuli.values()) + ([target] if target is not None else [])
+        check_readable(used, progress=progress)
+    return design
+
+
+def wait_for_file(path: str | Path, *, timeout: float) -> None:
+    """Block until ``path`` exists (a start gate set by ``neuralign session``)."""
+    import time
+
+    path = Path(path)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise NeuralignError(f"start signal not given within {timeout:g} s", path=path)
+        time.sleep(0.05)
+
+
+def present(config: SessionConfig, out_dir: str | Path, *, design_only: bool = False,
+            inject_keys: dict[int, list[str]] | None = None, progress: bool = True,
+            wait_file: str | Path | None = None, wait_file_timeout: float = 120.0,
+            stop_file: str | Path | None = None) -> int:
+    """Run a presenter session into ``out_dir``; return the exit status (0, or 1 if aborted).
+
+    Order: check the input and write ``design.json`` / ``trials.csv``; create the marker
+    outlet; wait for a consumer (and for ``wait_file`` to exist, when given: the start gate
+    ``neuralign session`` sets once ``live`` is connected); open the window and present; write
+    the run log as it goes.
+    """
+    from .presenter import Presenter, check_display
+
+    out = Path(out_dir)
+    if not design_only:
+        check_display()  # before the (possibly long) image check
+    design = prepare_design(config, progress=progress)
+    paths = design.write(out)
+    n_test = len(design.test_ids)
+    n_targets = sum(1 for t in design.trials if t.kind == "target")
+    print(
+        f"design: {len(design.trials)} presentations of {len(design.roles) - n_test} train + "
+        f"{n_test} test stimuli{f' + {n_targets} targets' if n_targets else ''}, "
+        f"{design.n_blocks} block(s), "
+        f"{design.timing.on}+{design.timing.off} frames at {design.timing.refresh_hz:g} Hz, "
+        f"~{design.duration_s():.1f} s; written to {paths['design']}",
+        flush=True,
+    )
+    if design_only:
+        return 0
+    outlet = MarkerOutlet(config.markers.stream_name, source_id=config.markers.source_id)
+    try:
+        outlet.wait_for_consumer(config.markers.wait_for_consumer_s,
+                                 settle=0.0 if wait_file else config.markers.settle_s)
+        if wait_file is not None:
+            wait_for_file(wait_file, timeout=wait_file_timeout)
+        presenter = Presenter(design, out_dir=out, outlet=outlet, inject_keys=inject_keys,
+                              progress=progress, stop_file=stop_file)
+        summary = presenter.run()
+    finally:
+        outlet.close()
+    drops = ", ".join(str(d) for d in summary.dropped_per_block) or "-"
+    status = "ABORTED at " + summary.abort_where if summary.aborted else "done"
+    print(
+        f"presenter {status}: {summary.n_shown}/{summary.n_planned} images, "
+        f"{summary.markers_sent} markers, dropped frames per block: {drops}, "
+        f"targets hit {summary.hits}, missed {summary.misses}, false alarms "
+        f"{summary.false_alarms}; log in {out / 'run_log.csv'}",
+        flush=True,
+    )
+    return 1 if summary.aborted else 0
+
+
+def parse_inject(items: list[str] | None) -> dict[int, list[str]]:
+    """``["3:escape", "5:space"]`` -> ``{3: ["escape"], 5: ["space"]}``."""
+    out: dict[int, list[str]] = {}
+    for item in items or []:
+        trial, _, key = item.partition(":")
+        if not trial.strip().isdigit() or not key:
+            raise NeuralignError(f"--inject-key expects TRIAL:KEY, got {item!r}")
+        out.setdefault(int(trial), []).append(key.strip())
+    return out
+
+
+def load_summary(out_dir: str | Path) -> dict:
+    """The ``summary.json`` of a finished (or aborted) run."""
+    return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))

@@ -1,0 +1,307 @@
+"""Live sessions over loopback LSL (machine-scope config), amplifiers in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from neuralign.align.data import AlignmentResult
+from neuralign.cli import main
+from neuralign.errors import NeuralignError
+from neuralign.io.features import save_features
+from neuralign.realtime import xdf
+from neuralign.realtime.design import load_design
+from neuralign.realtime.recording import EEG_ID, load_recording
+from neuralign.realtime.session import LiveSession
+from neuralign.sim.features import hierarchical_features
+
+from .lslkit import marker_outlet, neuralign, stop, unique, wait_for_stream, wait_until
+
+pytestmark = [pytest.mark.lsl, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def features_file(tmp_path_factory):
+    fs = hierarchical_features([f"stim_{i:03d}" for i in range(40)], n_layers=4, dim=12, seed=1)
+    p = tmp_path_factory.mktemp("feat") / "features.npz"
+    save_features(p, fs)
+    return p, fs
+
+
+def _recorded_eeg(out):
+    chunks = [c for c in xdf.iter_chunks(out / "recording" / "session.xdf")
+              if c.tag == xdf.TAG_SAMPLES and c.stream_id == EEG_ID]
+    return np.concatenate([c.data for c in chunks]), np.concatenate([c.ts for c in chunks])
+
+
+# ---------------------------------------------------------------------- delivery
+def _counter_delivery(tmp_path, features, *, n_ch: int, sfreq: float, seconds: float):
+    name = unique("cnt")
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels",
+                     str(n_ch), "--sfreq", str(sfreq), "--counter", "--duration",
+                     str(seconds + 30)], tmp_path / "amp.log")
+    mk_name = unique("cnt-mk")
+    outlet = marker_outlet(mk_name)
+    try:
+        wait_for_stream(name)
+        sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
+                           refresh_hz=0.5)
+        sess.start()
+        time.sleep(seconds)
+        sess.stop()
+    finally:
+        stop(amp)
+        outlet = None  # noqa: F841 - closes the marker stream
+    data, ts = _recorded_eeg(tmp_path)
+    counter = data[:, 0].astype(np.int64)
+    assert data.shape[1] == n_ch
+    assert counter.size >= 0.9 * seconds * sfreq
+    steps = np.diff(counter)
+    assert (steps == 1).all(), f"dropped/duplicated samples at {np.flatnonzero(steps != 1)[:5]}"
+    np.testing.assert_allclose(np.diff(ts), 1 / sfreq, atol=1e-6)
+    snap = sess.snapshot
+    assert snap.health.dropped_samples == 0
+    assert snap.health.gaps == 0
+    assert snap.health.samples_received == counter.size
+
+
+def test_counter_delivery_64ch_1khz_short(tmp_path, features_file):
+    _counter_delivery(tmp_path, features_file[1], n_ch=64, sfreq=1000.0, seconds=5)
+
+
+def test_counter_delivery_256ch_2khz_short(tmp_path, features_file):
+    _counter_delivery(tmp_path, features_file[1], n_ch=256, sfreq=2000.0, seconds=3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(("n_ch", "sfreq", "seconds"), [(64, 1000.0, 60), (256, 2000.0, 30)])
+def test_counter_delivery_long(tmp_path, features_file, n_ch, sfreq, seconds):
+    _counter_delivery(tmp_path, features_file[1], n_ch=n_ch, sfreq=sfreq, seconds=seconds)
+
+
+# ---------------------------------------------------------------------- online = offline
+def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, features_file):
+    """Scheduled amplifier (unknown ids, control markers, NaN bursts) + live session; then
+    ``neuralign analyze --dataset recording:OUT`` reproduces the live maps to 1e-6."""
+    fpath, features = features_file
+    name = unique("e2e")
+    design_path = tmp_path / "design.json"
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--features",
+                     str(fpath), "--schedule", "--design-out", str(design_path), "--n-test", "8",
+                     "--train-reps", "2", "--test-reps", "4", "--soa", "0.1",
+                     "--unknown-every", "10", "--control-every", "25", "--nan-every", "5",
+                     "--nan-len", "0.05", "--snr", "1.0"], tmp_path / "amp.log")
+    out = tmp_path / "live"
+    try:
+        wait_for_stream(name)
+        assert wait_until(design_path.exists, 30)
+        design = load_design(design_path)
+        sess = LiveSession(features, eeg_stream=name, marker_stream=f"{name}-markers",
+                           out_dir=out, design=design, refresh_hz=2.0)
+        sess.start()
+        n_stim = 32 * 2 + 8 * 4
+        assert wait_until(lambda: sess.snapshot.epochs_accepted + sess.snapshot.epochs_rejected
+                          >= n_stim, 60), sess.status_line()
+        snap_live = sess.snapshot
+        result = sess.stop()
+    finally:
+        stop(amp)
+    assert snap_live.result is not None
+    assert snap_live.n_refreshes >= 1
+    from neuralign.commands.live import write_results
+
+    write_results(result, out, title="test")
+    snap = sess.snapshot
+    assert snap.finished
+    assert snap.epochs_accepted + snap.epochs_rejected == n_stim
+    assert snap.rejected_reasons.get("nan", 0) >= 1  # NaN bursts rejected, counted
+    assert snap.unknown_markers >= 8
+    assert all(u.startswith("unknown_stim_") for u in snap.unknown_ids)
+    assert snap.control_markers >= 3
+    counts = json.loads((out / "results.json").read_text())["counts"]
+    assert set(counts["unknown_markers"]) == set(snap.unknown_ids)  # listed in the results
+    assert counts["epochs_rejected"]["nan"] == snap.rejected_reasons["nan"]
+    # re-epoching the recording gives the very epochs the engine got
+    data = load_recording(out)
+    assert data.stimulus_ids.tolist() == sess.kept_ids
+    np.testing.assert_array_equal(data.epochs, np.stack(sess.kept))
+    assert data.test_ids == sess.test_ids
+    assert len(data.test_ids) == 8
+    # and `neuralign analyze` on the recording reproduces the live maps
+    off = tmp_path / "offline"
+    assert main(["analyze", "--dataset", f"recording:{out}", "--features", str(fpath),
+                 "--out", str(off), "--quiet"]) == 0
+    a, b = AlignmentResult.load(out), AlignmentResult.load(off)
+    assert np.isfinite(a.encoding_r).any()
+    for k in ("encoding_r", "encoding_alpha", "rsa_spearman", "rsa_pearson", "rsa_cv_spearman"):
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=0, atol=1e-6,
+                                   equal_nan=True, err_msg=k)
+    for k in a.noise_ceiling:
+        np.testing.assert_allclose(a.noise_ceiling[k], b.noise_ceiling[k], rtol=0, atol=1e-6,
+                                   equal_nan=True, err_msg=k)
+
+
+# ---------------------------------------------------------------------- loss and return
+def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, features_file):
+    features = features_file[1]
+    name = unique("loss")
+    args = ["simulate-amp", "--name", name, "--source-id", name, "--channels", "8",
+            "--sfreq", "500", "--counter", "--duration", "60"]
+    amp = neuralign(args, tmp_path / "amp1.log")
+    mk_name = unique("loss-mk")
+    outlet = marker_outlet(mk_name)
+    ids = features.stimulus_ids.tolist()
+    try:
+        wait_for_stream(name)
+        sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
+                           refresh_hz=1.0, stall_s=0.5)
+        sess.start()
+        import pylsl
+
+        def markers(seconds):
+            end = time.monotonic() + seconds
+            k = 0
+            while time.monotonic() < end:
+                outlet.push_sample([ids[k % len(ids)]], pylsl.local_clock())
+                k += 1
+                time.sleep(0.25)
+
+        markers(3.0)
+        n_before = sess.snapshot.health.samples_received
+        stop(amp, sig=signal.SIGKILL)
+        markers(2.0)  # markers while the EEG is gone
+        assert not sess.snapshot.health.connected
+        amp = neuralign(args, tmp_path / "amp2.log")  # same name and source id
+        assert wait_until(lambda: sess.snapshot.health.reconnects >= 1, 40), sess.status_line()
+        markers(3.0)
+        sess.stop()
+    finally:
+        stop(amp)
+        outlet = None  # noqa: F841 - closes the marker stream
+    snap = sess.snapshot
+    assert snap.health.gaps >= 1
+    assert snap.health.reconnects >= 1
+    assert snap.rejected_reasons.get("gap", 0) >= 4  # markers during the outage
+    assert snap.epochs_accepted >= 10  # before and after
+    data, ts = _recorded_eeg(tmp_path)
+    counter = data[:, 0].astype(np.int64)
+    restart = np.flatnonzero(np.diff(counter) != 1)
+    assert restart.size == 1  # one discontinuity: the new amplifier process
+    assert restart[0] + 1 >= n_before  # nothing received before the loss was lost
+    assert ts[restart[0] + 1] - ts[restart[0]] > 1.0  # the gap is in the timestamps
+    log = [json.loads(c.data[0][0])["event"] for c in
+           xdf.iter_chunks(tmp_path / "recording" / "session.xdf")
+           if c.tag == xdf.TAG_SAMPLES and c.stream_id == 3]
+    assert "eeg_lost" in log
+    assert "eeg_back" in log
+
+
+# ---------------------------------------------------------------------- markers first
+def test_markers_arriving_before_their_eeg(tmp_path, features_file):
+    """An amplifier 0.5 s behind: every marker waits for its data, then becomes an epoch."""
+    features = features_file[1]
+    name = unique("late")
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "4",
+                     "--sfreq", "250", "--delay", "0.5", "--duration", "60"],
+                    tmp_path / "amp.log")
+    mk_name = unique("late-mk")
+    outlet = marker_outlet(mk_name)
+    ids = features.stimulus_ids.tolist()
+    try:
+        wait_for_stream(name)
+        sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path)
+        sess.start()
+        import pylsl
+
+        time.sleep(1.5)
+        max_pending = 0
+        for k in range(12):
+            outlet.push_sample([ids[k]], pylsl.local_clock())
+            time.sleep(0.2)
+            max_pending = max(max_pending, sess.snapshot.health.pending_markers)
+        assert wait_until(lambda: sess.snapshot.epochs_accepted >= 12, 10)
+        sess.stop()
+    finally:
+        stop(amp)
+        outlet = None  # noqa: F841 - closes the marker stream
+    snap = sess.snapshot
+    assert max_pending >= 1
+    assert snap.epochs_accepted == 12
+    assert snap.epochs_rejected == 0
+    assert snap.health.latency_median_s >= 0.8 + 0.5 - 0.05
+
+
+# ---------------------------------------------------------------------- connect errors
+def test_channel_count_mismatch_is_a_clear_error_at_connect(tmp_path, features_file):
+    fpath, features = features_file
+    name = unique("mism")
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "17",
+                     "--sfreq", "250", "--duration", "60"], tmp_path / "amp.log")
+    design = tmp_path / "design.json"
+    design.write_text(json.dumps({"format": "neuralign-design", "eeg": {"n_channels": 32},
+                                  "stimuli": [{"id": "stim_000", "role": "test"}]}))
+    try:
+        wait_for_stream(name)
+        from neuralign.realtime.design import load_design as ld
+
+        sess = LiveSession(features, eeg_stream=name, marker_stream="nope", out_dir=tmp_path,
+                           design=ld(design), connect_timeout=2)
+        with pytest.raises(NeuralignError, match="has 17 channels but the session design "
+                                                 "expects 32"):
+            sess.connect()
+        rc = main(["live", "--eeg-stream", name, "--marker-stream", "nope", "--features",
+                   str(fpath), "--design", str(design), "--out", str(tmp_path / "o"),
+                   "--connect-timeout", "2"])
+        assert rc == 2
+        assert not (tmp_path / "o" / "recording").exists()
+    finally:
+        stop(amp)
+
+
+# ---------------------------------------------------------------------- kill -9
+def test_kill9_of_live_then_analyze_the_recording(tmp_path, features_file):
+    fpath, features = features_file
+    name = unique("k9")
+    design = tmp_path / "design.json"
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--features",
+                     str(fpath), "--schedule", "--design-out", str(design), "--n-test", "8",
+                     "--train-reps", "3", "--test-reps", "6", "--soa", "0.08", "--snr", "1.0"],
+                    tmp_path / "amp.log")
+    out = tmp_path / "live"
+    try:
+        wait_for_stream(name)
+        assert wait_until(design.exists, 30)
+        live = neuralign(["live", "--eeg-stream", name, "--marker-stream", f"{name}-markers",
+                          "--features", str(fpath), "--design", str(design), "--out", str(out),
+                          "--refresh-hz", "2"], tmp_path / "live.log")
+        xdf_path = out / "recording" / "session.xdf"
+        assert wait_until(lambda: xdf_path.exists() and xdf_path.stat().st_size > 400_000, 60), \
+            (tmp_path / "live.log").read_text()
+        time.sleep(1.0)
+        import pylsl
+
+        t_kill = pylsl.local_clock()
+        stop(live, sig=signal.SIGKILL)
+        assert live.returncode == -signal.SIGKILL
+    finally:
+        stop(amp)
+    assert not (out / "results.json").exists()  # it never got to write them
+    data, ts = _recorded_eeg(out)
+    assert t_kill - ts[-1] < 1.0 + 0.02  # all but at most the last second (amp delay 20 ms)
+    import pyxdf
+
+    streams, _ = pyxdf.load_xdf(str(xdf_path), verbose=False)
+    assert {s["info"]["name"][0] for s in streams} >= {name, f"{name}-markers"}
+    epochs = load_recording(out)
+    assert epochs.epochs.shape[0] >= 20
+    assert epochs.test_ids
+    off = tmp_path / "offline"
+    assert main(["analyze", "--dataset", f"recording:{out}", "--features", str(fpath),
+                 "--out", str(off), "--quiet"]) == 0
+    assert (off / "results.json").exists()
+    assert (off / "maps.npz").exists()
