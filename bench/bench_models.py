@@ -26,15 +26,18 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def _rate(fn, n_images: int, *, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _rates(fns: dict, n_images: int, *, repeats: int) -> dict:
+    """images/s (median over ``repeats``) of each callable; runs are interleaved so a busy
+    shared machine slows every path alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return n_images / float(np.median(times))
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: n_images / float(np.median(v)) for k, v in times.items()}
 
 
 def bench_pair(name, module, spec, *, batch: int, repeats: int, threads: int) -> dict:
@@ -53,14 +56,14 @@ def bench_pair(name, module, spec, *, batch: int, repeats: int, threads: int) ->
         with torch.inference_mode():
             module(xt)
 
-    out = {"model": name, "batch": batch, "threads": threads,
-           "torch_eager_img_s": _rate(run_torch, batch, repeats=repeats),
-           "ort_cpu_img_s": _rate(lambda: cpu.run(x, pooling), batch, repeats=repeats)}
+    out = {"model": name, "batch": batch, "threads": threads}
+    out.update(_rates({"torch_eager_img_s": run_torch,
+                       "ort_cpu_img_s": lambda: cpu.run(x, pooling)}, batch, repeats=repeats))
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         gpu = LayerRunner(spec, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
-        out["ort_cuda_img_s"] = _rate(lambda: gpu.run(x, pooling), batch, repeats=repeats)
+        fns = {"ort_cuda_img_s": lambda: gpu.run(x, pooling)}
         if torch.cuda.is_available():
             mg = module.to("cuda")
             xg = xt.to("cuda")
@@ -70,7 +73,8 @@ def bench_pair(name, module, spec, *, batch: int, repeats: int, threads: int) ->
                     mg(xg)
                 torch.cuda.synchronize()
 
-            out["torch_cuda_img_s"] = _rate(run_torch_gpu, batch, repeats=repeats)
+            fns["torch_cuda_img_s"] = run_torch_gpu
+        out.update(_rates(fns, batch, repeats=repeats))
     return out
 
 

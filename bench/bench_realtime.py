@@ -164,19 +164,24 @@ def live_latency_and_idle_cpu(*, n_ch: int = 17, idle_s: float = 10.0, quick: bo
 
 
 def main() -> None:
+    from threadpoolctl import threadpool_limits
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    print("== per-epoch acquisition cost (cut+checks+resample 1000->100 Hz+baseline+add_epoch)")
+    print("== per-epoch acquisition cost (cut+checks+resample 1000->100 Hz+baseline+add_epoch;"
+          " 1 BLAS thread as in a live session)")
     for c in (17, 64):
-        r = acquisition_cost(c, n_epochs=100 if args.quick else 300)
+        with threadpool_limits(limits=1, user_api="blas"):
+            r = acquisition_cost(c, n_epochs=100 if args.quick else 300)
         print(f"  {c:3d} ch: {r['epoch_ms_median']:.3f} ms/epoch median (p95 "
               f"{r['epoch_ms_p95']:.3f}); ingest 10 ms chunk {r['chunk_ms_median']:.3f} ms; "
               f"goal 1 ms at 17 ch -> ratio {r['epoch_ms_median'] / 1.0:.2f}")
     print("== refresh time (engine.refresh, 350 stimuli x 2 reps, 128 features/layer, 17 ch x 101)")
     for L in (12, 32):
-        r = refresh_time(L, repeats=2 if args.quick else 3)
-        print(f"  {L:2d} layers: design {r['design']['median_s']:.2f} s (first "
+        with threadpool_limits(limits=1, user_api="blas"):
+            r = refresh_time(L, repeats=2 if args.quick else 3)
+        print(f"  {L:2d} layers (1 BLAS thread): design {r['design']['median_s']:.2f} s (first "
               f"{r['design']['first_s']:.2f} s), nested CV {r['nested_cv']['median_s']:.2f} s "
               f"(first {r['nested_cv']['first_s']:.2f} s)")
     print("== live session over loopback LSL (17 ch @ 1 kHz, simulated amplifier, 20 ms amp delay)")

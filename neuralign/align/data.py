@@ -109,6 +109,15 @@ class FeatureSet:
                 )
 
 
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """NaN-ignoring mean that returns NaN (without a warning) where everything is NaN."""
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    n = ok.sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / n, np.nan)
+
+
 def _peaks(map_lt: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-layer peak latency (s) and peak value of a (layers, times) map (NaN-safe)."""
     lat = np.full(map_lt.shape[0], np.nan)
@@ -183,24 +192,21 @@ class AlignmentResult:
         with a ceiling below 0.1 are left out of the normalised mean (they would blow up).
         """
         r = self.encoding_r
-        if not normalized:
+        if normalized:
+            ceil = self.noise_ceiling.get("r_ceiling")
+            if ceil is None:
+                return np.full((r.shape[0], r.shape[2]), np.nan)
+            ok = np.isfinite(ceil) & (ceil >= 0.1)
             with np.errstate(all="ignore"):
-                return np.nanmean(r, axis=1) if np.isfinite(r).any() else np.nanmean(r, axis=1)
-        ceil = self.noise_ceiling.get("r_ceiling")
-        if ceil is None:
-            return np.full(r.shape[::2], np.nan)
-        ok = np.isfinite(ceil) & (ceil >= 0.1)
-        with np.errstate(all="ignore"):
-            norm = np.where(ok[None], r / np.where(ok, ceil, 1.0)[None], np.nan)
-            return np.nanmean(norm, axis=1)
+                r = np.where(ok[None], r / np.where(ok, ceil, 1.0)[None], np.nan)
+        return _nanmean(r, axis=1)
 
     def noise_ceiling_time(self, kind: str = "r_ceiling") -> np.ndarray:
         """(T,) noise ceiling averaged over channels."""
         nc = self.noise_ceiling.get(kind)
         if nc is None:
             return np.full(self.times.size, np.nan)
-        with np.errstate(all="ignore"):
-            return np.nanmean(nc, axis=0)
+        return _nanmean(nc, axis=0)
 
     def peaks(self, kind: str = "encoding", *, normalized: bool = False):
         """Per-layer (peak latency in s, peak value) of the encoding or RSA map."""

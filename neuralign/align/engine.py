@@ -229,7 +229,7 @@ class AlignmentEngine:
             self.n_epochs += 1
         return True
 
-    def add_epochs(self, stimulus_ids: Sequence[str], epochs: np.ndarray, *, progress=None) -> int:
+    def add_epochs(self, stimulus_ids: Sequence[str], epochs: np.ndarray) -> int:
         """Add a batch of epochs ``(n, C, T)``; same state as adding them one by one in order.
 
         Returns the number of epochs added (unknown stimulus ids are counted and skipped).
@@ -570,11 +570,10 @@ def analyze_epochs(data, features: FeatureSet, **engine_kw) -> AlignmentResult:
     The engine is the live one: batch accumulation followed by one refresh.
     """
     test_ids = engine_kw.pop("test_ids", data.test_ids)
-    progress = engine_kw.pop("progress", None)
     features.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
     eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
                           test_ids=test_ids, **engine_kw)
-    eng.add_epochs(data.stimulus_ids, data.epochs, progress=progress)
+    eng.add_epochs(data.stimulus_ids, data.epochs)
     res = eng.refresh()
     res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
     return res

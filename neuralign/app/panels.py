@@ -287,7 +287,9 @@ class PeakPanel(_PlotPanel):
             if y is None:
                 curve.setData([], [])
             else:
-                curve.setData(x, f32(y), connect="finite")
+                y = f32(y)
+                ok = np.isfinite(y)  # layers without a score yet are left out
+                curve.setData(x[ok], y[ok])
         ax = self.plot.getPlotItem().getAxis("bottom")
         step = max(1, int(math.ceil(len(layers) / 8)))
         ax.setTicks([[(i, MapPanel._short(layers[i])) for i in range(0, len(layers), step)], []])
@@ -352,7 +354,8 @@ class ScopePanel(_PlotPanel):
         self.controls.addWidget(self.channels)
         self.controls.addWidget(self.gain)
         pi = self.plot.getPlotItem()
-        pi.setLabel("bottom", "session time", units="s")
+        pi.setLabel("bottom", "session time (s)")
+        pi.getAxis("bottom").enableAutoSIPrefix(False)  # LSL clocks are large: no "ks"
         pi.setClipToView(True)
         pi.setDownsampling(auto=True, mode="peak")
         self.curves: list = []

@@ -158,6 +158,8 @@ class MainWindow(QtWidgets.QMainWindow):
         Window title.
     """
 
+    closed = QtCore.Signal()
+
     def __init__(
         self,
         source=None,
@@ -676,6 +678,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for t in self._exports:
             t.join(30)
         super().closeEvent(event)
+        self.closed.emit()
 
 
 # ---------------------------------------------------------------------------- run_window
@@ -723,7 +726,7 @@ def run_window(
         "QT_QPA_PLATFORM" not in os.environ
     ):
         raise NeuralignError(
-            "no display to open the window on: run on a desktop, use --headless, or make a "
+            "no display to open the window on: run on a desktop (or --headless where offered), or make a "
             "screenshot with --screenshot FILE.png --exit-after SECONDS"
         )
     app = _qt.ensure_app(offscreen=offscreen)
@@ -752,7 +755,6 @@ def run_window(
             if not win.grab().save(str(p)):
                 shot_error.append(str(p))
         win.close()
-        app.quit()
 
     if exit_after is not None:
         QtCore.QTimer.singleShot(int(max(0.0, float(exit_after)) * 1000), finish)
@@ -767,12 +769,14 @@ def run_window(
     pulse = QtCore.QTimer()
     pulse.timeout.connect(_qt._top_up)
     pulse.start(200)
-    quit_conn = app.lastWindowClosed.connect(app.quit)
+    # A local event loop, not app.exec()/app.quit(): callers (tests, `session`) may run more
+    # Qt code in the same QApplication afterwards.
+    loop = QtCore.QEventLoop()
+    win.closed.connect(loop.quit)
     try:
-        app.exec()
+        loop.exec()
     finally:
         pulse.stop()
-        app.lastWindowClosed.disconnect(quit_conn)
         for sig, handler in old.items():
             signal.signal(sig, handler)
         try:

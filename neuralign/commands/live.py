@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--gap", type=float, default=0.05, help="timestamp jump counted as a gap, s")
     p.add_argument("--refresh-hz", type=float, default=1.0, help="map refreshes per second")
     p.add_argument("--backend", default="numpy", help="engine backend (numpy|torch|torch_cuda)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no status line")
@@ -92,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     sess = LiveSession(features, eeg_stream=args.eeg_stream, marker_stream=args.marker_stream,
                        out_dir=args.out, settings=settings, design=design, codes=codes,
                        refresh_hz=args.refresh_hz, connect_timeout=args.connect_timeout,
-                       engine_kw={"backend": args.backend})
+                       engine_kw={"backend": args.backend},
+                       blas_threads=args.blas_threads or None)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)
     sess.connect()

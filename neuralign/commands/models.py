@@ -65,10 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if cmd is None or cmd == "list":
         return _list(bool(getattr(args, "json", False)))
     if cmd == "build":
-        from ..models.registry import resolve_model
-
-        from ..models.builtin import BUILDERS
         from ..errors import NeuralignError
+        from ..models.builtin import BUILDERS
+        from ..models.registry import resolve_model
 
         if args.name not in BUILDERS:
             raise NeuralignError(

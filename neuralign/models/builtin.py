@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, read_spec
+from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, graph_sha256, read_spec
 from .stimuli import file_sha256
 
 MOBILENET = {
@@ -79,7 +79,7 @@ def _cached(name: str, source_sha: str) -> ModelSpec | None:
     if spec.info.get("source_sha256") != source_sha or spec.info.get("export_version") != EXPORT_VERSION:
         return None
     for g, p in zip(spec.graphs, spec.graph_paths()):
-        if not p.is_file() or file_sha256(p) != g.get("sha256"):
+        if not p.is_file() or graph_sha256(p) != g.get("sha256"):
             return None
     return spec
 
@@ -130,7 +130,7 @@ def build_mobilenet_v2(*, force: bool = False) -> ModelSpec:
     spec = ModelSpec(
         name="mobilenet_v2",
         family="mobilenet_v2",
-        graphs=[{"file": "model.onnx", "sha256": file_sha256(path),
+        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path),
                  "inputs": {"pixel_values": "@image"}}],
         layers=[{"name": n, "outputs": {"mean": o}} for n, o in zip(names, outs)],
         preprocessing={"resize": 256, "resize_mode": "shorter", "crop": 224,
@@ -196,10 +196,11 @@ def build_vit_s14_focus(*, force: bool = False) -> ModelSpec:
     full.unlink()
     path = folder / "model.onnx"
     diff = _verify_focus(src, path, raw, outs)
+    n_params = int(sum(np.prod(t.dims) for t in onnx.load(str(path)).graph.initializer))
     spec = ModelSpec(
         name="vit_s14_focus",
         family="vit_s14_focus",
-        graphs=[{"file": "model.onnx", "sha256": file_sha256(path),
+        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path),
                  "inputs": {"input_image": "@image"}}],
         layers=[{"name": n, "outputs": o} for n, o in zip(names, outs)],
         preprocessing={"resize": 256, "resize_mode": "shorter", "crop": 224,
@@ -210,7 +211,7 @@ def build_vit_s14_focus(*, force: bool = False) -> ModelSpec:
         verification={"reference": "numpy pooling of the original graph's block tensors",
                       "max_abs_diff": diff, "batch": 2},
         info={"source": str(src), "source_sha256": FOCUS["sha256"],
-              "export_version": EXPORT_VERSION, "n_params": 22_000_000},
+              "export_version": EXPORT_VERSION, "n_params": n_params},
     )
     spec.write(folder)
     return spec

@@ -105,9 +105,9 @@ def check_inputs(prov: dict, *, path: Path) -> None:
     for g in prov.get("model", {}).get("graphs", []):
         gp = Path(g.get("path", ""))
         if g.get("sha256") and gp.is_file():
-            from .stimuli import file_sha256
+            from .spec import graph_sha256
 
-            if file_sha256(gp) != g["sha256"]:
+            if graph_sha256(gp) != g["sha256"]:
                 raise NeuralignError(
                     f"cache is stale: model file {gp} changed since the features were computed "
                     "(re-run neuralign features)", path=path)

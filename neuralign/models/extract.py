@@ -11,8 +11,8 @@ import numpy as np
 
 from ..errors import NeuralignError
 from .cache import FORMAT, cache_key, is_cache, read_provenance, write_cache
-from .spec import ModelSpec
-from .stimuli import StimulusSet, file_sha256, open_source
+from .spec import ModelSpec, graph_sha256
+from .stimuli import StimulusSet, open_source
 
 
 @dataclass
@@ -30,9 +30,12 @@ class ExtractResult:
 def _model_record(spec: ModelSpec) -> dict:
     graphs = []
     for g, p in zip(spec.graphs, spec.graph_paths()):
-        digest = g.get("sha256")
-        if not digest or "@plain" in g:
-            digest = file_sha256(p)
+        if not p.is_file():
+            raise NeuralignError("model graph file is missing", path=p)
+        digest = graph_sha256(p)
+        if g.get("sha256") and g["sha256"] != digest:
+            raise NeuralignError("model file does not match the hash recorded when it was "
+                                 "exported (modified? export it again)", path=p)
         graphs.append({"file": g["file"], "path": str(p.resolve()), "sha256": digest})
     return {"name": spec.name, "family": spec.family, "graphs": graphs, "notes": spec.notes,
             "verification": spec.verification}

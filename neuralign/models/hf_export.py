@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, graph_sha256
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -214,11 +214,9 @@ def _export_vision(model_dir: Path, out: Path, family: str, cfg: dict,
     xv = torch.randn(3, 3, size, size, generator=g)
     diff = verify_export(wrapper, (xv,), path, input_names=["pixel_values"], output_names=outs)
     _check_diff(diff, path)
-    from .stimuli import file_sha256
-
     spec = ModelSpec(
         name=model_dir.name, family=family,
-        graphs=[{"file": "model.onnx", "sha256": file_sha256(path),
+        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path),
                  "inputs": {"pixel_values": "@image"}}],
         layers=layers, preprocessing=_preprocessing(model_dir, family, size),
         default_pooling="cls" if with_cls else "mean",
@@ -334,8 +332,6 @@ def _export_lvlm(model_dir: Path, out: Path, family: str, cfg_dict: dict,
     import torch
 
     from .onnx_export import export_module
-    from .stimuli import file_sha256
-
     model = _load(model_dir, LVLM_CLASSES[family])
     cfg = model.config
     vcfg = cfg.vision_config
@@ -352,7 +348,7 @@ def _export_lvlm(model_dir: Path, out: Path, family: str, cfg_dict: dict,
     x = torch.randn(batch, 3, size, size, generator=g)
     with torch.no_grad():
         hs, emb = _image_features(model, family, x)
-    n_blocks = int(getattr(vcfg, "num_hidden_layers", None) or getattr(vcfg, "depth"))
+    n_blocks = int(getattr(vcfg, "num_hidden_layers", None) or vcfg.depth)
     off = _vision_hidden_count(hs, n_blocks)
     with_cls = family in ("llava", "internvl")
     n_img = int(emb.shape[1])
@@ -393,7 +389,7 @@ def _export_lvlm(model_dir: Path, out: Path, family: str, cfg_dict: dict,
         _, grid = _qwen_patchify(x[:1], vcfg)
         position_ids, _ = model.model.get_rope_index(ids, mm_token_type_ids=mm_types,
                                                      image_grid_thw=grid)
-    n_pre, n_suf = len(pre), len(suf)
+    n_pre, _n_suf = len(pre), len(suf)
     n_text_layers = int(cfg.get_text_config().num_hidden_layers)
 
     class LanguagePart(torch.nn.Module):
@@ -441,9 +437,9 @@ def _export_lvlm(model_dir: Path, out: Path, family: str, cfg_dict: dict,
     _check_diff(max(diff, diff_v), out)
     spec = ModelSpec(
         name=model_dir.name, family=family,
-        graphs=[{"file": "vision.onnx", "sha256": file_sha256(out / "vision.onnx"),
+        graphs=[{"file": "vision.onnx", "sha256": graph_sha256(out / "vision.onnx"),
                  "inputs": {"pixel_values": "@image"}},
-                {"file": "llm.onnx", "sha256": file_sha256(out / "llm.onnx"),
+                {"file": "llm.onnx", "sha256": graph_sha256(out / "llm.onnx"),
                  "inputs": {"image_embeds": "image_embeds"}}],
         layers=vlayers + llayers,
         preprocessing=_preprocessing(model_dir, family, size),

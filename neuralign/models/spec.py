@@ -112,3 +112,42 @@ def read_spec(folder: str | Path) -> ModelSpec:
         raise NeuralignError(f"broken model description ({e})", path=p) from e
     spec.root = Path(folder)
     return spec
+
+
+def graph_sha256(path: str | Path) -> str:
+    """sha256 of an ONNX graph file and, for graphs over 2 GB, of the external-data files it
+    references (in name order), so a changed weight file changes the hash."""
+    import hashlib
+
+    from .stimuli import file_sha256
+
+    path = Path(path)
+    digest = file_sha256(path)
+    externals = _external_files(path)
+    if not externals:
+        return digest
+    h = hashlib.sha256(digest.encode())
+    for name in externals:
+        f = path.parent / name
+        if not f.is_file():
+            raise NeuralignError(f"external data file {name!r} of the ONNX graph is missing",
+                                 path=path)
+        h.update(f"{name}\0{file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+def _external_files(path: Path) -> list[str]:
+    """Names of the external-data files an ONNX file references (empty for small graphs)."""
+    siblings = [p for p in path.parent.iterdir() if p.is_file() and p != path]
+    if not any(p.suffix not in (".onnx", ".json") for p in siblings):
+        return []
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    names = set()
+    for t in m.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            for e in t.external_data:
+                if e.key == "location":
+                    names.add(e.value)
+    return sorted(names)

@@ -234,7 +234,9 @@ def folder_set(folder: str | Path) -> StimulusSet:
 
 def things_set(folder: str | Path) -> StimulusSet:
     """A THINGS-EEG2 image folder (``image_metadata.npy``, ``training_images/``,
-    ``test_images/``); ids are the image file stems, the test set is the metadata's."""
+    ``test_images/``); ids are the metadata's ``train_img_files`` + ``test_img_files`` names
+    (e.g. ``aardvark_01b.jpg``, as the THINGS-EEG2 EEG loader uses them), the test set is the
+    metadata's. Images are found anywhere under the folder by file name."""
     root = Path(folder)
     meta_path = root / "image_metadata.npy"
     from ..io.safe_pickle import load_npy
@@ -244,8 +246,9 @@ def things_set(folder: str | Path) -> StimulusSet:
         raise NeuralignError("expected a dict with train_img_files/test_img_files", path=meta_path)
     full = folder_set(root)
     by_name = {Path(s.path).name: s for s in full.stimuli}
-    test_ids = [Path(str(f)).stem for f in meta["test_img_files"]]
-    wanted = [str(f) for f in meta["train_img_files"]] + [str(f) for f in meta["test_img_files"]]
+    # ids are the metadata's names exactly (as the THINGS-EEG2 epoch loader uses them)
+    test_ids = [str(f) for f in np.atleast_1d(meta["test_img_files"])]
+    wanted = [str(f) for f in np.atleast_1d(meta["train_img_files"])] + test_ids
     missing = [f for f in wanted if Path(f).name not in by_name]
     if missing:
         raise NeuralignError(
@@ -253,9 +256,10 @@ def things_set(folder: str | Path) -> StimulusSet:
             f"(e.g. {missing[0]!r})",
             path=root,
         )
-    stimuli = [by_name[Path(f).name] for f in wanted]
-    for s in stimuli:
-        s.id = Path(s.path).stem
+    stimuli = []
+    for f in wanted:
+        s = by_name[Path(f).name]
+        stimuli.append(Stimulus(f, s.sha256, path=s.path))
     return StimulusSet(root.name, str(root.resolve()), stimuli, test_ids=test_ids,
                        skipped=full.skipped)
 

@@ -391,6 +391,10 @@ def aggregate(cfg: StudyConfig, results: dict, *, varpart: list | None = None) -
             f"{len(common)} shared channels ({', '.join(common)}); RSA uses each subject's own")
 
     n_sub = len(subjects)
+    if 2 <= n_sub < 6:
+        p_min = (1 if int(sc["tail"]) else 2) / 2**n_sub
+        notes.append(f"{n_sub} subjects: sign-flip tests cannot reach p below {p_min:.3g}; "
+                     "group tests need about 6 or more subjects")
     rng_seed = int(sc["seed"])
     arrays: dict[str, np.ndarray] = {"times": times, "ch_names": np.asarray(common)}
     per_model: dict[str, dict] = {}
@@ -457,6 +461,9 @@ def aggregate(cfg: StudyConfig, results: dict, *, varpart: list | None = None) -
         elif n_sub < 2:
             entry["stats"] = {"note": "one subject: group tests need >= 2 subjects; see the "
                                       "label-permutation test (stats.subject_permutations)"}
+        else:
+            entry["stats"] = {"note": "maps contain NaN (e.g. flat channels): no group tests"}
+            notes.append(f"model {m!r}: some subject maps contain NaN; group tests skipped")
         perm = {}
         for s in subjects:
             ex = results[(s, m)].settings.get("_extra", {})

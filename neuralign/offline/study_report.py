@@ -44,6 +44,9 @@ def _fig_group_maps(summary, arrays, path: Path) -> Path:
         ax.set_title(m)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("layer")
+        layers = summary["per_model"][m]["layers"]
+        step = max(1, len(layers) // 12)
+        ax.set_yticks(range(0, len(layers), step), layers[::step], fontsize=7)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="group mean encoding r")
     fig.suptitle("Group layer x time maps (contour: significant cluster)")
     fig.savefig(path, dpi=90)
@@ -55,6 +58,8 @@ def _fig_time_courses(summary, arrays, path: Path) -> Path:
     plt = _plt()
     times = np.asarray(summary["times"])
     fig, ax = plt.subplots(figsize=(7, 3.6))
+    floor = min(float(np.nanmin(np.nanmean(np.nanmean(arrays[f"{m}/subject_encoding_r"], 1), 0)))
+                for m in summary["models"])
     for k, m in enumerate(summary["models"]):
         subj = arrays[f"{m}/subject_encoding_r"]  # (S, L, T)
         lm = np.nanmean(subj, axis=1)
@@ -66,8 +71,7 @@ def _fig_time_courses(summary, arrays, path: Path) -> Path:
         mask = arrays.get(f"{m}/time_mask")
         if mask is not None and mask.any():
             y = np.full(times.size, np.nan)
-            lo = ax.get_ylim()[0] if k == 0 else None
-            y[mask] = (lo if lo is not None else np.nanmin(mean)) - 0.002 * (k + 1)
+            y[mask] = floor - 0.01 * (k + 1)
             ax.plot(times, y, lw=3, color=line.get_color())
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("time (s)")

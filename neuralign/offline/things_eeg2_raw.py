@@ -287,6 +287,12 @@ def discover(path: str | Path) -> tuple[str, dict[str, dict[str, list[Path]]]]:
     if "?" in kinds:
         raise NeuralignError("expected a raw_eeg_*.npy or .vhdr file", path=root)
     kind = kinds.pop() if len(kinds) == 1 else "npy"
+    subs = {m.group(0) for f in files for m in [re.search(r"sub-[A-Za-z0-9]+", str(f.relative_to(
+        root) if root.is_dir() else f.name))] if m}
+    if len(subs) > 1:
+        raise NeuralignError(
+            f"{len(subs)} subjects ({few(sorted(subs), 3)}) under this folder: give one subject's "
+            "folder", path=root)
     out: dict[str, dict[str, list[Path]]] = {}
     for f in files:
         if kind == "npy" and f.suffix != ".npy":

@@ -2,7 +2,7 @@
 
 A live session and the re-epocher of a recording drive the same :class:`SessionCore` with the
 same calls in the same order (EEG chunks, marker chunks, clock offsets, as written to the
-recording), so both produce the same epochs bit for bit.
+recording), so both produce the same epochs (up to BLAS rounding, ~1e-15).
 """
 
 from __future__ import annotations

@@ -58,6 +58,11 @@ class LiveSession:
         Map re-solves per second (at most; only when new epochs arrived).
     engine_kw : dict
         Passed to :class:`~neuralign.align.AlignmentEngine`.
+    blas_threads : int or None
+        BLAS threads while the session runs (process-wide, restored by :meth:`stop`). The
+        per-epoch work is a small matrix product that multi-threaded OpenBLAS slows down ~50x
+        on a busy machine; 1 (default) keeps acquisition fast. ``None`` leaves BLAS alone
+        (more threads can speed up refreshes of big models on an otherwise idle machine).
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class LiveSession:
         scope_s: float = 3.0,
         offset_every_s: float = 5.0,
         stall_s: float = 1.0,
+        blas_threads: int | None = 1,
     ) -> None:
         self.features = features
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
@@ -93,6 +99,8 @@ class LiveSession:
         self.scope_s = float(scope_s)
         self.offset_every_s = float(offset_every_s)
         self.stall_s = float(stall_s)
+        self.blas_threads = blas_threads
+        self._blas_limit = None
         # every epoch handed to the engine, in order (the final maps are recomputed from them
         # exactly as `neuralign analyze` does from the recording)
         self.kept_ids: list[str] = []
@@ -197,6 +205,14 @@ class LiveSession:
     def start(self) -> None:
         if not self.connected:
             self.connect()
+        if self.blas_threads:
+            try:
+                from threadpoolctl import threadpool_limits
+
+                self._blas_limit = threadpool_limits(limits=int(self.blas_threads),
+                                                     user_api="blas")
+            except ImportError:
+                self._blas_limit = None
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
@@ -419,6 +435,9 @@ class LiveSession:
         self.mk.close()
         self._publish(finished=True)
         self.connected = False
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
         if self._error is not None:
             raise self._error
         return res

@@ -96,6 +96,25 @@ def _stop(child: Child, sig: int, *, timeout: float) -> int | None:
     return child.proc.returncode
 
 
+def _terminate_on_sigterm():
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so the children are stopped (they run in
+    their own process groups and would outlive us). Returns a function restoring the old
+    handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    return restore
+
+
 def simulated_features(ids: list[str], out: Path, *, seed: int) -> Path:
     """Synthetic hierarchical features for ``ids`` (when no real features are given)."""
     from ..io.features import save_features
@@ -132,19 +151,17 @@ def _features_for(plan: SessionPlan, design, logs: Path) -> tuple[Path, str]:
     if plan.model:
         stim = "builtin" if source == "builtin" else str(
             plan.config.resolve_path(source.partition(":")[2] if ":" in source else source))
-        cache = plan.out / "features"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(plan.model).name)
+        cache = plan.out / f"features_{safe}.npz"
         print(f"computing {plan.model} features of {stim} ...", flush=True)
         child = _start("features", [*CLI, "features", "--model", plan.model, "--stimuli", stim,
                                     "--out", str(cache), "--no-progress"], logs)
-        if child.proc.wait() != 0:
-            child._thread.join(timeout=5)
-            raise NeuralignError(f"`neuralign features` failed:\n{child.tail()}",
-                                 path=child.log_path)
+        rc = child.proc.wait()
         child._thread.join(timeout=5)
-        found = sorted(p for p in cache.rglob("*") if p.is_file() and p.suffix in (".npz",))
-        if not found:
-            raise NeuralignError("`neuralign features` wrote no feature file", path=cache)
-        return found[0], f"model {plan.model} (real), EEG simulated"
+        if rc != 0 or not cache.is_file():
+            raise NeuralignError(f"`neuralign features` failed (exit {rc}):\n{child.tail()}",
+                                 path=child.log_path)
+        return cache, f"model {plan.model} (real), EEG simulated"
     path = simulated_features(ids, plan.out / "features_simulated.npz", seed=plan.config.seed)
     return path, "synthetic (neuralign.sim hierarchy; no model)"
 
@@ -175,6 +192,7 @@ def run_session(plan: SessionPlan) -> int:
           f"features: {kind} ({features}); EEG stream {eeg!r}, markers {markers!r}; "
           f"output {out}", flush=True)
     children: list[Child] = []
+    restore = _terminate_on_sigterm()
     try:
         amp = _start("simulate-amp", [
             *CLI, "simulate-amp", "--name", eeg, "--features", str(features), "--listen", markers,
@@ -191,7 +209,7 @@ def run_session(plan: SessionPlan) -> int:
             env[XVFB_ENV] = "1"
         else:
             cmd = [*CLI, *pres_cmd]
-        presenter = _start("present", cmd, logs, env=env)
+        presenter = _start("present", cmd, logs, env=env, watch="presenting ")
         children.append(presenter)
         if plan.gui:
             engine = _start("gui", [*CLI, "gui", "--eeg", eeg, "--markers", markers,
@@ -204,8 +222,12 @@ def run_session(plan: SessionPlan) -> int:
                 logs, watch="connected:")
         children.append(engine)
         _open_gate(plan, engine, presenter, amp, gate)
-        print("engine connected: presenting", flush=True)
-        t_end = None if plan.duration is None else time.monotonic() + plan.duration
+        print("engine connected: starting the presenter", flush=True)
+        t_end = None
+        while presenter.proc.poll() is None and not presenter.seen.wait(0.1):
+            pass  # --duration counts from the presenter's first image
+        if plan.duration is not None:
+            t_end = time.monotonic() + plan.duration
         stopped = False
         while presenter.proc.poll() is None and engine.proc.poll() is None:
             if t_end is not None and time.monotonic() >= t_end:
@@ -227,9 +249,18 @@ def run_session(plan: SessionPlan) -> int:
         else:
             engine_rc = _stop(engine, signal.SIGTERM, timeout=180)
         _stop(amp, signal.SIGINT, timeout=15)
-    finally:
-        for child in children:
-            _stop(child, signal.SIGTERM, timeout=10)
+    finally:  # (normally all stopped already) presenter, then engine, then amplifier
+        stop_file.touch()
+        by_name = {c.name: c for c in children}
+        if "present" in by_name:
+            try:
+                by_name["present"].proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for name in ("present", "live", "gui", "simulate-amp"):
+            if name in by_name:
+                _stop(by_name[name], signal.SIGTERM, timeout=60 if name == "live" else 10)
+        restore()
         gate.unlink(missing_ok=True)
         stop_file.unlink(missing_ok=True)
     for line in presenter.lines:

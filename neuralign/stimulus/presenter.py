@@ -211,7 +211,9 @@ class Presenter:
         the first flip without the pending trial's image ends that trial.
         """
         if self._pace and planned is not None:
-            delay = planned - self._core.getTime()
+            # half a frame early: without vsync the flip returns at once (a constant offset);
+            # with vsync it still lands on the vsync at ``planned`` instead of the next one
+            delay = planned - 0.5 * self.frame_s - self._core.getTime()
             if delay > 0:
                 time.sleep(delay)
         t = self.win.flip()
@@ -483,6 +485,8 @@ class Presenter:
                 window_size=[int(v) for v in self.win.size],
             )
             self._event.clearEvents()
+            print(f"presenting {len(self.design.trials)} images "
+                  f"({self.design.duration_s():.1f} s + breaks)", flush=True)
             with tqdm(total=len(self.design.trials), desc="presenting", unit="img",
                       disable=not self.progress, leave=False) as bar:
                 for block in range(self.design.n_blocks):

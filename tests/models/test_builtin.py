@@ -68,4 +68,6 @@ def test_unknown_model_lists_known(capsys, tmp_path):
     assert main(["features", "--model", "resnet9000", "--stimuli", "builtin",
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "mobilenet_v2" in err and "vit_s14_focus" in err and len(err.strip().splitlines()) == 1
+    assert "mobilenet_v2" in err
+    assert "vit_s14_focus" in err
+    assert len(err.strip().splitlines()) == 1

@@ -111,3 +111,27 @@ def test_unsupported_folder_is_one_line_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
     with pytest.raises(NeuralignError, match="no weights"):
         export_hf(tmp_path, tmp_path / "out")
+
+
+def test_lvlm_prompt_from_tokenizer(hf_export, tmp_path):
+    """With a tokenizer in the folder, the family's template is tokenized around the image."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from neuralign.models.hf_export import export_hf
+
+    model_dir, spec0 = hf_export("llava")
+    folder = tmp_path / "llava_tok"
+    shutil.copytree(model_dir, folder)
+    vocab = {"[UNK]": 0, "USER": 3, ":": 4, "Describe": 5, "the": 6, "image": 7, ".": 8,
+             "ASSISTANT": 9}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(folder)
+    spec = export_hf(folder, tmp_path / "out")
+    n_img = spec.info["n_image_tokens"]
+    assert spec.info["prompt"]["tokenizer"] is True
+    assert spec.info["prompt_ids"] == [3, 4] + [100] * n_img + [5, 6, 7, 8, 9, 4]
+    assert spec.verification["max_abs_diff"] <= 1e-4

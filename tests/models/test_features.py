@@ -26,9 +26,11 @@ def test_builtin_stimuli_are_stable_real_images(tmp_path):
     assert ids[:3] == ["astronaut", "astronaut_tl", "astronaut_tr"]
     items = builtin_stimuli()
     assert [i for i, _ in items] == ids
-    assert items[0][1].size == (512, 512) and items[0][1].mode == "RGB"
+    assert items[0][1].size == (512, 512)
+    assert items[0][1].mode == "RGB"
     paths = write_builtin_stimuli(tmp_path / "b")
-    assert len(paths) == 102 and paths[0].name == "astronaut.png"
+    assert len(paths) == 102
+    assert paths[0].name == "astronaut.png"
 
 
 def test_folder_skips_unreadable_files(image_folder):
@@ -43,9 +45,12 @@ def test_cache_reuse_and_invalidation(hf_export, image_folder, tmp_path, capsys)
     _, spec = hf_export("vit")
     out = tmp_path / "feat.npz"
     r1 = extract_features(spec, str(image_folder), out, batch_size=3, progress=False)
-    assert not r1.reused and r1.n_stimuli == 8 and is_cache(out)
+    assert not r1.reused
+    assert r1.n_stimuli == 8
+    assert is_cache(out)
     fs = load_features(out)  # the io dispatch accepts caches
-    assert fs.layers == ("vision.00", "vision.01") and fs.arrays[0].shape == (8, 32)
+    assert fs.layers == ("vision.00", "vision.01")
+    assert fs.arrays[0].shape == (8, 32)
     assert fs.provenance["pooling"] == "cls"
     r2 = extract_features(spec, str(image_folder), out, progress=False)
     assert r2.reused
@@ -56,7 +61,8 @@ def test_cache_reuse_and_invalidation(hf_export, image_folder, tmp_path, capsys)
     with pytest.raises(NeuralignError, match="stale: 1 image"):
         load_cache(out)
     r3 = extract_features(spec, str(image_folder), out, progress=False)
-    assert not r3.reused and "1 image(s) changed" in r3.stale_reason
+    assert not r3.reused
+    assert "1 image(s) changed" in r3.stale_reason
     fs3 = load_cache(out)
     i = list(fs3.stimulus_ids).index("astronaut")
     assert not np.allclose(fs3.arrays[0][i], fs.arrays[0][i])
@@ -81,7 +87,8 @@ def test_pooling_option_recorded(hf_export, image_folder, tmp_path):
     r = extract_features(spec, str(image_folder), tmp_path, pooling="mean", progress=False)
     fs = load_cache(r.path)
     prov = fs.provenance
-    assert prov["pooling"] == "mean" and r.path.name == "llava_mean_stim.npz"
+    assert prov["pooling"] == "mean"
+    assert r.path.name == "llava_mean_stim.npz"
     assert prov["pooling_per_layer"] == {"vision.00": "mean", "vision.01": "mean",
                                          "llm.00": "mean", "llm.01": "mean"}
     r2 = extract_features(spec, str(image_folder), tmp_path, progress=False)
@@ -115,7 +122,8 @@ def test_pca_fit_on_training_stimuli_only(hf_export, tmp_path):
                                       progress=False).path)
     red = load_cache(extract_features(spec, str(root), tmp_path / "pca.npz", pca=3,
                                       progress=False).path)
-    assert red.provenance["test_ids"] == [t[:-4] for t in test]
+    assert red.provenance["test_ids"] == test
+    assert set(red.stimulus_ids) == set(train + test)
     is_train = np.array([s not in set(red.provenance["test_ids"]) for s in raw.stimulus_ids])
     ref = PCA(n_components=3, svd_solver="full").fit(raw.arrays[1][is_train].astype(np.float64))
     proj = ref.transform(raw.arrays[1].astype(np.float64))
@@ -132,7 +140,8 @@ def test_cli_features_builtin_mobilenet(tmp_path, capsys, mobilenet_spec):
                  "--out", str(out), "--no-progress"]) == 0
     assert "102 stimuli x 20 layers" in capsys.readouterr().out
     fs = load_features(out)
-    assert fs.dims[-1] == 1000 and fs.dims[0] == 32
+    assert fs.dims[-1] == 1000
+    assert fs.dims[0] == 32
     assert main(["features", "--model", "mobilenet_v2", "--stimuli", "builtin",
                  "--out", str(out), "--no-progress"]) == 0
     assert "reused" in capsys.readouterr().out
@@ -142,7 +151,8 @@ def test_cli_features_vit_s14_focus(tmp_path, capsys, image_folder, focus_spec):
     assert main(["features", "--model", "vit_s14_focus", "--stimuli", str(image_folder),
                  "--out", str(tmp_path), "--no-progress", "--batch-size", "4"]) == 0
     fs = load_features(tmp_path / "vit_s14_focus_cls_stim.npz")
-    assert fs.n_layers == 12 and fs.dims == (384,) * 12
+    assert fs.n_layers == 12
+    assert fs.dims == (384,) * 12
 
 
 def test_cli_bad_inputs(tmp_path, capsys, hf_export, image_folder):
@@ -179,3 +189,29 @@ def test_cli_bad_inputs(tmp_path, capsys, hf_export, image_folder):
     np.savez(notcache, a=np.zeros(3))
     assert "not a feature cache" in err_of(["features", "--model", "mobilenet_v2", "--stimuli",
                                             str(image_folder), "--out", str(notcache)])
+
+
+def test_changed_model_invalidates_cache(hf_export, image_folder, tmp_path):
+    import shutil
+
+    _, vit = hf_export("vit")
+    _, dino = hf_export("dinov2")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    onnx_file = plain / "m.onnx"
+    shutil.copy(vit.root / "model.onnx", onnx_file)
+    out = tmp_path / "c.npz"
+    r1 = extract_features(str(onnx_file), str(image_folder), out, progress=False)
+    assert r1.n_layers == 4  # a plain ONNX file: every output is a layer
+    shutil.copy(dino.root / "model.onnx", onnx_file)
+    with pytest.raises(NeuralignError, match="stale: model file"):
+        load_cache(out)
+    r2 = extract_features(str(onnx_file), str(image_folder), out, progress=False)
+    assert not r2.reused
+    assert r2.stale_reason == "the model file changed"
+    # an exported model folder whose graph was modified after export is refused
+    exported = tmp_path / "exp"
+    shutil.copytree(vit.root, exported)
+    shutil.copy(dino.root / "model.onnx", exported / "model.onnx")
+    with pytest.raises(NeuralignError, match="does not match the hash recorded"):
+        extract_features(str(exported), str(image_folder), tmp_path / "d.npz", progress=False)

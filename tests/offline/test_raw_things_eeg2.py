@@ -173,3 +173,13 @@ def test_raw_bad_inputs(tmp_path, raw_subject):
                                        "sfreq": 1000.0}, allow_pickle=True)
     with pytest.raises(NeuralignError, match="no 'stim' channel"):
         R.read_raw_npy(bad / "raw_eeg_test.npy")
+
+
+def test_raw_refuses_several_subjects(raw_subject, tmp_path):
+    import shutil
+
+    _, sdir, _, _ = raw_subject
+    for sub in ("sub-01", "sub-02"):
+        shutil.copytree(sdir / "ses-01", tmp_path / "raw_data" / sub / "ses-01")
+    with pytest.raises(NeuralignError, match="under this folder: give one subject"):
+        R.discover(tmp_path / "raw_data")

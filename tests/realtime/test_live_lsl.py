@@ -129,7 +129,8 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
     # re-epoching the recording gives the very epochs the engine got
     data = load_recording(out)
     assert data.stimulus_ids.tolist() == sess.kept_ids
-    np.testing.assert_array_equal(data.epochs, np.stack(sess.kept))
+    # same code and data; only BLAS threading (1 thread live) may change the last bits
+    np.testing.assert_allclose(data.epochs, np.stack(sess.kept), rtol=0, atol=1e-12)
     assert data.test_ids == sess.test_ids
     assert len(data.test_ids) == 8
     # and `neuralign analyze` on the recording reproduces the live maps
