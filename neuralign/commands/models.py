@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"exported {spec.family} model to {spec.root}: {len(spec.layers)} layers "
               f"({spec.layer_names[0]} .. {spec.layer_names[-1]}), graphs "
               f"{', '.join(g['file'] for g in spec.graphs)}")
-        print(f"max abs diff vs torch: {spec.verification['max_abs_diff']:.3g}")
+        print(f"max abs diff vs torch: {spec.verification['max_abs_diff']:.3g}; "
+              f"{spec.info.get('n_params', 0) / 1e6:.2f} M parameters")
         return 0
     args._parser.print_help()
     return 2

@@ -82,6 +82,7 @@ class LiveSession:
         offset_every_s: float = 5.0,
         stall_s: float = 1.0,
         blas_threads: int | None = 1,
+        poll_s: float = 0.002,
     ) -> None:
         self.features = features
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
@@ -100,6 +101,7 @@ class LiveSession:
         self.offset_every_s = float(offset_every_s)
         self.stall_s = float(stall_s)
         self.blas_threads = blas_threads
+        self.poll_s = float(poll_s)
         self._blas_limit = None
         # every epoch handed to the engine, in order (the final maps are recomputed from them
         # exactly as `neuralign analyze` does from the recording)
@@ -243,7 +245,7 @@ class LiveSession:
     def _acquire(self) -> None:
         while not self._stop.is_set():
             if not self._step(pull_markers=True):
-                time.sleep(0.002)
+                time.sleep(self.poll_s)
 
     def _step(self, *, pull_markers: bool) -> bool:
         """One acquisition round; True if anything arrived."""

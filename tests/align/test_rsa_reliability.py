@@ -96,3 +96,22 @@ def test_noise_ceilings_match_direct():
     np.testing.assert_allclose(nc["ncsnr_pct"], 100 * ncsnr**2 / (ncsnr**2 + 1 / R), atol=1e-6)
     # the ceiling is a real bound: the noise-free signal correlates with the means below it
     assert np.nanmean(nc["r_ceiling"]) > 0.5
+
+
+def test_rsa_matches_rsatoolbox():
+    rsatoolbox = __import__("pytest").importorskip("rsatoolbox")
+    fs, sids, epochs, times, ch = make_problem(n=30, c=5, reps=3, seed=11)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    eng.add_epochs(sids, epochs)
+    res = eng.refresh()
+    tr = _trials(fs, sids, epochs)
+    ids = res.rsa_stimulus_ids
+    means = np.stack([tr[s].mean(0) for s in ids])
+    models = rsatoolbox.rdm.concat([
+        rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(f[fs.index_of(ids)]), method="correlation")
+        for f in fs.arrays
+    ])
+    for t in range(len(times)):
+        eeg = rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(means[:, :, t]), method="correlation")
+        ref = rsatoolbox.rdm.compare(models, eeg, method="spearman")[:, 0]
+        np.testing.assert_allclose(res.rsa_spearman[:, t], ref, atol=1e-6)
