@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--listen", default=None, metavar="MARKER_STREAM",
                    help="respond to stimulus markers on this stream (e.g. the presenter's)")
+    p.add_argument("--codes", type=Path, default=None,
+                   help="JSON {code: stimulus_id} for an integer marker stream on --listen")
     p.add_argument("--schedule", action="store_true",
                    help="push a random stimulus sequence on an own marker outlet")
     p.add_argument("--marker-name", default=None, help="own marker stream name (NAME-markers)")
@@ -78,6 +80,14 @@ def run(args: argparse.Namespace) -> int:
                     else [f"ch{i + 1}" for i in range(args.channels)])
         if args.counter:
             ch_names[0] = "counter"
+    codes = None
+    if args.codes is not None:
+        import json
+
+        try:
+            codes = json.loads(args.codes.read_text())
+        except (OSError, ValueError) as e:
+            raise NeuralignError(f"cannot read the code table ({e})", path=args.codes) from e
     source_id = args.source_id or f"{args.name}-{uuid.uuid4().hex[:8]}"
     schedule = None
     marker_name = args.marker_name or f"{args.name}-markers"
@@ -100,9 +110,14 @@ def run(args: argparse.Namespace) -> int:
         name=args.name, source_id=source_id, sfreq=args.sfreq, ch_names=ch_names, brain=brain,
         listen=args.listen, schedule=schedule, marker_name=marker_name, counter=args.counter,
         delay_s=args.delay, seed=args.seed, nan_every=args.nan_every, nan_len=args.nan_len,
-        channel_format=args.format, wait_consumers_s=args.wait_consumers)
+        channel_format=args.format, wait_consumers_s=args.wait_consumers, codes=codes)
     print(f"streaming {args.name!r} (source_id {source_id}, {len(ch_names)} ch @ {args.sfreq:g} Hz)"
           + (f", markers on {marker_name!r}" if schedule else ""), file=sys.stderr, flush=True)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *a: amp.stop())
     try:
         amp.run(args.duration)
     except KeyboardInterrupt:

@@ -82,7 +82,7 @@ class LiveSession:
         offset_every_s: float = 5.0,
         stall_s: float = 1.0,
         blas_threads: int | None = 1,
-        poll_s: float = 0.002,
+        poll_s: float = 0.005,
     ) -> None:
         self.features = features
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream

@@ -120,7 +120,7 @@ class SimulatedAmp:
                  marker_name: str | None = None, counter: bool = False, chunk_s: float = 0.01,
                  delay_s: float = 0.02, seed: int = 0, nan_every: float = 0.0,
                  nan_len: float = 0.0, channel_format: str = "float32", lead_s: float = 1.0,
-                 wait_consumers_s: float = 30.0) -> None:
+                 wait_consumers_s: float = 30.0, codes: dict | None = None) -> None:
         pylsl = get_pylsl()
         self.pylsl = pylsl
         self.sfreq = float(sfreq)
@@ -157,6 +157,7 @@ class SimulatedAmp:
         self.markers_pushed = 0
         self._mk_inlet = None
         self._mk_offset = 0.0
+        self.codes = {str(k): str(v) for k, v in (codes or {}).items()}
 
     def stop(self) -> None:
         self._stop.set()
@@ -254,7 +255,9 @@ class SimulatedAmp:
                 vals, ts = self._mk_inlet.pull_chunk(timeout=0.0)
                 for v, t in zip(vals, ts):
                     self.markers_seen += 1
-                    self._plant(str(v[0]), t + self._mk_offset)
+                    m = v[0]
+                    key = m if isinstance(m, str) else str(int(m))
+                    self._plant(self.codes.get(key, key), t + self._mk_offset)
             due = int(math.floor((now - self.delay_s - self.t0) * self.sfreq)) + 1 - self.produced
             if due > 0:
                 x = self._block(due)

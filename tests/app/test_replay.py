@@ -190,3 +190,75 @@ def test_onsets_from_info_are_used():
     np.testing.assert_allclose(src.onsets, [0, 0.5, 1.5, 2.0, 4.0])
     src2 = ReplaySource(data, FakeEngine(), soa=0.3)
     np.testing.assert_allclose(src2.onsets, 0.3 * np.arange(5))
+
+
+class FakeSession:
+    """Stands in for neuralign.realtime.session.LiveSession (publishes ``.snapshot``)."""
+
+    def __init__(self, snapshot, *, fail: str | None = None) -> None:
+        self.snapshot = None
+        self._snap = snapshot
+        self.fail = fail
+        self.connected = False
+        self.started = threading.Event()
+
+    def start(self) -> None:
+        from neuralign.errors import NeuralignError
+
+        if self.fail:
+            raise NeuralignError(self.fail)
+        self.connected = True
+        self.snapshot = self._snap
+        self.started.set()
+
+    def stop(self):
+        self.connected = False
+        return self._snap.result
+
+
+def test_live_source_connects_in_background_and_keeps_final_result(qtbot):
+    from neuralign.app.live import LiveSource
+
+    from .conftest import make_snapshot
+
+    snap = make_snapshot(make_result())
+    seen = []
+    src = LiveSource(FakeSession(snap), on_connected=seen.append)
+    win = MainWindow(src)
+    qtbot.addWidget(win)
+    assert src.latest() is None
+    src.start()
+    qtbot.waitUntil(lambda: win._last_result is not None, timeout=10000)
+    assert seen == [src.session]
+    assert win.stream_panel.labels["eeg"].text() == "test-eeg"
+    src.stop()
+    assert src.result is snap.result
+    assert not src.session.connected
+
+
+def test_live_source_connect_error_is_shown(qtbot):
+    from neuralign.app.live import LiveSource
+
+    src = LiveSource(FakeSession(None, fail="EEG stream 'amp' not found within 10 s"))
+    win = MainWindow(src)
+    qtbot.addWidget(win)
+    src.start()
+    qtbot.waitUntil(lambda: "not found" in win.source_msg.text(), timeout=10000)
+    assert win.source_msg.text().startswith("connect: ")
+    src.stop()  # never connected: nothing to stop, no error
+    assert src.result is None
+
+
+def test_snapshot_attribute_objects_are_wrapped(qtbot):
+    from neuralign.app.source import AttributeSource
+
+    from .conftest import make_snapshot
+
+    sess = FakeSession(make_snapshot(make_result()))
+    win = MainWindow(sess)
+    qtbot.addWidget(win)
+    assert isinstance(win.source, AttributeSource)
+    assert not win.start_btn.isEnabled()  # shown, not controlled
+    sess.start()
+    win.tick()
+    assert win._last_result is sess.snapshot.result

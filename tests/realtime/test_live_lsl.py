@@ -203,38 +203,53 @@ def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, featu
 
 
 # ---------------------------------------------------------------------- markers first
-def test_markers_arriving_before_their_eeg(tmp_path, features_file):
-    """An amplifier 0.5 s behind: every marker waits for its data, then becomes an epoch."""
-    features = features_file[1]
+def test_int_markers_before_their_eeg_get_planted_responses(tmp_path, features_file):
+    """An amplifier 0.5 s behind, listening to an integer marker stream (code table): every
+    marker waits for its data, becomes an epoch, and carries the planted response."""
+    fpath, features = features_file
     name = unique("late")
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "4",
-                     "--sfreq", "250", "--delay", "0.5", "--duration", "60"],
-                    tmp_path / "amp.log")
     mk_name = unique("late-mk")
-    outlet = marker_outlet(mk_name)
+    outlet = marker_outlet(mk_name, fmt="int32")
     ids = features.stimulus_ids.tolist()
+    codes = {str(k + 1): sid for k, sid in enumerate(ids)}
+    (tmp_path / "codes.json").write_text(json.dumps(codes))
+    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "17",
+                     "--sfreq", "250", "--delay", "0.5", "--duration", "60", "--features",
+                     str(fpath), "--listen", mk_name, "--codes", str(tmp_path / "codes.json"),
+                     "--snr", "3"], tmp_path / "amp.log")
     try:
         wait_for_stream(name)
-        sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path)
+        sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
+                           codes=codes)
         sess.start()
         import pylsl
 
-        time.sleep(1.5)
+        assert wait_until(lambda: outlet.have_consumers(), 20)
+        time.sleep(2.0)  # the amplifier's listener connects too
         max_pending = 0
-        for k in range(12):
-            outlet.push_sample([ids[k]], pylsl.local_clock())
-            time.sleep(0.2)
+        for k in range(10):  # 0.9 s apart: no response overlaps the next baseline
+            outlet.push_sample([k + 1], pylsl.local_clock())
+            time.sleep(0.9)
             max_pending = max(max_pending, sess.snapshot.health.pending_markers)
-        assert wait_until(lambda: sess.snapshot.epochs_accepted >= 12, 10)
+        assert wait_until(lambda: sess.snapshot.epochs_accepted >= 10, 10)
         sess.stop()
     finally:
         stop(amp)
         outlet = None  # noqa: F841 - closes the marker stream
     snap = sess.snapshot
     assert max_pending >= 1
-    assert snap.epochs_accepted == 12
+    assert snap.epochs_accepted == 10
     assert snap.epochs_rejected == 0
     assert snap.health.latency_median_s >= 0.8 + 0.5 - 0.05
+    assert sess.kept_ids == ids[:10]
+    ep = np.stack(sess.kept)
+    times = sess.core.epocher.times
+    evoked = ep[:, :, (times >= 0.06) & (times <= 0.32)].var(axis=0).mean()
+    base = ep[:, :, times < 0].var(axis=0).mean()
+    print("EVOKED_RATIO", evoked / base)
+    assert evoked > 2 * base  # the planted responses are in the epochs
+    data = load_recording(tmp_path)  # integer markers replay through the code table
+    assert data.stimulus_ids.tolist() == ids[:10]
 
 
 # ---------------------------------------------------------------------- connect errors
