@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--processes", action="store_true", help="LocalCluster worker processes")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ap.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: temp)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the simulated data already in --keep (skip the simulation)")
     args = ap.parse_args()
 
     from neuralign.offline.sim_study import write_simulated_study
@@ -63,7 +65,10 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_study_"))
     try:
         t0 = time.perf_counter()
-        cfg_path = write_simulated_study(
+        reuse = args.reuse and args.keep is not None and (work / "STUDY.toml").is_file()
+        for d in work.glob("out_*"):
+            shutil.rmtree(d)
+        cfg_path = work / "STUDY.toml" if reuse else write_simulated_study(
             work, n_subjects=args.subjects, layers=tuple(args.layers), dim=args.dim,
             n_train=args.train, n_test=args.test, train_reps=args.train_reps,
             test_reps=args.test_reps, varpart=True, stats={"n_permutations": 1024, "n_boot": 1000},
@@ -76,7 +81,7 @@ def main() -> None:
         print(f"study: {args.subjects} subjects x {len(args.layers)} models (layers "
               f"{args.layers}, D={args.dim}); {args.train} train x {args.train_reps} reps + "
               f"{args.test} test x {args.test_reps} reps; 17 ch x 100 t; {n_tasks} tasks")
-        print(f"simulate + write data: {t_sim:8.1f} s")
+        print(f"simulate + write data: {t_sim:8.1f} s" + (" (reused)" if reuse else ""))
 
         runs = {}
         for label, sched in (("single process", "none"), (f"LocalCluster x{args.workers}", "local")):

@@ -99,7 +99,14 @@ class StreamPanel(QtWidgets.QGroupBox):
             return
         h = snap.health
         now = time.time() if now is None else now
-        state = "" if h.connected else "  (disconnected)"
+        if getattr(snap, "finished", False):
+            state = "  (finished)"
+        elif not h.connected:
+            state = "  (disconnected)"
+        elif getattr(h, "stalled_s", 0.0) > 0.5:
+            state = f"  (no data for {h.stalled_s:.1f} s)"
+        else:
+            state = ""
         self.labels["eeg"].setText((h.eeg_name or "-") + state)
         self.labels["markers"].setText(h.marker_name or "-")
         self.labels["rate"].setText(fmt(h.sfreq, ".1f", " Hz"))
@@ -107,10 +114,19 @@ class StreamPanel(QtWidgets.QGroupBox):
         self.labels["buffer"].setText(fmt(100 * h.buffer_fill, ".0f", " %"))
         gaps = f"  ({h.gaps} gaps)" if h.gaps else ""
         self.labels["dropped"].setText(f"{h.dropped_samples}{gaps}")
-        self.labels["latency"].setText(fmt(1000 * h.latency_s, ".1f", " ms"))
+        lat = fmt(1000 * h.latency_s, ".1f", " ms")
+        med = getattr(h, "latency_median_s", float("nan"))
+        if math.isfinite(med):
+            lat += f" (median {1000 * med:.1f} ms)"
+        self.labels["latency"].setText(lat)
         self.labels["reconnects"].setText(str(h.reconnects))
-        unk = f"  ({snap.unknown_markers} unknown ids)" if snap.unknown_markers else ""
-        self.labels["epochs"].setText(f"{snap.epochs_accepted} / {snap.epochs_rejected}{unk}")
+        extra = []
+        if snap.unknown_markers:
+            extra.append(f"{snap.unknown_markers} unknown ids")
+        if getattr(h, "pending_markers", 0):
+            extra.append(f"{h.pending_markers} pending")
+        more = f"  ({', '.join(extra)})" if extra else ""
+        self.labels["epochs"].setText(f"{snap.epochs_accepted} / {snap.epochs_rejected}{more}")
         self.labels["stimuli"].setText(str(snap.stimuli_seen))
         self.labels["session"].setText(fmt(snap.session_time, ".1f", " s"))
         if math.isfinite(snap.last_refresh_wall):

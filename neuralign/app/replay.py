@@ -369,6 +369,8 @@ class ReplaySource:
             scope=scope,
             scope_times=scope_times,
             marker_times=markers,
+            n_refreshes=self.n_refreshes,
+            finished=self.finished,
         )
 
 

@@ -8,6 +8,7 @@ writing the results contract (``results.json``, ``maps.npz``, figures, ``report.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -65,6 +66,15 @@ def _default_features(args, data) -> Path:
     if isinstance(feat, str) and feat:
         cands.append(Path(feat))
     base = args.recording if args.recording is not None else Path(args.dataset.partition(":")[2])
+    if args.recording is not None:  # the features the live session used (session.json)
+        for meta in (base / "recording" / "session.json", base / "session.json",
+                     base.parent / "session.json"):
+            try:
+                src = json.loads(meta.read_text()).get("features", {}).get("source")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(src, str) and src:
+                cands.append(Path(src))
     for d in (base, base.parent, base.parent.parent):
         cands.append(d / "features.npz")
     for c in cands:

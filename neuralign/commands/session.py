@@ -38,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: when the presenter ends)")
     p.add_argument("--out", type=Path, default=Path("session_out"), help="output folder")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
+                   help="GUI: render offscreen, save the window to FILE.png after --exit-after s")
+    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
+                   help="GUI: close the window (and end the session) after SECONDS")
     p.add_argument("--features", type=Path, default=None,
                    help="features of the shown stimuli (.npz / cache); default: synthetic "
                    "features, or --model")
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if gui and not _gui_available():
         raise NeuralignError("the GUI (neuralign gui: neuralign.app + PySide6) is not available "
                              "in this installation: use --headless")
-    if gui and not has_display():
+    if gui and not has_display() and args.screenshot is None:
         raise NeuralignError("no display for the GUI: use --headless (the presenter then runs "
                              "under xvfb-run)")
     over = config_overrides(args)
@@ -96,5 +100,6 @@ def run(args: argparse.Namespace) -> int:
             config=config, out=args.out, features=args.features, model=args.model, gui=gui,
             duration=args.duration, snr=args.snr, channels=args.channels, sfreq=args.sfreq,
             xvfb=not has_display(), connect_timeout=args.connect_timeout,
+            screenshot=args.screenshot, exit_after=args.exit_after,
         )
         return run_session(plan)

@@ -20,8 +20,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--config", required=True, type=Path, metavar="STUDY.toml")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="dask scheduler address; 'local' (default): a LocalCluster on "
-                        "127.0.0.1; 'none': run everything in this process")
+                   help="dask scheduler address; 'local' (default): a LocalCluster (thread "
+                        "workers in this process, or worker processes on 127.0.0.1 with "
+                        "--processes); 'none': run everything in this process")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default 2)")
     p.add_argument("--processes", action="store_true",
                    help="LocalCluster with worker processes (default: threads in this process)")

@@ -65,6 +65,29 @@ def _tree_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+_CODE_FP: str | None = None
+
+
+def code_fingerprint() -> str:
+    """Hash of the neuralign code a result depends on (engine, loaders, feature readers), so a
+    changed engine never reuses stale cached results."""
+    global _CODE_FP
+    if _CODE_FP is None:
+        from .. import __version__
+
+        pkg = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256(__version__.encode())
+        skip = {"stats.py", "study.py", "study_config.py", "study_report.py", "replay_lsl.py"}
+        for sub in ("align", "offline", "io", "sim"):
+            for f in sorted((pkg / sub).rglob("*.py")):
+                if f.name in skip:
+                    continue
+                h.update(f.relative_to(pkg).as_posix().encode())
+                h.update(f.read_bytes())
+        _CODE_FP = h.hexdigest()[:16]
+    return _CODE_FP
+
+
 def dataset_paths(spec: str, options: dict) -> list[Path]:
     """Files/folders a dataset spec reads (for fingerprints)."""
     kind, _, p = spec.partition(":")
@@ -86,6 +109,7 @@ def task_key(cfg: StudyConfig, subject, model, *, feature_sha: str | None = None
         "data_fp": [_tree_fingerprint(p) for p in dataset_paths(subject.dataset, subject.options)],
         "features": feature_sha or _file_sha(Path(model.features)),
         "settings": cfg.settings_hash(),
+        "code": code_fingerprint(),
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -128,11 +152,23 @@ def _permuted(fs, perm: np.ndarray):
 
 
 # ------------------------------------------------------------------------------ one task
+def set_blas_threads(n: int | None) -> None:
+    """Pin this process's BLAS/OpenMP pools to ``n`` threads (``None``: leave them).
+
+    Process-wide and idempotent (concurrent tasks set the same value). The same thread count in
+    every mode (dask worker processes run with 1) makes single-process and cluster runs
+    bit-identical: BLAS sums in a different order with a different thread count.
+    """
+    if n is None:
+        return
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if any(p.get("num_threads") != n for p in threadpool_info()):
+        threadpool_limits(limits=n)
+
+
 def run_task(task: dict) -> dict:
     """Compute (or skip, when cached) one (subject, model) result. Picklable for dask."""
-    from ..align import analyze_epochs
-    from ..align import stats as st
-
     out = Path(task["out_dir"])
     marker = out / "task.json"
     if marker.is_file():
@@ -143,6 +179,14 @@ def run_task(task: dict) -> dict:
         if done.get("key") == task["key"] and (out / "maps.npz").is_file():
             return {"subject": task["subject"], "model": task["model"], "status": "cached",
                     "seconds": 0.0}
+    set_blas_threads(task.get("blas_threads"))
+    return _compute_task(task, out, marker)
+
+
+def _compute_task(task: dict, out: Path, marker: Path) -> dict:
+    from ..align import analyze_epochs
+    from ..align import stats as st
+
     t0 = time.perf_counter()
     data = load_subject(task["dataset"], task["options"])
     fs = load_model_features(task["features"])
@@ -186,12 +230,18 @@ def run_task(task: dict) -> dict:
 
 def run_varpart_task(task: dict) -> dict:
     """Variance partitioning of two (model, layer) feature spaces on one subject."""
-    from .varpart import variance_partition
 
     out = Path(task["out_file"])
     meta = out.with_suffix(".json")
     if out.is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == task["key"]:
         return {"status": "cached", **{k: task[k] for k in ("subject", "pair")}}
+    set_blas_threads(task.get("blas_threads"))
+    return _compute_varpart(task, out, meta)
+
+
+def _compute_varpart(task: dict, out: Path, meta: Path) -> dict:
+    from .varpart import variance_partition
+
     data = load_subject(task["dataset"], task["options"])
     fa = load_model_features(task["features_a"])
     fb = load_model_features(task["features_b"])
@@ -212,15 +262,22 @@ class Executor:
     """Runs task functions in-process or on dask.distributed (LocalCluster on 127.0.0.1)."""
 
     def __init__(self, scheduler: str | None = "none", *, workers: int = 2,
-                 processes: bool = False, threads_per_worker: int = 1) -> None:
+                 processes: bool = False, threads_per_worker: int = 1,
+                 blas_threads: int | None = 1) -> None:
         self.scheduler = "none" if scheduler in (None, "", "none", "sync", "single") else scheduler
         self.workers = int(workers)
         self.processes = bool(processes)
         self.threads_per_worker = int(threads_per_worker)
+        self.blas_threads = blas_threads
+        self._limiter = None
         self.client = None
         self.cluster = None
 
     def __enter__(self) -> Executor:
+        if self.blas_threads is not None:  # tasks in this process (single / thread workers)
+            from threadpoolctl import threadpool_limits
+
+            self._limiter = threadpool_limits(limits=self.blas_threads)
         if self.scheduler == "none":
             return self
         try:
@@ -246,6 +303,8 @@ class Executor:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._limiter is not None:
+            self._limiter.restore_original_limits()
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -256,8 +315,8 @@ class Executor:
         if self.scheduler == "none":
             return "single process"
         if self.scheduler == "local":
-            kind = "processes" if self.processes else "threads"
-            return f"dask LocalCluster ({self.workers} workers, {kind}, 127.0.0.1)"
+            kind = "processes on 127.0.0.1" if self.processes else "threads, in-process"
+            return f"dask LocalCluster ({self.workers} workers, {kind})"
         return f"dask scheduler {self.scheduler}"
 
     def map(self, fn, tasks: list[dict], *, desc: str, progress: bool = True) -> list[dict]:
@@ -551,6 +610,7 @@ def _tasks(cfg: StudyConfig, feature_sha: dict[str, str]) -> list[dict]:
                 "subject_permutations": int(cfg.stats["subject_permutations"]),
                 "p_threshold": float(cfg.stats["p_threshold"]), "alpha": float(cfg.stats["alpha"]),
                 "tail": int(cfg.stats["tail"]), "seed": int(cfg.stats["seed"]),
+                "blas_threads": cfg.blas_threads,
             })
     return tasks
 
@@ -595,6 +655,7 @@ def _varpart(cfg: StudyConfig, executor: Executor, per_model: dict, feature_sha:
                           "features_b": next(m.features for m in cfg.models if m.name == v.b),
                           "layer_a": la, "layer_b": lb, "alphas": v.alphas,
                           "n_folds": cfg.engine_kwargs().get("n_folds", 5),
+                          "blas_threads": cfg.blas_threads,
                           "out_file": str(cfg.cache / "varpart" / pair / f"{s.name}.npz")})
     executor.map(run_varpart_task, tasks, desc="variance partitioning", progress=progress)
     out = []
@@ -642,7 +703,8 @@ def run_study(
     cfg.cache.mkdir(parents=True, exist_ok=True)
     feature_sha = {m.name: _file_sha(Path(m.features)) for m in cfg.models}
     tasks = _tasks(cfg, feature_sha)
-    with Executor(scheduler, workers=workers, processes=processes) as ex:
+    with Executor(scheduler, workers=workers, processes=processes,
+                  blas_threads=cfg.blas_threads) as ex:
         done = ex.map(run_task, tasks, desc="subject x model", progress=progress)
         results = load_results(cfg)
         summary, arrays = aggregate(cfg, results)

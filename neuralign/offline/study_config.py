@@ -47,8 +47,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import tomllib
-
 from ..errors import NeuralignError
 
 SECTIONS = ("study", "analysis", "stats", "subjects", "models", "variance_partitioning", "scale")
@@ -60,8 +58,13 @@ STATS_KEYS = ("alpha", "n_permutations", "p_threshold", "correction", "n_boot", 
 SUBJECT_KEYS = ("name", "dataset", "options")
 MODEL_KEYS = ("name", "features", "family", "params", "encoder", "downstream", "depth")
 VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas")
-SCALE_KEYS = ("scheduler", "workers", "processes", "threads_per_worker")
+SCALE_KEYS = ("scheduler", "workers", "processes", "threads_per_worker", "blas_threads")
 DESCRIPTORS = ("family", "params", "encoder", "downstream")
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -118,6 +121,13 @@ class StudyConfig:
         kw = {k: a[k] for k in ("alphas", "n_folds", "backend", "dtype", "standardize",
                                 "max_rsa_stimuli") if k in a}
         return kw
+
+    @property
+    def blas_threads(self) -> int | None:
+        """BLAS threads per task ([scale] blas_threads; default 1 so every mode is identical;
+        0 = no limit)."""
+        n = int(self.scale.get("blas_threads", 1))
+        return None if n <= 0 else n
 
     @property
     def window(self) -> tuple[float, float]:

@@ -102,9 +102,14 @@ def _fig_scores(summary, path: Path) -> Path:
         e = summary["per_model"][m]
         n = e["n_layers"]
         depth = (np.arange(n) + 1) / n
-        axes[1].plot(depth, e["peak_latency_per_layer_s"], marker="o", ms=3, label=m)
+        (line,) = axes[1].plot(depth, e["peak_latency_per_layer_s"], marker="o", ms=3, label=m)
+        ci = (e.get("stats") or {}).get("peak_latency_ci_s")
+        if ci and ci.get("lo") is not None:
+            axes[1].fill_between(depth, np.asarray(ci["lo"], dtype=float),
+                                 np.asarray(ci["hi"], dtype=float), color=line.get_color(),
+                                 alpha=0.15)
     axes[1].set_xlabel("relative layer depth")
-    axes[1].set_ylabel("peak latency (s)")
+    axes[1].set_ylabel("peak latency (s; band: bootstrap CI)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -204,7 +209,7 @@ def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
                          f"<td>{_fmt(v.get('r2_alone'))}</td><td>{_fmt(v.get('r2_unique'))}</td>"
                          f"<td>{_fmt(v.get('shapley_r2'))}</td><td>{_fmt(v.get('share'))}</td></tr>")
         parts.append("</table>")
-        if reg.get("family_over_params") is not None:
+        if reg.get("family_over_params") is not None and not reg.get("warning"):
             parts.append(f"<p>Architecture family explains {_fmt(reg['family_over_params'])}x "
                          "the variance that parameter count explains (Shapley R²).</p>")
     for i, vp in enumerate(summary.get("variance_partitioning") or []):

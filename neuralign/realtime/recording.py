@@ -42,7 +42,7 @@ class SessionRecorder:
 
     def __init__(self, out_dir: str | Path, meta: dict, *, eeg_header: str, eeg_format: str,
                  n_channels: int, marker_header: str, marker_format: str,
-                 flush_s: float = 0.25) -> None:
+                 marker_channels: int = 1, flush_s: float = 0.25) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.meta = dict(meta, format=FORMAT, version=1)
@@ -51,7 +51,8 @@ class SessionRecorder:
         self.xdf.add_stream(EEG_ID, eeg_header, channel_format=eeg_format,
                             channel_count=n_channels)
         self.xdf.add_stream(MARKER_ID, marker_header, channel_format=marker_format,
-                            channel_count=1)
+                            channel_count=marker_channels)
+        self.marker_channels = int(marker_channels)
         self.xdf.add_stream(LOG_ID, xdf.stream_header_xml(
             name="neuralign-log", stype="neuralign-log", channel_count=1, nominal_srate=0.0,
             channel_format="string"), channel_format="string", channel_count=1)
@@ -68,11 +69,13 @@ class SessionRecorder:
         self.xdf.write_numeric(EEG_ID, data, ts)
 
     def markers(self, values, ts) -> None:
+        """Marker samples as pulled (every channel; the first one is the marker)."""
         if self.marker_format == "string":
-            self.xdf.write_strings(MARKER_ID, [[str(v[0] if isinstance(v, list | tuple) else v)]
-                                               for v in values], ts)
+            self.xdf.write_strings(
+                MARKER_ID, [[str(x) for x in v] if isinstance(v, list | tuple) else [str(v)]
+                            for v in values], ts)
         else:
-            arr = np.asarray(values).reshape(len(ts), 1)
+            arr = np.asarray(values).reshape(len(ts), self.marker_channels)
             self.xdf.write_numeric(MARKER_ID, arr, np.asarray(ts, dtype=float))
 
     def offset(self, stream: str, collection_time: float, offset: float) -> None:

@@ -178,7 +178,8 @@ class LiveSession:
         self.recorder = SessionRecorder(
             self.out_dir / "recording", meta, eeg_header=self.eeg.header_xml(),
             eeg_format=self.eeg.fmt, n_channels=self.eeg.n_channels,
-            marker_header=self.mk.header_xml(), marker_format=self.mk.fmt)
+            marker_header=self.mk.header_xml(), marker_format=self.mk.fmt,
+            marker_channels=self.mk.n_channels)
         for name, inlet in ((EEG, self.eeg), (MARKERS, self.mk)):
             off = inlet.time_correction(timeout=2.0)
             if off is not None:

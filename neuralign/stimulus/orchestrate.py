@@ -139,6 +139,8 @@ class SessionPlan:
     xvfb: bool = False
     connect_timeout: float = 60.0
     live_args: list[str] = field(default_factory=list)
+    screenshot: Path | None = None  # GUI: save the window here and exit after exit_after s
+    exit_after: float | None = None
 
 
 def _features_for(plan: SessionPlan, design, logs: Path) -> tuple[Path, str]:
@@ -212,8 +214,15 @@ def run_session(plan: SessionPlan) -> int:
         presenter = _start("present", cmd, logs, env=env, watch="presenting ")
         children.append(presenter)
         if plan.gui:
-            engine = _start("gui", [*CLI, "gui", "--eeg", eeg, "--markers", markers,
-                                    "--features", str(features), "--out", str(out)], logs)
+            gui_cmd = [*CLI, "gui", "--eeg", eeg, "--markers", markers, "--features",
+                       str(features), "--out", str(out), "--design", str(paths["design"])]
+            gui_env = None
+            if plan.screenshot is not None:
+                gui_cmd += ["--screenshot", str(plan.screenshot)]
+                gui_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+            if plan.exit_after is not None:
+                gui_cmd += ["--exit-after", str(plan.exit_after)]
+            engine = _start("gui", gui_cmd, logs, env=gui_env)
         else:
             engine = _start("live", [
                 *CLI, "live", "--eeg-stream", eeg, "--marker-stream", markers, "--features",
@@ -237,13 +246,16 @@ def run_session(plan: SessionPlan) -> int:
                 stopped = True
                 break
             time.sleep(0.2)
+        if presenter.proc.poll() is None and engine.proc.poll() is not None:
+            stop_file.touch()  # the window was closed (or --exit-after): end the presentation
+            stopped = True
         pres_rc = presenter.proc.wait(timeout=30)
         if engine.proc.poll() is not None and not plan.gui:
             raise NeuralignError(f"`neuralign live` ended early (exit {engine.proc.returncode})"
                                  f":\n{engine.tail()}", path=engine.log_path)
         # the last epoch needs tmax of data after its marker (plus amplifier latency)
         time.sleep(1.5)
-        if plan.gui:
+        if plan.gui and engine.proc.poll() is None:
             print("presenter finished; close the window to end the session", flush=True)
             engine_rc = engine.proc.wait()
         else:

@@ -39,6 +39,12 @@ def test_study_single_process_and_dask_identical(sim_study):
     run2 = json.loads((out2 / "run.json").read_text())
     assert run1["computed"] == run2["computed"] == 9
     assert "LocalCluster (2 workers" in run2["scheduler"]
+    # worker processes (listening on 127.0.0.1): identical too (BLAS pinned to 1 thread per task)
+    out3 = root / "dask_processes"
+    assert _run_cli(cfg, out3, "--scheduler", "local", "--workers", "2", "--processes") == 0
+    assert "processes" in json.loads((out3 / "run.json").read_text())["scheduler"]
+    assert json.loads((out3 / "study.json").read_text()) == json.loads(
+        (out1 / "study.json").read_text())
     s1 = json.loads((out1 / "study.json").read_text())
     s2 = json.loads((out2 / "study.json").read_text())
     assert s1 == s2

@@ -246,7 +246,6 @@ def test_int_markers_before_their_eeg_get_planted_responses(tmp_path, features_f
     times = sess.core.epocher.times
     evoked = ep[:, :, (times >= 0.06) & (times <= 0.32)].var(axis=0).mean()
     base = ep[:, :, times < 0].var(axis=0).mean()
-    print("EVOKED_RATIO", evoked / base)
     assert evoked > 2 * base  # the planted responses are in the epochs
     data = load_recording(tmp_path)  # integer markers replay through the code table
     assert data.stimulus_ids.tolist() == ids[:10]
