@@ -183,6 +183,8 @@ class AlignmentResult:
     counts: dict
     settings: dict
     rsa_stimulus_ids: list[str] = field(default_factory=list)
+    #: (T,) ceiling on RSA Spearman rho from split-half EEG RDMs (NaN without repetitions)
+    rsa_noise_ceiling: np.ndarray | None = None
 
     # ---------------------------------------------------------------- derived maps
     def encoding_map(self, *, normalized: bool = False) -> np.ndarray:
@@ -251,6 +253,8 @@ class AlignmentResult:
                 "cv_peak_latency_s": clat,
                 "cv_peak_rho": cval,
                 "n_stimuli": len(self.rsa_stimulus_ids),
+                "noise_ceiling": (np.full(self.times.size, np.nan)
+                                  if self.rsa_noise_ceiling is None else self.rsa_noise_ceiling),
             },
             "noise_ceiling": self.noise_ceiling_time("r_ceiling"),
             "noise_ceiling_split_half": self.noise_ceiling_time("spearman_brown"),
@@ -281,6 +285,8 @@ class AlignmentResult:
             "rsa_cv_spearman": self.rsa_cv_spearman,
             "rsa_stimulus_ids": np.asarray(self.rsa_stimulus_ids, dtype=str),
         }
+        if self.rsa_noise_ceiling is not None:
+            arrays["rsa_noise_ceiling"] = np.asarray(self.rsa_noise_ceiling, dtype=float)
         for k, v in self.noise_ceiling.items():
             arrays[f"noise_ceiling_{k}"] = v
         tmpz = out / "maps.tmp.npz"
@@ -311,4 +317,5 @@ class AlignmentResult:
             counts=meta.get("counts", {}),
             settings=meta.get("settings", {}),
             rsa_stimulus_ids=z["rsa_stimulus_ids"].tolist(),
+            rsa_noise_ceiling=z["rsa_noise_ceiling"] if "rsa_noise_ceiling" in z.files else None,
         )

@@ -502,6 +502,9 @@ class AlignmentEngine:
             None if hb is None else hb.reshape(shape3),
             prepared=self._model_rdm if rows.size >= 3 else None,
         )
+        rsa_nc = np.full(T, np.nan)
+        if reps and rows.size >= 3:
+            rsa_nc = rsa.rdm_split_half_ceiling(ha.reshape(shape3), hb.reshape(shape3))
         if reps:
             nc = reliability.noise_ceilings(
                 counts, means, ha, hb, m2,
@@ -561,6 +564,7 @@ class AlignmentEngine:
             counts=counts_d,
             settings=settings,
             rsa_stimulus_ids=self.features.stimulus_ids[rows].tolist(),
+            rsa_noise_ceiling=rsa_nc,
         )
 
 

@@ -144,3 +144,18 @@ def rsa_maps(
         cv = crossval_euclidean_rdms(np.transpose(half_a, (2, 0, 1)), np.transpose(half_b, (2, 0, 1)))
         out["cv_spearman"] = zr @ _zscore_rows(rank_rows(cv)).T
     return out
+
+
+def rdm_split_half_ceiling(half_a: np.ndarray, half_b: np.ndarray) -> np.ndarray:
+    """Noise ceiling of RSA per time point from split-half EEG RDMs.
+
+    Spearman r between the correlation-distance RDMs of the two halves, Spearman-Brown
+    corrected to the full data (``rel = 2r / (1 + r)``); the ceiling on a model's Spearman rho
+    with the full-data RDM is ``sqrt(rel)``. ``half_a``/``half_b``: (n, C, T). Returns (T,).
+    """
+    ra = _zscore_rows(rank_rows(correlation_rdms(np.transpose(half_a, (2, 0, 1)))))
+    rb = _zscore_rows(rank_rows(correlation_rdms(np.transpose(half_b, (2, 0, 1)))))
+    r = (ra * rb).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = 2 * r / (1 + r)
+    return np.sqrt(np.clip(rel, 0.0, 1.0))

@@ -115,3 +115,14 @@ def test_rsa_matches_rsatoolbox():
         eeg = rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(means[:, :, t]), method="correlation")
         ref = rsatoolbox.rdm.compare(models, eeg, method="spearman")[:, 0]
         np.testing.assert_allclose(res.rsa_spearman[:, t], ref, atol=1e-6)
+
+
+def test_rsa_noise_ceiling_bounds_rho():
+    """The split-half RDM ceiling is high with strong signal and bounds the model's rho."""
+    fs, sids, epochs, times, ch = make_problem(n=40, c=8, reps=8, noise=0.5, seed=12)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    eng.add_epochs(sids, epochs)
+    res = eng.refresh()
+    assert res.rsa_noise_ceiling.shape == (len(times),)
+    assert np.all(res.rsa_noise_ceiling > 0.5)
+    assert np.all(res.rsa_spearman <= res.rsa_noise_ceiling[None] + 0.05)
