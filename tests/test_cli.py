@@ -28,7 +28,8 @@ def test_user_error_is_one_line(tmp_path, capsys):
                str(tmp_path / "f.npz"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert len(err) == 1 and err[0].startswith("neuralign: error:")
+    assert len(err) == 1
+    assert err[0].startswith("neuralign: error:")
     assert "Traceback" not in err[0]
 
 

@@ -7,15 +7,10 @@ must never silently fall back to a default).
 
 from __future__ import annotations
 
-import sys
+import tomllib
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 from ..errors import NeuralignError
 
