@@ -104,9 +104,19 @@ def run(args: argparse.Namespace) -> int:
           f"{'design test set' if sess.test_ids else 'nested cross-validation'}; "
           f"recording to {sess.recorder.dir}", file=sys.stderr, flush=True)
     stop = threading.Event()
-    old = None
+    old: dict = {}
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop waiting
+        if signum == signal.SIGINT:
+            print("\nstopping (Ctrl-C)...", file=sys.stderr)
+        stop.set()
+
     if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            old[signal.SIGINT] = signal.signal(signal.SIGINT, on_signal)
     sess.start()
     t_end = None if args.duration is None else time.monotonic() + args.duration
     tty = sys.stderr.isatty()
@@ -124,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping (Ctrl-C)...", file=sys.stderr)
     finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     result = sess.stop()
     if not args.quiet:
         print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
