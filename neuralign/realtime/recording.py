@@ -132,11 +132,14 @@ def read_meta(xdf_path: Path) -> dict:
             return json.loads(side.read_text())
         except json.JSONDecodeError:
             pass
-    for ch in xdf.iter_chunks(xdf_path):
-        if ch.tag == xdf.TAG_SAMPLES and ch.stream_id == LOG_ID:
-            msg = json.loads(ch.data[0][0])
-            if msg.get("event") == "settings":
-                return msg["meta"]
+    try:
+        for ch in xdf.iter_chunks(xdf_path):
+            if ch.tag == xdf.TAG_SAMPLES and ch.stream_id == LOG_ID:
+                msg = json.loads(ch.data[0][0])
+                if msg.get("event") == "settings":
+                    return msg["meta"]
+    except (ValueError, KeyError) as e:
+        raise NeuralignError(f"unreadable recording ({e})", path=xdf_path) from e
     raise NeuralignError("recording has no session.json and no settings log", path=xdf_path)
 
 

@@ -12,6 +12,7 @@ applied them.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import time
@@ -215,11 +216,15 @@ def _channel_info(xml: str) -> tuple[str, int]:
 
 def iter_chunks(path: str | Path) -> Iterator[Chunk]:
     """Yield the chunks of an XDF file in order; a truncated last chunk ends the iteration."""
-    raw = Path(path).read_bytes()
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < 4:
+            raise ValueError("not an XDF file (too short)")
+        raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # no full copy in memory
     if raw[:4] != b"XDF:":
         raise ValueError("not an XDF file (no 'XDF:' magic)")
     buf = memoryview(raw)
-    pos, end = 4, len(raw)
+    pos, end = 4, size
     fmts: dict[int, tuple[str, int]] = {}
     while pos < end:
         try:
@@ -244,8 +249,11 @@ def iter_chunks(path: str | Path) -> Iterator[Chunk]:
                 dt = np.dtype([("b", "u1"), ("t", "<f8"), ("v", NUMERIC[fmt], (nch,))])
                 rec = np.frombuffer(buf, dtype=dt, count=n, offset=p)
                 if (rec["b"] == 8).all():
-                    yield Chunk(tag, sid, ts=rec["t"].copy(), data=rec["v"].copy())
+                    ts_, data_ = rec["t"].copy(), rec["v"].copy()
+                    del rec  # release the view of the mapped file
+                    yield Chunk(tag, sid, ts=ts_, data=data_)
                     continue
+                del rec
             ts = np.empty(n)
             vals: list = []
             last = float("nan")

@@ -52,13 +52,20 @@ def test_simulate_bad_args(tmp_path, capsys):
 
 def test_demo_small(tmp_path, capsys):
     rc = main(["demo", "--out", str(tmp_path), "--n-train", "200", "--n-test", "40",
-               "--test-reps", "16", "--layers", "5", "--dim", "16", "--snr", "0.4", "--quiet"])
+               "--test-reps", "16", "--layers", "5", "--dim", "16", "--snr", "0.4", "--quiet",
+               "--stages", "offline"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "simulated" in out
     assert "planted hierarchy: Spearman" in out
-    res = json.loads((tmp_path / "results" / "results.json").read_text())
+    res = json.loads((tmp_path / "offline" / "results" / "results.json").read_text())
     lat = np.asarray(res["encoding"]["peak_latency_s"])
     assert np.all(np.diff(lat) >= 0)  # the planted order comes back at this SNR
-    assert (tmp_path / "results" / "report.html").is_file()
-    assert (tmp_path / "data" / "sub-01" / "preprocessed_eeg_test.npy").is_file()
+    assert (tmp_path / "offline" / "results" / "report.html").is_file()
+    assert (tmp_path / "offline" / "data" / "sub-01" / "preprocessed_eeg_test.npy").is_file()
+    assert "RECOVERED" in out  # the demo's summary line
+
+
+def test_demo_rejects_unknown_stage(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--stages", "offline,bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err
