@@ -83,6 +83,7 @@ class LiveSession:
         stall_s: float = 1.0,
         blas_threads: int | None = 1,
         poll_s: float = 0.005,
+        keep_epochs: bool = False,
     ) -> None:
         self.features = features
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
@@ -103,8 +104,9 @@ class LiveSession:
         self.blas_threads = blas_threads
         self.poll_s = float(poll_s)
         self._blas_limit = None
-        # every epoch handed to the engine, in order (the final maps are recomputed from them
-        # exactly as `neuralign analyze` does from the recording)
+        # ids of the epochs handed to the engine, in order; with keep_epochs (tests) the epochs
+        # too. The recording holds the data: nothing here is needed for the final maps.
+        self.keep_epochs = keep_epochs
         self.kept_ids: list[str] = []
         self.kept: list[np.ndarray] = []
         self.snapshot: Snapshot | None = None
@@ -299,7 +301,8 @@ class LiveSession:
                 self.accepted += 1
                 self.erp_sum += ev.data
                 self.kept_ids.append(ev.stimulus_id)
-                self.kept.append(ev.data)
+                if self.keep_epochs:
+                    self.kept.append(ev.data)
             else:
                 self.rejected[ev.reason] += 1
 
@@ -324,30 +327,13 @@ class LiveSession:
         return res
 
     def _final_result(self) -> AlignmentResult:
-        """The final maps, computed the way ``neuralign analyze`` computes them offline.
+        """The final maps: one more refresh of the live engine (alphas re-selected).
 
-        ``analyze`` builds its engine on the features of the stimuli that have EEG (they set the
-        feature standardisation), with the test ids among them. When that set differs from the
-        live engine's (every stimulus in the features), the final maps come from a fresh engine
-        fed the same epochs in the same order, so that live and offline agree to rounding.
+        ``neuralign analyze`` builds its engine exactly like this one (all the features'
+        stimuli, the design's test ids, the same engine settings) and feeds it the recording's
+        epochs in the same order, so live and offline agree to rounding.
         """
-        from ..align.engine import AlignmentEngine
-
-        used = list(dict.fromkeys(self.kept_ids))
-        if not used or set(used) == set(self.features.stimulus_ids.tolist()):
-            return self._refresh()
-        fs = self.features.subset(used)
-        test_ids = [s for s in self.test_ids if s in fs] if self.test_ids else None
-        eng = AlignmentEngine(fs, times=self.core.epocher.times, ch_names=self.eeg.ch_names,
-                              test_ids=test_ids, **self.engine_kw)
-        eng.add_epochs(np.asarray(self.kept_ids), np.stack(self.kept))
-        res = eng.refresh()
-        self.engine.last_refresh_s = eng.last_refresh_s
-        self._annotate(res)
-        self.result = res
-        self.n_refreshes += 1
-        self._last_refresh_wall = time.time()
-        return res
+        return self._refresh()
 
     def _annotate(self, res: AlignmentResult) -> None:
         lat = list(self.latencies)

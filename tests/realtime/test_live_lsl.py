@@ -102,7 +102,7 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
         assert wait_until(design_path.exists, 30)
         design = load_design(design_path)
         sess = LiveSession(features, eeg_stream=name, marker_stream=f"{name}-markers",
-                           out_dir=out, design=design, refresh_hz=2.0)
+                           out_dir=out, design=design, refresh_hz=2.0, keep_epochs=True)
         sess.start()
         n_stim = 32 * 2 + 8 * 4
         assert wait_until(lambda: sess.snapshot.epochs_accepted + sess.snapshot.epochs_rejected
@@ -220,7 +220,7 @@ def test_int_markers_before_their_eeg_get_planted_responses(tmp_path, features_f
     try:
         wait_for_stream(name)
         sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
-                           codes=codes)
+                           codes=codes, keep_epochs=True)
         sess.start()
         import pylsl
 
