@@ -55,13 +55,14 @@ demo: $(VENV)/.stamp-core
 	$(BIN)/neuralign demo --out $(OUT)
 
 test: sysdeps $(VENV)/.stamp-test
+	$(BIN)/ruff check neuralign tests bench
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 lint: $(VENV)/.stamp-test
 	$(BIN)/ruff check neuralign tests bench
 
 bench: $(VENV)/.stamp-test
-	$(BIN)/python bench/run_all.py
+	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
