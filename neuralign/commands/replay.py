@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 from ..errors import NeuralignError
@@ -49,6 +50,11 @@ def register(subparsers) -> None:
     p.add_argument("--loop", action="store_true", help="start over when the data run out")
     p.add_argument("--backend", default="numpy", help="engine backend: numpy, torch, torch_cuda")
     p.add_argument("--headless", action="store_true", help="no window: play, write --out, exit")
+    p.add_argument("--lsl", action="store_true",
+                   help="stream the data over LSL (EEG + string markers, machine scope) instead "
+                        "of feeding the engine in-process: connect `neuralign live` or `gui` to it")
+    p.add_argument("--lsl-name", default=None,
+                   help="with --lsl: EEG stream name (markers: NAME-markers; default unique)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results here (at the end, or when the window closes)")
     p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
@@ -141,7 +147,39 @@ def _summary(snap, out=sys.stdout) -> None:
         print(f"{name}  {fa}  {fv}  {fb}", file=out)
 
 
+def _run_lsl(args: argparse.Namespace) -> int:
+    """Stream a dataset or recording over LSL as if it were live."""
+    from ..app.replay import reorder, truncate
+    from ..offline.datasets import load_dataset
+    from ..offline.replay_lsl import LSLReplayer
+
+    spec = f"recording:{args.recording}" if args.recording is not None else args.dataset
+    data = load_dataset(spec)
+    if data.epochs.shape[0] == 0:
+        raise NeuralignError("the dataset holds no epochs", path=spec.partition(":")[2])
+    data = reorder(data, args.order or ("as-is" if args.recording is not None else "shuffle"),
+                   seed=args.seed)
+    if args.max_epochs is not None:
+        data = truncate(data, max(1, args.max_epochs))
+    speed = 1.0 if args.speed is None else args.speed
+    rep = LSLReplayer(data, name=args.lsl_name, speed=speed)
+    print(f"streaming {data.epochs.shape[0]} epochs over LSL: EEG {rep.name!r} "
+          f"({len(data.ch_names)} ch @ {rep.sfreq:g} Hz), markers {rep.name + '-markers'!r}; "
+          "waiting for a consumer (e.g. neuralign live)...", flush=True)
+    try:
+        if not rep.wait_for_consumers(timeout=120.0):
+            raise NeuralignError(f"no consumer connected to {rep.name!r} within 120 s")
+        n = rep.run()
+        time.sleep(1.0)  # let the inlets drain before the outlets go away
+    finally:
+        rep.close()
+    print(f"sent {n} epochs")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.lsl:
+        return _run_lsl(args)
     if args.headless and (args.screenshot is not None or args.exit_after is not None):
         raise NeuralignError("--screenshot/--exit-after need the window: drop --headless")
     if args.headless and args.out is None:

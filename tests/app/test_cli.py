@@ -110,3 +110,44 @@ def test_replay_without_features_says_so(sim_dir, tmp_path):
     r = cli("replay", "--dataset", f"sim:{d}", "--headless", "--out", tmp_path / "o")
     assert r.returncode == 2
     assert "--features" in r.stderr
+
+
+def test_replay_lsl_streams_a_dataset_to_a_live_inlet(tmp_path):
+    """`neuralign replay --lsl` puts every epoch and its marker on LSL (machine scope)."""
+    import subprocess
+    import sys
+    import uuid
+
+    from neuralign.lsl import configure_lsl
+    from neuralign.sim.dataset import write_things_eeg2
+
+    configure_lsl()
+    import pylsl
+
+    sdir = write_things_eeg2(tmp_path / "d", n_train=6, n_test=3, train_reps=1, test_reps=2,
+                             n_layers=2, dim=4, seed=0)
+    name = f"rep-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([sys.executable, "-m", "neuralign.cli", "replay", "--dataset",
+                             f"things-eeg2:{sdir}", "--lsl", "--lsl-name", name, "--speed", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        mk = pylsl.resolve_byprop("name", f"{name}-markers", timeout=20)
+        eeg = pylsl.resolve_byprop("name", name, timeout=20)
+        assert mk
+        assert eeg
+        mk_in = pylsl.StreamInlet(mk[0])
+        eeg_in = pylsl.StreamInlet(eeg[0])
+        mk_in.open_stream(timeout=10)
+        eeg_in.open_stream(timeout=10)
+        markers = []
+        while proc.poll() is None or len(markers) < 12:
+            s, _ = mk_in.pull_sample(timeout=2.0)
+            if s is None:
+                break
+            markers.append(s[0])
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert len(markers) == 6 + 3 * 2
+        assert "sent 12 epochs" in out
+    finally:
+        proc.kill()
