@@ -62,7 +62,7 @@ def rank_rows(v: np.ndarray) -> np.ndarray:
     One argsort per row; rows with ties (rare for continuous distances) go to scipy.
     """
     v = np.asarray(v, dtype=float)
-    order = np.argsort(v, axis=-1, kind="stable")
+    order = np.argsort(v, axis=-1)  # SIMD quicksort; exact: rows with ties go to scipy
     sorted_v = np.take_along_axis(v, order, axis=-1)
     ties = (np.diff(sorted_v, axis=-1) == 0).any(axis=-1)
     ranks = np.empty_like(v)
