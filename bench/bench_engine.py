@@ -51,25 +51,32 @@ def bench_live(quick: bool) -> None:
     times = np.arange(T) / 100 - 0.2
     ch = [f"E{i}" for i in range(C)]
     print(f"\nA. live refresh: {L} layers x D={D}, {C}x{T} targets, 5 folds, 8 alphas, "
-          f"{N} stimuli x 2 reps (nested CV)")
-    for dtype in ("float32", "float64"):
-        for sel in ("gcv", "kfold"):
-            eng = AlignmentEngine(fs, times=times, ch_names=ch, dtype=dtype, alpha_selection=sel)
-            t0 = time.perf_counter()
-            for s, e in zip(sids[:2000], ep[:2000]):
-                eng.add_epoch(s, e)
-            per_epoch = (time.perf_counter() - t0) / min(2000, len(sids))
-            eng.add_epochs(sids[2000:], ep[2000:])
-            eng.refresh()  # first refresh folds in all stimuli (a one-off, like a session start)
-            eng.add_epochs(sids[:50], ep[:50])  # a second's worth of new epochs
-            t0 = time.perf_counter()
-            eng.refresh(select_alphas=True)
-            full = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            eng.refresh(select_alphas=False)
-            refit = time.perf_counter() - t0
-            print(f"  {dtype:7s} {sel:5s}: accumulate {per_epoch * 1e3:.3f} ms/epoch | "
-                  f"full refresh {full:.2f} s | refit with chosen alphas {refit:.2f} s")
+          f"{N} stimuli x 2 reps")
+    test_ids = fs.stimulus_ids[:200].tolist()
+    runs = [("nested CV", None, dt, sel) for dt in ("float32", "float64") for sel in ("gcv", "kfold")]
+    runs += [("train/test (200 test)", test_ids, dt, "gcv") for dt in ("float32", "float64")]
+    for mode, design, dtype, sel in runs:
+        eng = AlignmentEngine(fs, times=times, ch_names=ch, dtype=dtype, alpha_selection=sel,
+                              test_ids=design)
+        t0 = time.perf_counter()
+        for s, e in zip(sids[:2000], ep[:2000]):
+            eng.add_epoch(s, e)
+        per_epoch = (time.perf_counter() - t0) / min(2000, len(sids))
+        eng.add_epochs(sids[2000:], ep[2000:])
+        eng.refresh()  # first refresh folds in all stimuli (a one-off, like a session start)
+        eng.add_epochs(sids[:50], ep[:50])  # a second's worth of new epochs
+        t0 = time.perf_counter()
+        res = eng.refresh(select_alphas=True)
+        full = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eng._assemble(res.encoding_r, res.encoding_alpha)
+        rsa_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eng.refresh(select_alphas=False)
+        refit = time.perf_counter() - t0
+        print(f"  {mode:22s} {dtype:7s} {sel:5s}: accumulate {per_epoch * 1e3:.3f} ms/epoch | "
+              f"full refresh {full:.2f} s (RSA + noise ceilings {rsa_s:.2f} s) | "
+              f"refit with chosen alphas {refit:.2f} s")
 
 
 def bench_batch(quick: bool) -> None:
