@@ -166,7 +166,9 @@ def _stage_live(args, out: Path, feats: Path) -> str:
                "--features", str(feats), "--schedule", "--design-out", str(design),
                "--n-test", str(n_test), "--train-reps", str(train_reps), "--test-reps",
                str(test_reps), "--soa", str(soa),
-               "--seed", str(args.seed), "--snr", "0.5"]
+               "--seed", str(args.seed), "--snr", "0.5",
+               # keep streaming past the schedule: the demo stops the amplifier after `live`
+               "--duration", f"{seconds + 60:.0f}"]
     amp_log = (live_dir / "simulate-amp.log").open("w")
     amp = subprocess.Popen(amp_cmd, stdout=amp_log, stderr=subprocess.STDOUT)
     try:
