@@ -474,7 +474,12 @@ class AlignmentEngine:
             rows = np.sort(rows[np.argsort(keys)[: self.max_rsa_stimuli]])
         return rows, with_halves
 
-    def _assemble(self, r: np.ndarray, alpha_map: np.ndarray) -> AlignmentResult:
+    def _rsa_part(self):
+        """RSA maps and noise ceilings from a snapshot of the stimulus store.
+
+        (Running this in a thread beside the ridge solve was tried: on 2 cores it is slower,
+        the BLAS threads and the sort contend.)
+        """
         C, T = self.n_channels, self.n_times
         rows, with_halves = self._rsa_rows()
         with self._lock:
@@ -516,6 +521,11 @@ class AlignmentEngine:
                 np.zeros((0, C * T)), np.zeros((0, C * T)),
             )
         nc = {k: v.reshape(C, T) for k, v in nc.items()}
+        return rows, with_halves, maps, rsa_nc, nc
+
+    def _assemble(self, r: np.ndarray, alpha_map: np.ndarray, part=None) -> AlignmentResult:
+        C, T = self.n_channels, self.n_times
+        rows, with_halves, maps, rsa_nc, nc = self._rsa_part() if part is None else part
         n_test = int(np.count_nonzero(self._is_test & (self._count > 0)))
         counts_d = {
             "n_epochs": int(self.n_epochs),

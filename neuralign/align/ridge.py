@@ -81,37 +81,34 @@ class _Solved:
 
 
 def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) -> list[_Solved]:
-    """Centre and eigendecompose every training set (one batched eigh call)."""
-    n, mx, my, cxx, cxy = [], [], [], [], []
-    # Sum all blocks once; each training set is the total minus its (one or two) left-out blocks.
-    total = stats.combine(np.ones(stats.n.size, dtype=bool))
-    for mask in masks:
-        out = np.nonzero(~np.asarray(mask, dtype=bool))[0]
-        nt, sx, sxx, sxy, sy = (t.copy() if isinstance(t, np.ndarray) else t for t in total[:5])
-        for b in out:
-            nt = nt - stats.n[b]
-            sx -= stats.sx[b]
-            sxx -= stats.sxx[b]
-            sxy -= stats.sxy[b]
-            sy -= stats.sy[b]
-        nt = max(nt, 1.0)
-        m_x, m_y = sx / nt, sy / nt
-        n.append(nt)
-        mx.append(m_x)
-        my.append(m_y)
-        sxx -= nt * np.outer(m_x, m_x)
-        sxy -= np.outer(m_x, sy)
-        cxx.append(sxx)
-        cxy.append(sxy)
-    cxx_b = B.asarray(np.stack(cxx), dtype)
-    cxy_b = B.asarray(np.stack(cxy), dtype)
-    lam, V = B.eigh(cxx_b)
+    """Centre and eigendecompose every training set (one batched eigh call).
+
+    Every training set is the total over all blocks minus its (one or two) left-out blocks,
+    built for all sets at once: a few passes over (sets, D, M) instead of several per set.
+    """
+    masks_a = np.asarray(masks, dtype=bool)  # (S, B)
+    left = (~masks_a).astype(float)  # (S, B): 1 where the block is left out
+    n = stats.n.sum() - left @ stats.n  # (S,)
+    n = np.maximum(n, 1.0)
+    sx = stats.sx.sum(0)[None] - left @ stats.sx  # (S, D)
+    sy = stats.sy.sum(0)[None] - left @ stats.sy  # (S, M)
+    mx = sx / n[:, None]
+    my = sy / n[:, None]
+    tot_xx = stats.sxx.sum(0)
+    tot_xy = stats.sxy.sum(0)
+    cxx = np.empty((len(masks),) + tot_xx.shape)
+    cxy = np.empty((len(masks),) + tot_xy.shape, dtype=np.float32 if dtype == "float32" else float)
+    for k in range(len(masks)):
+        out = np.nonzero(left[k])[0]
+        cxx[k] = tot_xx - stats.sxx[out].sum(0) - n[k] * np.outer(mx[k], mx[k])
+        # centred cross-products: (total - left-out blocks) - mx sy', written once in `dtype`
+        np.subtract(tot_xy - stats.sxy[out].sum(0), np.outer(mx[k], sy[k]), out=cxy[k],
+                    casting="same_kind")
+    lam, V = B.eigh(B.asarray(cxx, dtype))
     lam = B.clip_min(lam, 0.0)
-    Z = B.swapaxes(V, -1, -2) @ cxy_b
-    return [
-        _Solved(n[i], B.asarray(mx[i], dtype), B.asarray(my[i], dtype), lam[i], V[i], Z[i])
-        for i in range(len(masks))
-    ]
+    Z = B.swapaxes(V, -1, -2) @ B.asarray(cxy, dtype)
+    mx_b, my_b = B.asarray(mx, dtype), B.asarray(my, dtype)
+    return [_Solved(float(n[i]), mx_b[i], my_b[i], lam[i], V[i], Z[i]) for i in range(len(masks))]
 
 
 def _val_projections(B, s: _Solved, stats: BlockStats, block: int, dtype: str):
@@ -123,25 +120,31 @@ def _val_projections(B, s: _Solved, stats: BlockStats, block: int, dtype: str):
     nv = float(stats.n[block])
     sxv = B.asarray(stats.sx[block], dtype)
     sxxv = B.asarray(stats.sxx[block], dtype)
-    sxyv = B.asarray(stats.sxy[block], dtype)
     syv = B.asarray(stats.sy[block], dtype)
     syyv = B.asarray(stats.syy[block], dtype)
     Vt = B.swapaxes(s.V, 0, 1)
     mx = s.mx
     su = Vt @ (sxv - nv * mx)
-    P = Vt @ (sxyv - mx[:, None] * syv[None, :])
+    # P = V'(S_xy,v - mx sy_v'): one product, then a rank-one correction
+    P = Vt @ B.asarray(stats.sxy[block], dtype)
+    P -= (Vt @ mx)[:, None] * syv[None, :]
     cx = sxxv - mx[:, None] * sxv[None, :] - sxv[:, None] * mx[None, :] + nv * (mx[:, None] * mx[None, :])
     Q = Vt @ cx @ s.V
     return nv, su, P, Q, syv, syyv
 
 
+def _colsum_prod(B, a, b):
+    """sum over the D axis of a * b, for (..., D, M) arrays, without a temporary."""
+    return B.einsum("...dm,...dm->...m", a, b)
+
+
 def _pred_sums(B, G, s: _Solved, nv, su, P, Q, syv):
     """Sums over a validation block of yhat, yhat*y and yhat^2 for weights G (..., D, M)."""
     my = s.my
-    suG = B.sum(su[:, None] * G, axis=-2)  # (..., M)
+    suG = su @ G  # (..., M)
     s_h = suG + nv * my
-    s_hy = B.sum(G * P, axis=-2) + my * syv
-    s_hh = B.sum(G * (Q @ G), axis=-2) + 2.0 * my * suG + nv * my * my
+    s_hy = _colsum_prod(B, G, P) + my * syv
+    s_hh = _colsum_prod(B, G, Q @ G) + 2.0 * my * suG + nv * my * my
     return s_h, s_hy, s_hh
 
 

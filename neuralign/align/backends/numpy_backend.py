@@ -42,3 +42,7 @@ def sum(x, axis: int):  # noqa: A001 - same name in every backend
 
 def index_asarray(x):
     return np.asarray(x, dtype=np.int64)
+
+
+def einsum(subscripts: str, *operands):
+    return np.einsum(subscripts, *operands, optimize=False)

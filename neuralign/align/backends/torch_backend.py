@@ -45,3 +45,7 @@ def sum(x, axis: int):  # noqa: A001 - same name in every backend
 
 def index_asarray(x):
     return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+
+
+def einsum(subscripts: str, *operands):
+    return torch.einsum(subscripts, *operands)
