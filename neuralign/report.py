@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .align.data import AlignmentResult, _jsonable
+from .align.data import AlignmentResult, jsonable
 
 
 def _plt():
@@ -204,7 +204,7 @@ def _html(out: Path, result: AlignmentResult, figures: dict[str, Path], *, title
              + "".join(rows) + "</table>")
 
     def block(name: str, obj) -> str:
-        text = json.dumps(_jsonable(obj), indent=1, default=str)
+        text = json.dumps(jsonable(obj), indent=1, default=str)
         return f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>"
 
     notes = ""
@@ -291,6 +291,6 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     paths["report"] = _html(out, result, figs, title=title, extra=extra)
     if extra:
         ej = out / "extra.json"
-        ej.write_text(json.dumps(_jsonable(extra), indent=1, default=str))
+        ej.write_text(json.dumps(jsonable(extra), indent=1, default=str))
         paths["extra"] = ej
     return paths

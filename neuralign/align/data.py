@@ -130,17 +130,20 @@ def _peaks(map_lt: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return lat, val
 
 
-def _jsonable(x):
+def jsonable(x):
+    """A JSON-serialisable copy of ``x``: arrays to lists, NaN/Inf to None, paths to str."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, np.generic):
-        return _jsonable(x.item())
+        return jsonable(x.item())
     if isinstance(x, float) and not math.isfinite(x):
         return None
+    if isinstance(x, Path):
+        return str(x)
     return x
 
 
@@ -263,7 +266,7 @@ class AlignmentResult:
             "counts": self.counts,
             "settings": self.settings,
         }
-        return _jsonable(out)
+        return jsonable(out)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
         """Write ``results.json`` and ``maps.npz`` into ``out_dir``; return their paths."""

@@ -24,7 +24,6 @@ import csv
 import hashlib
 import itertools
 import json
-import math
 import os
 import threading
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..align.data import jsonable
 from ..errors import NeuralignError, few
 from .study_config import StudyConfig
 
@@ -388,20 +388,6 @@ def summarize_map(m: np.ndarray, times: np.ndarray, window: tuple[float, float])
     }
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 # ------------------------------------------------------------------------------ aggregation
@@ -594,7 +580,7 @@ def aggregate(cfg: StudyConfig, results: dict, *, varpart: list | None = None) -
         "descriptor_regression": regression,
         "variance_partitioning": varpart or [],
     }
-    return _jsonable(summary), arrays
+    return jsonable(summary), arrays
 
 
 # ------------------------------------------------------------------------------ driver
@@ -709,7 +695,7 @@ def run_study(
         results = load_results(cfg)
         summary, arrays = aggregate(cfg, results)
         vp = _varpart(cfg, ex, summary["per_model"], feature_sha, progress)
-        summary["variance_partitioning"] = _jsonable(vp)
+        summary["variance_partitioning"] = jsonable(vp)
         desc = ex.description
     paths = write_study_outputs(cfg, summary, arrays, report=report)
     run = {

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import NeuralignError
+from ..io.config_files import read_toml
 
 SECTIONS = ("study", "analysis", "stats", "subjects", "models", "variance_partitioning", "scale")
 STUDY_KEYS = ("name", "out", "cache", "channels", "title")
@@ -60,11 +61,6 @@ MODEL_KEYS = ("name", "features", "family", "params", "encoder", "downstream", "
 VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas")
 SCALE_KEYS = ("scheduler", "workers", "processes", "threads_per_worker", "blas_threads")
 DESCRIPTORS = ("family", "params", "encoder", "downstream")
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -173,12 +169,7 @@ def _resolve_opts(opts: dict, base: Path) -> dict:
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate ``STUDY.toml`` (every error names the file and the problem)."""
     path = Path(path)
-    if not path.is_file():
-        raise NeuralignError("study config not found", path=path)
-    try:
-        cfg = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise NeuralignError(f"not valid TOML ({e})", path=path) from None
+    cfg = read_toml(path, what="study config")
     _check_keys(cfg, SECTIONS, "the top level", path)
     base = path.resolve().parent
     study = cfg.get("study", {})

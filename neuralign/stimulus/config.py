@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NeuralignError
+from ..io.config_files import read_toml
 
 #: Marker strings the presenter sends besides stimulus ids. Stimulus ids may not use them.
 RESERVED_MARKERS = ("block_start", "break", "target", "response", "end", "end_abort")
@@ -277,12 +278,7 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise NeuralignError("config file not found", path=path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise NeuralignError(f"not a valid TOML file: {e}", path=path) from None
+        data = read_toml(path)
     data = _merge(data, overrides or {})
     if path is not None and "base_dir" not in data:
         data["base_dir"] = str(Path(path).resolve().parent)

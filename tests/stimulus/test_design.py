@@ -155,7 +155,7 @@ def test_bad_config_values(tmp_path, image_folder):
         _config(tmp_path, "[timing]\non_msec = 10\n")
     with pytest.raises(NeuralignError, match="timing.on_ms must be float"):
         _config(tmp_path, '[timing]\non_ms = "fast"\n')
-    with pytest.raises(NeuralignError, match="not a valid TOML"):
+    with pytest.raises(NeuralignError, match="not valid TOML"):
         _config(tmp_path, "[timing\n")
     with pytest.raises(NeuralignError, match="config file not found"):
         load_config(tmp_path / "missing.toml")
