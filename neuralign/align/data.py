@@ -206,6 +206,24 @@ class AlignmentResult:
                 r = np.where(ok[None], r / np.where(ok, ceil, 1.0)[None], np.nan)
         return _nanmean(r, axis=1)
 
+    def rsa_map(self, kind: str = "rsa", *, normalized: bool = False) -> np.ndarray:
+        """(L, T) RSA map: ``"rsa"`` (correlation RDM) or ``"rsa_cv"`` (cross-validated RDM).
+
+        ``normalized`` divides ``"rsa"`` by :attr:`rsa_noise_ceiling` (time points whose
+        ceiling is below 0.1 become NaN). The ceiling is that of the correlation RDM, so the
+        cross-validated map is never normalised (NaN).
+        """
+        m = self.rsa_cv_spearman if kind == "rsa_cv" else self.rsa_spearman
+        if not normalized:
+            return np.asarray(m, dtype=float)
+        ceil = self.rsa_noise_ceiling
+        if kind == "rsa_cv" or ceil is None:
+            return np.full(np.shape(m), np.nan)
+        ceil = np.asarray(ceil, dtype=float)
+        ok = np.isfinite(ceil) & (ceil >= 0.1)
+        with np.errstate(all="ignore"):
+            return np.where(ok[None], m / np.where(ok, ceil, 1.0)[None], np.nan)
+
     def noise_ceiling_time(self, kind: str = "r_ceiling") -> np.ndarray:
         """(T,) noise ceiling averaged over channels."""
         nc = self.noise_ceiling.get(kind)
@@ -217,10 +235,8 @@ class AlignmentResult:
         """Per-layer (peak latency in s, peak value) of the encoding or RSA map."""
         if kind == "encoding":
             m = self.encoding_map(normalized=normalized)
-        elif kind == "rsa":
-            m = self.rsa_spearman
-        elif kind == "rsa_cv":
-            m = self.rsa_cv_spearman
+        elif kind in ("rsa", "rsa_cv"):
+            m = self.rsa_map(kind, normalized=normalized)
         else:
             raise ValueError(f"kind must be 'encoding', 'rsa' or 'rsa_cv', got {kind!r}")
         return _peaks(np.asarray(m, dtype=float), self.times)
@@ -234,6 +250,7 @@ class AlignmentResult:
         lat, val = self.peaks("encoding")
         rlat, rval = self.peaks("rsa")
         clat, cval = self.peaks("rsa_cv")
+        rnlat, rnval = self.peaks("rsa", normalized=True)
         nlat, nval = self.peaks("encoding", normalized=True)
         out = {
             "layers": list(self.layers),
@@ -255,6 +272,9 @@ class AlignmentResult:
                 "peak_rho": rval,
                 "cv_peak_latency_s": clat,
                 "cv_peak_rho": cval,
+                "rho_normalized": self.rsa_map("rsa", normalized=True),
+                "peak_latency_s_normalized": rnlat,
+                "peak_rho_normalized": rnval,
                 "n_stimuli": len(self.rsa_stimulus_ids),
                 "noise_ceiling": (np.full(self.times.size, np.nan)
                                   if self.rsa_noise_ceiling is None else self.rsa_noise_ceiling),

@@ -346,7 +346,7 @@ class MainWindow(QtWidgets.QMainWindow):
         note.setWordWrap(True)
         note.setStyleSheet("color: #666; font-size: 9pt;")
         form.addRow(note)
-        self.normalized = QtWidgets.QCheckBox("noise-ceiling normalised encoding r")
+        self.normalized = QtWidgets.QCheckBox("noise-ceiling normalised maps (r, RSA rho)")
         self.normalized.setChecked(bool(s["normalized"]))
         self.normalized.toggled.connect(self._display_changed)
         form.addRow(self.normalized)
@@ -559,8 +559,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.enc_map.set_map(enc, layers=list(result.layers), times=result.times, peak_lat=lat,
                              note=f"({n_ep} epochs)")
         kind = self.rsa_kind.currentData() or "rsa"
-        rsa = result.rsa_cv_spearman if kind == "rsa_cv" else result.rsa_spearman
-        rlat, _ = result.peaks(kind)
+        rsa_norm = norm and kind == "rsa"  # the ceiling is that of the correlation RDM
+        rsa = result.rsa_map(kind, normalized=rsa_norm)
+        rlat, _ = result.peaks(kind, normalized=rsa_norm)
+        self.rsa_map.value_name = "rho / ceiling" if rsa_norm else "rho"
         self.rsa_map.set_map(rsa, layers=list(result.layers), times=result.times, peak_lat=rlat,
                              note=f"({len(result.rsa_stimulus_ids)} stimuli)")
         self.peak_panel.set_peaks(list(result.layers), encoding=lat, rsa=rlat)

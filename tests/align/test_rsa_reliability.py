@@ -126,3 +126,15 @@ def test_rsa_noise_ceiling_bounds_rho():
     assert res.rsa_noise_ceiling.shape == (len(times),)
     assert np.all(res.rsa_noise_ceiling > 0.5)
     assert np.all(res.rsa_spearman <= res.rsa_noise_ceiling[None] + 0.05)
+
+
+def test_rsa_map_normalised_by_its_ceiling():
+    fs, sids, epochs, times, ch = make_problem(n=40, c=8, reps=8, noise=0.5, seed=13)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    eng.add_epochs(sids, epochs)
+    res = eng.refresh()
+    norm = res.rsa_map("rsa", normalized=True)
+    np.testing.assert_allclose(norm, res.rsa_spearman / res.rsa_noise_ceiling[None], atol=1e-12)
+    assert np.isnan(res.rsa_map("rsa_cv", normalized=True)).all()
+    lat, val = res.peaks("rsa", normalized=True)
+    np.testing.assert_allclose(val, np.nanmax(norm, axis=1))
