@@ -436,8 +436,11 @@ class LiveSession:
         if s is None:
             return "connecting..."
         h = s.health
-        lat = h.latency_s * 1000 if np.isfinite(h.latency_s) else float("nan")
+
+        def ms(x: float) -> str:
+            return f"{x * 1000:.0f}ms" if np.isfinite(x) else "-"
+
         return (f"t={s.session_time:6.1f}s epochs={s.epochs_accepted} rejected={s.epochs_rejected}"
                 f" unknown={s.unknown_markers} stimuli={s.stimuli_seen} dropped={h.dropped_samples}"
-                f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={lat:.0f}ms"
-                f" refresh={s.refresh_s * 1000 if np.isfinite(s.refresh_s) else float('nan'):.0f}ms")
+                f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)}"
+                f" refresh={ms(s.refresh_s)}")
