@@ -25,10 +25,13 @@ Which stimuli score:
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -73,6 +76,9 @@ class AlignmentEngine:
     max_rsa_stimuli : int, optional
         Cap on the stimuli in the RDMs (chosen by stable hash); default 200 (the size of the
         THINGS-EEG2 test set). ``None``: no cap.
+    n_jobs : int, optional
+        Threads over layers during a refresh (NumPy backend; BLAS limited to one thread
+        meanwhile). Default: the number of CPU cores. 1: no threads.
     alpha_selection : str
         How each target's alpha is chosen from training data only:
         ``"gcv"`` (default): generalised cross-validation on each training set, from the same
@@ -98,6 +104,7 @@ class AlignmentEngine:
         max_rsa_stimuli: int | None = 200,
         reselect_every: int = 1,
         alpha_selection: str = "gcv",
+        n_jobs: int | None = None,
     ) -> None:
         if not isinstance(features, FeatureSet):
             raise TypeError(f"features must be a FeatureSet, got {type(features).__name__}")
@@ -128,6 +135,8 @@ class AlignmentEngine:
         if alpha_selection not in ("gcv", "kfold"):
             raise NeuralignError(f"alpha_selection must be 'gcv' or 'kfold', got {alpha_selection!r}")
         self.alpha_selection = alpha_selection
+        self.n_jobs = int(n_jobs) if n_jobs is not None else max(1, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
 
         N = features.n_stimuli
         ids = features.stimulus_ids
@@ -409,6 +418,24 @@ class AlignmentEngine:
                 out.append(np.asarray(B.to_numpy(B.argmin(e, axis=0)), dtype=np.int64))
         return out
 
+    def _run_tasks(self, tasks: list) -> list:
+        """Run independent tasks (RSA, each layer's ridge) on ``n_jobs`` threads, BLAS on one.
+
+        The per-layer work is many mid-sized products and array passes that NumPy runs without
+        the GIL, so threads over tasks beat BLAS threads inside each small product
+        (bench/bench_engine.py; an RSA thread beside 2-thread BLAS was slower).
+        """
+        if self.n_jobs <= 1 or len(tasks) < 2 or self.backend_name != "numpy":
+            return [t() for t in tasks]
+        from threadpoolctl import threadpool_limits
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.n_jobs,
+                                            thread_name_prefix="neuralign-refresh")
+        with threadpool_limits(limits=1, user_api="blas"):
+            futures = [self._pool.submit(t) for t in tasks]
+            return [f.result() for f in futures]
+
     def _gcv(self, st: ridge.BlockStats, s, mask: np.ndarray) -> np.ndarray:
         n = st.n[mask].sum()
         sy = st.sy[mask].sum(0)
@@ -435,30 +462,38 @@ class AlignmentEngine:
                 select_alphas = self._alpha_idx is None or self._n_refresh % self.reselect_every == 0
             n_train = float(self._n[: self.n_folds].sum())
             enough = n_train >= 3 and (not self.design or self._n[self.n_folds] >= 2)
-            if enough:
-                reselect = select_alphas or self._alpha_idx is None
+            reselect = select_alphas or self._alpha_idx is None
+            masks = [m for m, _ in outer]
+
+            def solve_layer(li: int):
+                st = self._stats[li]
                 if reselect and self.alpha_selection == "kfold":
-                    self._alpha_idx = [
-                        self._select(st, inner_sets, triples, len(outer)) for st in self._stats
-                    ]
+                    idx = self._select(st, inner_sets, triples, len(outer))
+                    solved = None
+                else:
+                    solved = ridge._solve_trainsets(self._B, st, masks, self.dtype)
+                    idx = ([self._gcv(st, s_, m) for s_, m in zip(solved, masks)]
+                           if reselect else self._alpha_idx[li])
+                acc = ridge.fit_score(self._B, st, outer, self.alphas, idx, self.dtype,
+                                      solved=solved)
+                return idx, acc["r"]
+
+            # RSA + noise ceilings and every layer's ridge are independent tasks
+            tasks = [self._rsa_part]
+            if enough:
+                tasks += [partial(solve_layer, li) for li in range(L)]
+            done = self._run_tasks(tasks)
+            rsa_part = done[0]
+            if enough:
                 new_idx = []
-                for li, st in enumerate(self._stats):
-                    solved = ridge._solve_trainsets(self._B, st, [m for m, _ in outer], self.dtype)
-                    if reselect and self.alpha_selection == "gcv":
-                        idx = [self._gcv(st, s_, m) for s_, (m, _) in zip(solved, outer)]
-                    else:
-                        idx = self._alpha_idx[li]
+                for li, (idx, r_l) in enumerate(done[1:]):
                     new_idx.append(idx)
-                    acc = ridge.fit_score(
-                        self._B, st, outer, self.alphas, idx, self.dtype, solved=solved
-                    )
-                    r[li] = acc["r"]
+                    r[li] = r_l
                     # report the alpha used; for nested CV, the median over outer folds
-                    chosen = np.stack([self.alphas[i] for i in idx])
-                    alpha_map[li] = np.median(chosen, axis=0)
+                    alpha_map[li] = np.median(np.stack([self.alphas[i] for i in idx]), axis=0)
                 self._alpha_idx = new_idx
             self._n_refresh += 1
-            result = self._assemble(r.reshape(L, C, T), alpha_map.reshape(L, C, T))
+            result = self._assemble(r.reshape(L, C, T), alpha_map.reshape(L, C, T), rsa_part)
             self.last_refresh_s = time.perf_counter() - t0
             result.counts["refresh_s"] = self.last_refresh_s
             return result
@@ -475,11 +510,7 @@ class AlignmentEngine:
         return rows, with_halves
 
     def _rsa_part(self):
-        """RSA maps and noise ceilings from a snapshot of the stimulus store.
-
-        (Running this in a thread beside the ridge solve was tried: on 2 cores it is slower,
-        the BLAS threads and the sort contend.)
-        """
+        """RSA maps and noise ceilings from a snapshot of the stimulus store."""
         C, T = self.n_channels, self.n_times
         rows, with_halves = self._rsa_rows()
         with self._lock:
