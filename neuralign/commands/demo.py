@@ -142,7 +142,7 @@ def _stage_real(args, out: Path, feats: Path) -> str:
                 *(["--quiet"] if args.quiet else []))
     print(proc.stdout, end="")
     print("note: neighbouring layers of a real model represent the images very similarly (their "
-          "RDMs correlate ~0.8-0.97 here), so each layer also explains the EEG planted through "
+          "RDMs correlate ~0.8-0.97 for vit_s14_focus), so each layer also explains the EEG planted through "
           "its neighbours and "
           "the recovered peaks bunch together; the synthetic-feature stage shows the "
           "recovery on separable layers.")
