@@ -436,12 +436,6 @@ class AlignmentEngine:
             futures = [self._pool.submit(t) for t in tasks]
             return [f.result() for f in futures]
 
-    def _gcv(self, st: ridge.BlockStats, s, mask: np.ndarray) -> np.ndarray:
-        n = st.n[mask].sum()
-        sy = st.sy[mask].sum(0)
-        syy_c = st.syy[mask].sum(0) - sy * sy / max(n, 1.0)
-        return ridge.gcv_select(self._B, s, self.alphas, self._B.asarray(syy_c, self.dtype), self.dtype)
-
     def refresh(self, *, select_alphas: bool | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
 
@@ -472,7 +466,7 @@ class AlignmentEngine:
                     solved = None
                 else:
                     solved = ridge._solve_trainsets(self._B, st, masks, self.dtype)
-                    idx = ([self._gcv(st, s_, m) for s_, m in zip(solved, masks)]
+                    idx = ([ridge.gcv_select(self._B, s_, self.alphas, self.dtype) for s_ in solved]
                            if reselect else self._alpha_idx[li])
                 acc = ridge.fit_score(self._B, st, outer, self.alphas, idx, self.dtype,
                                       solved=solved)

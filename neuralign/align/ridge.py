@@ -55,18 +55,6 @@ class BlockStats:
             syy=np.zeros((n_blocks, n_targets)),
         )
 
-    def combine(self, mask: np.ndarray) -> tuple:
-        """Sum the statistics of the blocks selected by boolean ``mask``."""
-        m = np.asarray(mask, dtype=bool)
-        return (
-            self.n[m].sum(),
-            self.sx[m].sum(0),
-            self.sxx[m].sum(0),
-            self.sxy[m].sum(0),
-            self.sy[m].sum(0),
-            self.syy[m].sum(0),
-        )
-
 
 @dataclass
 class _Solved:
@@ -78,6 +66,7 @@ class _Solved:
     lam: object  # (D,)
     V: object  # (D, D)
     Z: object  # (D, M) = V' C_xy
+    syy_c: object  # (M,) centred sum of squared targets
 
 
 def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) -> list[_Solved]:
@@ -94,6 +83,7 @@ def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) 
     sy = stats.sy.sum(0)[None] - left @ stats.sy  # (S, M)
     mx = sx / n[:, None]
     my = sy / n[:, None]
+    syy_c = stats.syy.sum(0)[None] - left @ stats.syy - sy * my  # (S, M)
     tot_xx = stats.sxx.sum(0)
     tot_xy = stats.sxy.sum(0)
     cxx = np.empty((len(masks),) + tot_xx.shape)
@@ -107,8 +97,9 @@ def _solve_trainsets(B, stats: BlockStats, masks: list[np.ndarray], dtype: str) 
     lam, V = B.eigh(B.asarray(cxx, dtype))
     lam = B.clip_min(lam, 0.0)
     Z = B.swapaxes(V, -1, -2) @ B.asarray(cxy, dtype)
-    mx_b, my_b = B.asarray(mx, dtype), B.asarray(my, dtype)
-    return [_Solved(float(n[i]), mx_b[i], my_b[i], lam[i], V[i], Z[i]) for i in range(len(masks))]
+    mx_b, my_b, syy_b = B.asarray(mx, dtype), B.asarray(my, dtype), B.asarray(syy_c, dtype)
+    return [_Solved(float(n[i]), mx_b[i], my_b[i], lam[i], V[i], Z[i], syy_b[i])
+            for i in range(len(masks))]
 
 
 def _val_projections(B, s: _Solved, stats: BlockStats, block: int, dtype: str):
@@ -148,7 +139,7 @@ def _pred_sums(B, G, s: _Solved, nv, su, P, Q, syv):
     return s_h, s_hy, s_hh
 
 
-def gcv_select(B, s: _Solved, alphas: np.ndarray, syy_c, dtype: str) -> np.ndarray:
+def gcv_select(B, s: _Solved, alphas: np.ndarray, dtype: str) -> np.ndarray:
     """Choose an alpha per target by generalised cross-validation on the training set alone.
 
     ``GCV(a) = n RSS(a) / (n - 1 - df(a))^2`` (Golub, Heath & Wahba 1979; the ``- 1`` counts the
@@ -163,7 +154,7 @@ def gcv_select(B, s: _Solved, alphas: np.ndarray, syy_c, dtype: str) -> np.ndarr
     lam = s.lam
     inv = 1.0 / (lam[None, :] + a[:, None])  # (K, D)
     w = 2.0 * inv - lam[None, :] * inv * inv
-    rss = syy_c[None, :] - w @ (s.Z * s.Z)  # (K, M)
+    rss = s.syy_c[None, :] - w @ (s.Z * s.Z)  # (K, M)
     df = B.sum(lam[None, :] * inv, axis=1)  # (K,)
     denom = (s.n - 1.0 - df) ** 2
     gcv = rss / B.clip_min(denom, 1e-12)[:, None]
