@@ -118,6 +118,14 @@ def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
         return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / n, np.nan)
 
 
+def _divide_by_ceiling(m: np.ndarray, ceil: np.ndarray) -> np.ndarray:
+    """``m / ceil`` broadcast over the leading (layer) axis; NaN where the ceiling is < 0.1."""
+    ceil = np.asarray(ceil, dtype=float)
+    ok = np.isfinite(ceil) & (ceil >= 0.1)
+    with np.errstate(all="ignore"):
+        return np.where(ok[None], np.asarray(m, float) / np.where(ok, ceil, 1.0)[None], np.nan)
+
+
 def _peaks(map_lt: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-layer peak latency (s) and peak value of a (layers, times) map (NaN-safe)."""
     lat = np.full(map_lt.shape[0], np.nan)
@@ -201,9 +209,7 @@ class AlignmentResult:
             ceil = self.noise_ceiling.get("r_ceiling")
             if ceil is None:
                 return np.full((r.shape[0], r.shape[2]), np.nan)
-            ok = np.isfinite(ceil) & (ceil >= 0.1)
-            with np.errstate(all="ignore"):
-                r = np.where(ok[None], r / np.where(ok, ceil, 1.0)[None], np.nan)
+            r = _divide_by_ceiling(r, ceil)
         return _nanmean(r, axis=1)
 
     def rsa_map(self, kind: str = "rsa", *, normalized: bool = False) -> np.ndarray:
@@ -219,10 +225,7 @@ class AlignmentResult:
         ceil = self.rsa_noise_ceiling
         if kind == "rsa_cv" or ceil is None:
             return np.full(np.shape(m), np.nan)
-        ceil = np.asarray(ceil, dtype=float)
-        ok = np.isfinite(ceil) & (ceil >= 0.1)
-        with np.errstate(all="ignore"):
-            return np.where(ok[None], m / np.where(ok, ceil, 1.0)[None], np.nan)
+        return _divide_by_ceiling(m, ceil)
 
     def noise_ceiling_time(self, kind: str = "r_ceiling") -> np.ndarray:
         """(T,) noise ceiling averaged over channels."""
