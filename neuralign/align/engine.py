@@ -603,16 +603,24 @@ class AlignmentEngine:
         )
 
 
-def analyze_epochs(data, features: FeatureSet, **engine_kw) -> AlignmentResult:
+def analyze_epochs(
+    data, features: FeatureSet, *, chunk: int = 2000, progress=None, **engine_kw
+) -> AlignmentResult:
     """Batch analysis of an :class:`~neuralign.offline.datasets.EpochData` with one engine.
 
-    The engine is the live one: batch accumulation followed by one refresh.
+    The engine is the live one: batch accumulation (``chunk`` epochs at a time, calling
+    ``progress(n_added)`` after each chunk when given) followed by one refresh.
     """
     test_ids = engine_kw.pop("test_ids", data.test_ids)
     features.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
     eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
                           test_ids=test_ids, **engine_kw)
-    eng.add_epochs(data.stimulus_ids, data.epochs)
+    n = data.epochs.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
+        if progress is not None:
+            progress(stop - start)
     res = eng.refresh()
     res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
     return res

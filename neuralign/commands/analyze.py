@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -77,34 +76,25 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
             alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200):
-    """Run the engine on ``data`` (EpochData) and ``features`` (FeatureSet) with progress."""
+    """Run the engine on ``data`` (EpochData) and ``features`` (FeatureSet) with progress.
+
+    All the features' stimuli are given to the engine, as a live session does: feature
+    standardisation then does not depend on which stimuli happened to be shown (live = offline).
+    """
     from tqdm import tqdm
 
-    from ..align.engine import AlignmentEngine
+    from ..align.engine import analyze_epochs
 
-    # All the features' stimuli, as a live session sees them: feature standardisation then
-    # does not depend on which stimuli happened to be shown (live = offline).
-    fs = features
-    test_ids = [s for s in (data.test_ids or []) if s in fs] if data.test_ids else None
-    eng = AlignmentEngine(
-        fs, times=data.times, ch_names=data.ch_names, test_ids=test_ids, alphas=alphas,
-        n_folds=n_folds, backend=backend, dtype=dtype, alpha_selection=alpha_selection,
-        max_rsa_stimuli=max_rsa_stimuli or None,
-    )
-    n = data.epochs.shape[0]
-    with tqdm(total=n, desc="accumulating epochs", unit="epoch", disable=quiet,
-              file=sys.stderr, leave=False) as bar:
-        for start in range(0, n, chunk):
-            stop = min(n, start + chunk)
-            eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
-            bar.update(stop - start)
     if not quiet:
-        print(f"solving {fs.n_layers} layers (ridge, RSA, noise ceilings)...", file=sys.stderr)
-    t0 = time.perf_counter()
-    result = eng.refresh()
-    result.settings["dataset"] = dict(getattr(data, "info", {}) or {})
-    result.counts["refresh_s"] = time.perf_counter() - t0
-    return result
+        print(f"accumulating epochs, then solving {features.n_layers} layers (ridge, RSA, "
+              "noise ceilings)...", file=sys.stderr)
+    with tqdm(total=data.epochs.shape[0], desc="accumulating epochs", unit="epoch",
+              disable=quiet, file=sys.stderr, leave=False) as bar:
+        return analyze_epochs(
+            data, features, chunk=chunk, progress=bar.update, alphas=alphas, n_folds=n_folds,
+            backend=backend, dtype=dtype, alpha_selection=alpha_selection,
+            max_rsa_stimuli=max_rsa_stimuli or None,
+        )
 
 
 def summary_lines(result, planted: dict | None = None) -> list[str]:
