@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import NeuralignError
+from . import add_window_args
 
 
 def register(subparsers) -> None:
@@ -33,10 +34,7 @@ def register(subparsers) -> None:
                    help="live session folder: recording, and results when the window closes")
     p.add_argument("--results", type=Path, default=None, metavar="DIR",
                    help="show saved maps (a folder with results.json + maps.npz)")
-    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
-                   help="save the window as PNG before exiting (renders offscreen)")
-    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
-                   help="close the window after this many seconds (exit status 0)")
+    add_window_args(p)
     p.set_defaults(func=run)
 
 

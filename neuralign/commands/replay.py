@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import NeuralignError
+from . import add_window_args
 
 
 def register(subparsers) -> None:
@@ -57,10 +58,7 @@ def register(subparsers) -> None:
                    help="with --lsl: EEG stream name (markers: NAME-markers; default unique)")
     p.add_argument("--out", type=Path, default=None,
                    help="write results here (at the end, or when the window closes)")
-    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
-                   help="save the window as PNG before exiting (renders offscreen)")
-    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
-                   help="close the window after this many seconds (exit status 0)")
+    add_window_args(p)
     p.set_defaults(func=run)
 
 

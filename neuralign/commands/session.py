@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import NeuralignError
+from . import add_window_args
 from .present import add_session_options, config_overrides, has_display, one_line_warnings
 
 # Without --config, a simulated session shows the built-in images, 20 of them as test stimuli
@@ -38,10 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="stop after this many seconds (default: when the presenter ends)")
     p.add_argument("--out", type=Path, default=Path("session_out"), help="output folder")
-    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE.png",
-                   help="GUI: render offscreen, save the window to FILE.png after --exit-after s")
-    p.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
-                   help="GUI: close the window (and end the session) after SECONDS")
+    add_window_args(p)
     p.add_argument("--features", type=Path, default=None,
                    help="features of the shown stimuli (.npz / cache); default: synthetic "
                    "features, or --model")
