@@ -452,11 +452,12 @@ class AlignmentEngine:
             r = np.full((L, C * T), np.nan)
             alpha_map = np.full((L, C * T), np.nan)
             inner_sets, triples, outer = self._splits()
-            if select_alphas is None:
-                select_alphas = self._alpha_idx is None or self._n_refresh % self.reselect_every == 0
             n_train = float(self._n[: self.n_folds].sum())
             enough = n_train >= 3 and (not self.design or self._n[self.n_folds] >= 2)
-            reselect = select_alphas or self._alpha_idx is None
+            reselect = self._alpha_idx is None or (
+                select_alphas if select_alphas is not None
+                else self._n_refresh % self.reselect_every == 0
+            )
             masks = [m for m, _ in outer]
 
             def solve_layer(li: int):
