@@ -7,7 +7,8 @@ Public API::
 
 from __future__ import annotations
 
-from .data import AlignmentResult, FeatureSet
+from ..base import FeatureSet
+from .data import AlignmentResult
 from .engine import DEFAULT_ALPHAS, AlignmentEngine, analyze_epochs, stable_fold
 
 __all__ = [

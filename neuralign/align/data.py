@@ -1,112 +1,17 @@
-"""The small vocabulary of data objects every part of neuralign passes around.
-
-- :class:`FeatureSet`: per-layer model features ``(stimuli, D)`` for a list of stimulus ids.
-- :class:`AlignmentResult`: the layer x channel x time maps an engine refresh produces
-  (encoding r, RSA, noise ceilings), with peaks, JSON export and ``maps.npz`` export.
+""":class:`AlignmentResult`: the layer x channel x time maps an engine refresh produces
+(encoding r, RSA, noise ceilings), with peaks, JSON export and ``maps.npz`` export.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import NeuralignError, few
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """Per-layer features of one model for a set of stimuli.
-
-    Parameters
-    ----------
-    stimulus_ids : array of str, shape (N,)
-        Stimulus ids, unique.
-    layers : tuple of str
-        Layer names in depth order.
-    arrays : tuple of ndarray
-        One ``(N, D_l)`` float array per layer, rows in ``stimulus_ids`` order.
-    provenance : dict
-        Where the features come from (model, pooling, PCA, hashes...). JSON-serialisable.
-    """
-
-    stimulus_ids: np.ndarray
-    layers: tuple[str, ...]
-    arrays: tuple[np.ndarray, ...]
-    provenance: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        ids = np.asarray(self.stimulus_ids).astype(str)
-        object.__setattr__(self, "stimulus_ids", ids)
-        object.__setattr__(self, "layers", tuple(str(x) for x in self.layers))
-        arrays = tuple(np.asarray(a) for a in self.arrays)
-        object.__setattr__(self, "arrays", arrays)
-        if ids.ndim != 1:
-            raise NeuralignError(f"stimulus_ids must be 1-D, got shape {ids.shape}")
-        if len(set(ids.tolist())) != ids.size:
-            raise NeuralignError("stimulus_ids contain duplicates")
-        if len(self.layers) != len(arrays) or not arrays:
-            raise NeuralignError(
-                f"{len(self.layers)} layer names for {len(arrays)} feature arrays"
-            )
-        for name, a in zip(self.layers, arrays):
-            if a.ndim != 2 or a.shape[0] != ids.size:
-                raise NeuralignError(
-                    f"layer {name!r}: features must be (n_stimuli={ids.size}, D), got {a.shape}"
-                )
-        object.__setattr__(self, "_index", {s: i for i, s in enumerate(ids.tolist())})
-
-    @property
-    def n_stimuli(self) -> int:
-        return int(self.stimulus_ids.size)
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.layers)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        return tuple(int(a.shape[1]) for a in self.arrays)
-
-    def __contains__(self, stimulus_id: str) -> bool:
-        return stimulus_id in self._index  # type: ignore[attr-defined]
-
-    def index_of(self, stimulus_ids: Sequence[str], *, source: str | None = None) -> np.ndarray:
-        """Row indices of ``stimulus_ids``; a clear error names the missing ones."""
-        index = self._index  # type: ignore[attr-defined]
-        missing = [s for s in stimulus_ids if s not in index]
-        if missing:
-            where = f" of {source}" if source else ""
-            raise NeuralignError(
-                f"{len(missing)} stimulus id(s){where} are not in the features: {few(missing)}"
-            )
-        return np.array([index[s] for s in stimulus_ids], dtype=np.int64)
-
-    def subset(self, stimulus_ids: Sequence[str]) -> FeatureSet:
-        """The features of ``stimulus_ids`` only, in that order."""
-        idx = self.index_of(stimulus_ids)
-        return FeatureSet(
-            np.asarray(self.stimulus_ids)[idx],
-            self.layers,
-            tuple(a[idx] for a in self.arrays),
-            dict(self.provenance),
-        )
-
-    def check_finite(self, *, source: str | Path | None = None) -> None:
-        """Refuse NaN/Inf features, naming the layer."""
-        for name, a in zip(self.layers, self.arrays):
-            bad = ~np.isfinite(a)
-            if bad.any():
-                rows = np.unique(np.nonzero(bad)[0])
-                raise NeuralignError(
-                    f"layer {name!r} has NaN/Inf features for {rows.size} stimuli "
-                    f"(e.g. {few(self.stimulus_ids[rows])})",
-                    path=source,
-                )
+from ..errors import NeuralignError
 
 
 def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:

@@ -36,10 +36,11 @@ from functools import partial
 import numpy as np
 from scipy import sparse
 
+from ..base import FeatureSet
 from ..errors import NeuralignError
 from . import reliability, ridge, rsa
 from .backends import get_backend
-from .data import AlignmentResult, FeatureSet
+from .data import AlignmentResult
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
 
@@ -214,7 +215,7 @@ class AlignmentEngine:
         Returns False (and counts it in :attr:`unknown_ids`) when the stimulus is not in the
         features.
         """
-        i = self.features._index.get(str(stimulus_id))  # type: ignore[attr-defined]
+        i = self.features.index.get(str(stimulus_id))
         if i is None:
             self.unknown_ids[str(stimulus_id)] += 1
             return False
@@ -252,7 +253,7 @@ class AlignmentEngine:
             )
         if ids.shape != (epochs.shape[0],):
             raise NeuralignError(f"{ids.size} stimulus ids for {epochs.shape[0]} epochs")
-        index = self.features._index  # type: ignore[attr-defined]
+        index = self.features.index
         rows = np.fromiter((index.get(s, -1) for s in ids), dtype=np.int64, count=ids.size)
         for s in ids[rows < 0]:
             self.unknown_ids[str(s)] += 1

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..errors import NeuralignError
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..errors import NeuralignError
 
 RESERVED = ("stimulus_ids", "__layers__", "__provenance__")

@@ -146,7 +146,7 @@ def load_cache(path: str | Path, *, verify: bool = True):
     With ``verify`` (default), the stored features must match their recorded hash and the
     model files and images, where still present, must match theirs.
     """
-    from ..align.data import FeatureSet
+    from ..base import FeatureSet
 
     path = Path(path)
     with _open(path) as z:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..io.features import save_features
 
 

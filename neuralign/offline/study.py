@@ -145,7 +145,7 @@ def load_model_features(path: str):
 
 
 def _permuted(fs, perm: np.ndarray):
-    from ..align.data import FeatureSet
+    from ..base import FeatureSet
 
     return FeatureSet(fs.stimulus_ids, fs.layers, tuple(a[perm] for a in fs.arrays),
                       dict(fs.provenance))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..errors import NeuralignError
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)

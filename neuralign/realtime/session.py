@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align.data import AlignmentResult, FeatureSet
+from ..align.data import AlignmentResult
+from ..base import FeatureSet
 from ..errors import NeuralignError
 from .core import EEG, MARKERS, SessionCore
 from .design import SessionDesign

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..errors import NeuralignError, few
 
 #: The 17 occipito-parietal channels of THINGS-EEG2 (preprocessed).

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 from ..errors import NeuralignError
 from ..io.features import save_features
 from ..offline.datasets import EpochData

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..align.data import FeatureSet
+from ..base import FeatureSet
 
 
 def _stim_seed(stimulus_id: str, seed: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuralign.align.data import FeatureSet
+from neuralign.base import FeatureSet
 from neuralign.errors import NeuralignError
 from neuralign.io.features import load_features, save_features
 
