@@ -28,6 +28,8 @@ noise ceiling and the cross-validated RDM use.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import threading
 import time
@@ -41,8 +43,8 @@ from ..errors import NeuralignError
 from .assemble import RSAComputer, build_result
 from .backends import get_backend
 from .data import AlignmentResult
-from .folds import FoldGeometry, stable_fold
-from .layer import LayerSolver, RefreshInput
+from .folds import BlockChanges, FoldGeometry, stable_fold
+from .layer import BlockTargets, LayerSolver, RefreshInput
 from .memory import MemoryPlan, available_memory
 from .store import StimulusStore, check_flat_epochs
 
@@ -174,6 +176,7 @@ class AlignmentEngine:
         self.layers = [LayerSolver(features, li, standardize_rows=train_rows if standardize
                                    else None, backend=self._B, dtype=dtype)
                        for li in range(features.n_layers)]
+        self.block_targets = BlockTargets(self.geometry.n_blocks, self.n_targets)
         self.plan = MemoryPlan.make(self, budget=self.memory)
         if self.incremental:
             self.plan.enable_caches(self)
@@ -247,7 +250,8 @@ class AlignmentEngine:
             futures = [self._pool.submit(t) for t in tasks]
             return [f.result() for f in futures]
 
-    def refresh(self, *, select_alphas: bool | None = None) -> AlignmentResult:
+    def refresh(self, *, select_alphas: bool | None = None,
+                reanchor: bool = False) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
 
         Parameters
@@ -255,30 +259,47 @@ class AlignmentEngine:
         select_alphas : bool, optional
             Force (True) or skip (False) alpha re-selection; by default it runs on the first
             refresh and then every ``reselect_every``-th refresh.
+        reanchor : bool
+            Rebuild every eigendecomposition kept from earlier refreshes (live sessions extend
+            them exactly for stimuli added since; rebuilding gives the same maps to round-off
+            and the very same arithmetic as an offline analysis).
         """
         with self._refresh_lock:
             t0 = time.perf_counter()
             ch = self.store.take_changes()
+            changes = None
             if self.incremental and ch.rows.size:
-                for layer in self.layers:
-                    layer.update(ch.rows, ch.old, ch.new, ch.first_seen)
+                g = self.geometry
+                changes = BlockChanges.group(g.block, g.n_blocks, ch.rows, ch.old, ch.new,
+                                             ch.first_seen)
+                self.block_targets.update(changes)
             L, M = len(self.layers), self.n_targets
             r = np.full((L, M), np.nan)
             alpha_map = np.full((L, M), np.nan)
             mask = self.store.count > 0
             enough = self.geometry.enough(mask)
             forms = ["-"] * L
+            ri = self._refresh_input(mask, select_alphas) if enough else None
+            if ri is not None and reanchor:
+                ri = dataclasses.replace(ri, reanchor=True)
+
+            def layer_task(li: int):
+                layer = self.layers[li]
+                if changes is not None:
+                    layer.update(changes)
+                if ri is None:
+                    return None
+                ri_l = ri if ri.reselect else dataclasses.replace(ri,
+                                                                  previous=self._alpha_idx[li])
+                return layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
+
             tasks: list[Callable] = [self._rsa.compute]
-            if enough:
-                ri = self._refresh_input(mask, select_alphas)
-                for li, layer in enumerate(self.layers):
-                    ri_l = ri if ri.reselect else RefreshInput(**{**ri.__dict__,
-                                                                  "previous": self._alpha_idx[li]})
-                    tasks.append(lambda layer=layer, ri_l=ri_l: layer.solve(
-                        ri_l, keep_spectra=self.incremental, form=self.form))
+            tasks += [functools.partial(layer_task, li) for li in range(L)]
             done = self._run_tasks(tasks, self.plan.n_parallel)
             part = done[0]
             for li, fit in enumerate(done[1:]):
+                if fit is None:
+                    continue
                 r[li] = fit.r
                 self._alpha_idx[li] = fit.alpha_idx
                 # report the alpha used; for nested CV, the median over outer folds

@@ -131,3 +131,54 @@ class FoldGeometry:
                 mask = seen & ~np.isin(self.block, left)
                 out.append(Split(np.nonzero(mask)[0], val, left, o_idx))
         return out
+
+
+@dataclass(frozen=True)
+class BlockChanges:
+    """Changed stimulus means grouped by block (contiguous), shared by every layer's update.
+
+    Attributes
+    ----------
+    rows : ndarray of int64
+        Changed rows, sorted by block.
+    delta : ndarray (len(rows), M)
+        New minus old mean.
+    first_seen : ndarray of bool
+        Rows seen for the first time.
+    bounds : ndarray of int64 (n_blocks + 1,)
+        ``rows[bounds[b]:bounds[b+1]]`` are block ``b``'s.
+    dn, dsy, dsyy : ndarrays (n_blocks,), (n_blocks, M), (n_blocks, M)
+        Increments of the per-block target statistics (count, sum, sum of squares).
+    """
+
+    rows: np.ndarray
+    delta: np.ndarray
+    first_seen: np.ndarray
+    bounds: np.ndarray
+    dn: np.ndarray
+    dsy: np.ndarray
+    dsyy: np.ndarray
+
+    @classmethod
+    def group(cls, block: np.ndarray, n_blocks: int, rows: np.ndarray, old: np.ndarray,
+              new: np.ndarray, first_seen: np.ndarray) -> BlockChanges:
+        """Group changed rows (with their old and new means) by ``block``."""
+        b = block[rows]
+        order = np.argsort(b, kind="stable")
+        rows, b = rows[order], b[order]
+        old, new, first_seen = old[order], new[order], first_seen[order]
+        bounds = np.searchsorted(b, np.arange(n_blocks + 1))
+        delta = new - old
+        dsq = new * new - old * old
+        M = new.shape[1]
+        dn = np.zeros(n_blocks)
+        dsy = np.zeros((n_blocks, M))
+        dsyy = np.zeros((n_blocks, M))
+        for k in range(n_blocks):
+            s = slice(bounds[k], bounds[k + 1])
+            if s.start == s.stop:
+                continue
+            dn[k] = first_seen[s].sum()
+            dsy[k] = delta[s].sum(0)
+            dsyy[k] = dsq[s].sum(0)
+        return cls(rows, delta, first_seen, bounds, dn, dsy, dsyy)

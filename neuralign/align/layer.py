@@ -21,7 +21,8 @@ import numpy as np
 
 from ..base import FeatureSet
 from . import solvers
-from .folds import Split
+from .anchor import DualAnchor
+from .folds import BlockChanges, Split
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
 
@@ -47,6 +48,7 @@ class RefreshInput:
     reselect: bool
     alpha_selection: str  # "gcv" | "kfold"
     previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
+    reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
 
 
 def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -108,6 +110,10 @@ class LayerSolver:
         self.want_gram = False  # build gram_all at the first solve (live caches)
         self.stats: BlockStats | None = None
         self._spectra: dict[bytes, solvers.Spectrum] = {}
+        self._anchors: dict[tuple, DualAnchor] = {}
+        # stimuli added to an anchor before re-anchoring; staggered over layers so that not
+        # every layer pays for its eigendecomposition in the same refresh
+        self.k_max = 40 + 6 * (li % 8)
 
     # ------------------------------------------------------------------ features
     def rows(self, rows: np.ndarray) -> np.ndarray:
@@ -205,7 +211,11 @@ class LayerSolver:
         form = self.choose_form(ri) if form == "auto" else form
         pos = np.full(self.n_candidates, -1, dtype=np.int64)
         pos[ri.seen] = np.arange(ri.seen.size)
-        kseen = self.gram(ri.seen) if form == "dual" else None
+        anchored = (form == "dual" and keep_spectra and self.gram_all is not None
+                    and self.B.name == "numpy")
+        need_kseen = form == "dual" and (not anchored or (ri.reselect and ri.alpha_selection
+                                                          == "kfold"))
+        kseen = self.gram(ri.seen) if need_kseen else None
         stats_fn = self._stats_fn(ri, pos)
         new_spectra: dict[bytes, solvers.Spectrum] = {}
 
@@ -230,16 +240,34 @@ class LayerSolver:
         elif not ri.reselect and ri.previous is not None and len(ri.previous) == n_outer:
             idx = list(ri.previous)
         preds = []
+        anchors: dict[tuple, DualAnchor] = {}
         for o, sp in enumerate(ri.outer):
+            if anchored:
+                an = self._anchor(sp, ri, pos)
+                anchors[sp.left_out] = an
+                y_added = ri.y[pos[an.added(sp.train)]]
+                idx[o], pred = an.solve(sp.train, sp.predict, y_added, ri.alphas, idx[o],
+                                        self.dtype)
+                preds.append(pred)
+                continue
             basis = basis_of(sp)
             if idx[o] is None:
                 idx[o] = solvers.gcv_select(B, basis, ri.alphas)
             E = self._embed(form, basis, sp, pos, kseen)
             preds.append(solvers.predict(B, basis, E, ri.alphas, idx[o], self.dtype))
+        self._anchors = anchors
         self._spectra = new_spectra if keep_spectra else {}
         rows = np.concatenate([sp.predict for sp in ri.outer])
         r = pearson_columns(np.concatenate(preds), ri.y[pos[rows]])
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form)
+
+    def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray) -> DualAnchor:
+        """The split's anchor: kept while it covers the training set and few rows were added."""
+        an = self._anchors.get(split.left_out)
+        if (an is None or ri.reanchor or not an.covers(split.train)
+                or an.added(split.train).size > self.k_max):
+            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]])
+        return an
 
     # ------------------------------------------------------------------ primal statistics
     def _stats_fn(self, ri: RefreshInput, pos: np.ndarray):
@@ -262,53 +290,70 @@ class LayerSolver:
 
         return fn
 
-    def enable_stats(self, block: np.ndarray, n_blocks: int, n_targets: int) -> None:
+    def enable_stats(self, targets: BlockTargets) -> None:
         """Keep per-block primal statistics from now on (live sessions, narrow layers)."""
-        self.stats = BlockStats(block, n_blocks, self.dim, n_targets)
+        self.stats = BlockStats(targets, self.dim)
 
-    def update(self, rows: np.ndarray, old: np.ndarray, new: np.ndarray,
-               first_seen: np.ndarray) -> None:
-        """Fold changed stimulus means into the cached statistics (no-op without a cache)."""
-        if self.stats is not None and rows.size:
-            self.stats.update(self.rows(rows), rows, old, new, first_seen)
+    def update(self, changes: BlockChanges) -> None:
+        """Fold changed stimulus means into the cached statistics and anchors."""
+        if not changes.rows.size:
+            return
+        if self.stats is not None:
+            self.stats.update(self.rows(changes.rows), changes)
+        for an in self._anchors.values():
+            an.apply_changes(changes.rows, changes.delta)
+
+
+class BlockTargets:
+    """Per-block target statistics (count, sum, sum of squares), shared by every layer."""
+
+    def __init__(self, n_blocks: int, n_targets: int) -> None:
+        self.n = np.zeros(n_blocks)
+        self.sy = np.zeros((n_blocks, n_targets))
+        self.syy = np.zeros((n_blocks, n_targets))
+
+    def update(self, changes: BlockChanges) -> None:
+        """Add the increments of a refresh's changes."""
+        self.n += changes.dn
+        self.sy += changes.dsy
+        self.syy += changes.dsyy
 
 
 class BlockStats:
-    """Per-block sufficient statistics of one layer, updated as stimulus means change."""
+    """Per-block feature statistics of one layer, updated as stimulus means change."""
 
-    def __init__(self, block: np.ndarray, n_blocks: int, dim: int, n_targets: int) -> None:
-        self.block = block
-        self.n = np.zeros(n_blocks)
-        self.sx = np.zeros((n_blocks, dim))
-        self.sxx = np.zeros((n_blocks, dim, dim))
-        self.sy = np.zeros((n_blocks, n_targets))
-        self.syy = np.zeros((n_blocks, n_targets))
-        self.sxy = np.zeros((n_blocks, dim, n_targets))
+    def __init__(self, targets: BlockTargets, dim: int) -> None:
+        self.targets = targets
+        nb, M = targets.sy.shape
+        self.sx = np.zeros((nb, dim))
+        self.sxx = np.zeros((nb, dim, dim))
+        self.sxy = np.zeros((nb, dim, M))
 
-    def update(self, x: np.ndarray, rows: np.ndarray, old: np.ndarray, new: np.ndarray,
-               first_seen: np.ndarray) -> None:
-        """``S_xy += x' (new - old)``; new stimuli also add to ``n``, ``sum x``, ``S_xx``."""
-        blocks = self.block[rows]
-        delta = new - old
-        dsq = new * new - old * old
-        for b in np.unique(blocks).tolist():
-            sel = blocks == b
-            fresh = sel & first_seen
-            self.sy[b] += delta[sel].sum(0)
-            self.syy[b] += dsq[sel].sum(0)
-            self.sxy[b] += x[sel].T @ delta[sel]
+    def update(self, x: np.ndarray, ch: BlockChanges) -> None:
+        """``S_xy += x' (new - old)``; new stimuli also add to ``sum x`` and ``S_xx``."""
+        for b in range(self.sx.shape[0]):
+            s = slice(ch.bounds[b], ch.bounds[b + 1])
+            if s.start == s.stop:
+                continue
+            xb = x[s]
+            self.sxy[b] += xb.T @ ch.delta[s]
+            fresh = ch.first_seen[s]
             if fresh.any():
-                xf = x[fresh]
-                self.n[b] += fresh.sum()
+                xf = xb[fresh]
                 self.sx[b] += xf.sum(0)
                 self.sxx[b] += xf.T @ xf
 
     def training(self, left_out: tuple[int, ...]) -> tuple:
         """Statistics of every block but ``left_out``: ``(n, sx, sxx, sy, syy, sxy)``."""
-        keep = np.ones(self.n.size, dtype=bool)
-        keep[list(left_out)] = False
-        return (float(self.n[keep].sum()), self.sx[keep].sum(0), self.sxx[keep].sum(0),
-                self.sy[keep].sum(0), self.syy[keep].sum(0), self.sxy[keep].sum(0))
+        t = self.targets
+        keep = [b for b in range(self.sx.shape[0]) if b not in left_out]
+        out = [float(t.n[keep].sum())]
+        for a in (self.sx, self.sxx, t.sy, t.syy, self.sxy):
+            acc = a[keep[0]].copy()
+            for b in keep[1:]:
+                acc += a[b]
+            out.append(acc)
+        return tuple(out)
 
 
 def _mean_sd(a: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

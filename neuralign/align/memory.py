@@ -107,7 +107,7 @@ class MemoryPlan:
             self.cache_bytes += need
             self.caches.setdefault(i, []).append(kind)
             if kind == "stats":
-                layers[i].enable_stats(engine.geometry.block, nb, M)
+                layers[i].enable_stats(engine.block_targets)
             else:
                 layers[i].want_gram = True
 

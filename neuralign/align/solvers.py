@@ -209,21 +209,14 @@ def predict_per_alpha(B, basis: Basis, E, alphas: np.ndarray, dtype: str):
 def predict(B, basis: Basis, E, alphas: np.ndarray, idx: np.ndarray, dtype: str):
     """Predictions of the embedded stimuli with alpha ``alphas[idx[m]]`` for target ``m``.
 
-    Targets are grouped by alpha: one product per alpha that some target uses.
+    The per-target filter ``1 / (s + a_m)`` scales ``P`` column by column, so every target's
+    prediction comes from one product ``E (G * P)``.
 
     Returns
     -------
     ndarray (n_new, M), float64
     """
-    a = np.asarray(alphas, dtype=float)
-    idx = np.asarray(idx)
-    M = idx.size
-    out = np.empty((int(E.shape[0]), M))
-    s = B.astype(basis.s, dtype)
-    ybar = B.to_numpy(basis.ybar)
-    for k in np.unique(idx).tolist():
-        cols = np.nonzero(idx == k)[0]
-        g = 1.0 / (s + float(a[k]))
-        pk = basis.P[:, B.index_asarray(cols)] if cols.size < M else basis.P
-        out[:, cols] = B.to_numpy((E * g[None, :]) @ pk)
-    return out + ybar[None, :]
+    a_t = B.asarray(np.asarray(alphas, dtype=float)[np.asarray(idx)], dtype)
+    G = 1.0 / (B.astype(basis.s, dtype)[:, None] + a_t[None, :])
+    yhat = E @ (G * basis.P)
+    return B.to_numpy(yhat).astype(float) + B.to_numpy(basis.ybar)[None, :]
