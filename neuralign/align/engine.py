@@ -45,7 +45,7 @@ from .backends import get_backend
 from .data import AlignmentResult
 from .folds import BlockChanges, FoldGeometry, stable_fold
 from .layer import BlockTargets, LayerSolver, RefreshInput
-from .memory import MemoryPlan, available_memory
+from .memory import MemoryPlan, available_memory, peak_rss_bytes
 from .store import StimulusStore, check_flat_epochs
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
@@ -250,8 +250,8 @@ class AlignmentEngine:
             futures = [self._pool.submit(t) for t in tasks]
             return [f.result() for f in futures]
 
-    def refresh(self, *, select_alphas: bool | None = None,
-                reanchor: bool = False) -> AlignmentResult:
+    def refresh(self, *, select_alphas: bool | None = None, reanchor: bool = False,
+                progress: Callable[[int], None] | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
 
         Parameters
@@ -263,6 +263,8 @@ class AlignmentEngine:
             Rebuild every eigendecomposition kept from earlier refreshes (live sessions extend
             them exactly for stimuli added since; rebuilding gives the same maps to round-off
             and the very same arithmetic as an offline analysis).
+        progress : callable, optional
+            Called with 1 each time a layer is solved (from a worker thread).
         """
         with self._refresh_lock:
             t0 = time.perf_counter()
@@ -291,7 +293,10 @@ class AlignmentEngine:
                     return None
                 ri_l = ri if ri.reselect else dataclasses.replace(ri,
                                                                   previous=self._alpha_idx[li])
-                return layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
+                fit = layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
+                if progress is not None:
+                    progress(1)
+                return fit
 
             tasks: list[Callable] = [self._rsa.compute]
             tasks += [functools.partial(layer_task, li) for li in range(L)]
@@ -314,6 +319,7 @@ class AlignmentEngine:
                 counts=self._counts(part), settings=self._settings(part))
             self.last_refresh_s = time.perf_counter() - t0
             result.counts["refresh_s"] = self.last_refresh_s
+            result.counts["peak_rss_gb"] = peak_rss_bytes() / 1024**3
             return result
 
     def _refresh_input(self, mask: np.ndarray, select_alphas: bool | None) -> RefreshInput:
@@ -391,7 +397,10 @@ def analyze_epochs(
     features : FeatureSet
         Per-layer features of the stimuli.
     chunk : int
-        Epochs accumulated at a time; ``progress(n_added)`` is called after each chunk.
+        Epochs accumulated at a time.
+    progress : callable, optional
+        ``progress(n_added)`` after each chunk of epochs, then ``progress(1, what="layers")``
+        after each solved layer.
     **engine_kw
         Options of :class:`AlignmentEngine` (``incremental`` defaults to False: layer by
         layer, nothing kept).
@@ -411,6 +420,7 @@ def analyze_epochs(
         eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
         if progress is not None:
             progress(stop - start)
-    res = eng.refresh()
+    res = eng.refresh(progress=None if progress is None
+                      else functools.partial(progress, what="layers"))
     res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
     return res

@@ -31,6 +31,13 @@ def available_memory() -> int:
         return 8 * _GB
 
 
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def parse_memory(text: str) -> int:
     """Bytes from a size such as ``"3GB"``, ``"512MB"``, ``"2.5G"`` or a plain byte count.
 
