@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from neuralign.align import AlignmentEngine, FeatureSet
+from neuralign.align.assemble import RSAComputer
 
 C, T = 17, 100
 ALPHAS = np.logspace(-1, 6, 8)
@@ -68,8 +69,9 @@ def bench_live(quick: bool) -> None:
         t0 = time.perf_counter()
         res = eng.refresh(select_alphas=True)
         full = time.perf_counter() - t0
+        rsa = RSAComputer(fs, eng.store, n_channels=C, n_times=T, max_stimuli=200)
         t0 = time.perf_counter()
-        eng._assemble(res.encoding_r, res.encoding_alpha)
+        rsa.compute()
         rsa_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         eng.refresh(select_alphas=False)
