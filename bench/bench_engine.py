@@ -67,7 +67,7 @@ def bench_live(quick: bool) -> None:
         eng.refresh()  # first refresh folds in all stimuli (a one-off, like a session start)
         eng.add_epochs(sids[:50], ep[:50])  # a second's worth of new epochs
         t0 = time.perf_counter()
-        res = eng.refresh(select_alphas=True)
+        eng.refresh(select_alphas=True)
         full = time.perf_counter() - t0
         rsa = RSAComputer(fs, eng.store, n_channels=C, n_times=T, max_stimuli=200)
         t0 = time.perf_counter()

@@ -78,12 +78,11 @@ def write_results(result, out_dir: Path, *, title: str, extra: dict | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..realtime.design import load_design
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
-
-    from ..align.memory import parse_memory
 
     memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)

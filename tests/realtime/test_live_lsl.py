@@ -175,7 +175,8 @@ def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_pat
     finally:
         stop(amp)
     log = (tmp_path / "live.log").read_text()
-    assert "refresh=" in log and "(dual 3)" in log
+    assert "refresh=" in log
+    assert "(dual 3)" in log
     res = json.loads((out / "results.json").read_text())
     assert res["counts"]["solver_forms"] == ["dual"] * 3
     assert res["counts"]["n_refresh"] >= 3
