@@ -212,3 +212,23 @@ def test_constant_target_is_nan():
     res = eng.refresh()
     assert np.isnan(res.encoding_r[:, 1, :]).all()
     assert np.isfinite(res.encoding_r[:, 0, :]).all()
+
+
+@pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
+def test_extended_refit_equals_rebuilt_refit(design):
+    """A refit with the alphas kept, through extended eigendecompositions (stimuli added since
+    the last rebuild), equals the same refit from freshly rebuilt ones."""
+    fs, sids, epochs, times, ch = _problem(90, (300,), reps=2, seed=7)
+    test_ids = fs.stimulus_ids[:18].tolist() if design else None
+    order = np.argsort(np.array([s[1:] for s in sids]), kind="stable")[::-1]  # new stimuli last
+    sids, epochs = sids[order], epochs[order]
+    out = []
+    for reanchor in (False, True):
+        eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids)
+        eng.add_epochs(sids[:120], epochs[:120])
+        eng.refresh()
+        eng.add_epochs(sids[120:], epochs[120:])  # unseen stimuli join the training sets
+        out.append(eng.refresh(select_alphas=False, reanchor=reanchor))
+    assert out[0].counts["solver_forms"] == ["dual"]
+    np.testing.assert_array_equal(out[0].encoding_alpha, out[1].encoding_alpha)
+    np.testing.assert_allclose(out[0].encoding_r, out[1].encoding_r, atol=1e-10)
