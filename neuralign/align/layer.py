@@ -34,6 +34,7 @@ class LayerFit:
     r: np.ndarray  # (M,) held-out Pearson r
     alpha_idx: list[np.ndarray]  # per outer split, (M,) index into alphas
     form: str  # "dual" or "primal"
+    pred: np.ndarray | None = None  # (n_scored, M) float32 held-out predictions, centred
 
 
 @dataclass
@@ -259,8 +260,11 @@ class LayerSolver:
         self._anchors = anchors
         self._spectra = new_spectra if keep_spectra else {}
         rows = np.concatenate([sp.predict for sp in ri.outer])
-        r = pearson_columns(np.concatenate(preds), ri.y[pos[rows]])
-        return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form)
+        pred = np.concatenate(preds)
+        r = pearson_columns(pred, ri.y[pos[rows]])
+        # kept centred: float32 then holds the variation of even nearly constant predictions
+        return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
+                        pred=(pred - pred.mean(0)).astype(np.float32))
 
     def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray) -> DualAnchor:
         """The split's anchor: kept while it covers the training set and few rows were added."""

@@ -209,6 +209,16 @@ class StimulusStore:
         with self.lock:
             return np.array(sorted(self._reps), dtype=np.int64)
 
+    def m2(self, rows: np.ndarray) -> np.ndarray:
+        """Welford sums of squared deviations of ``rows`` (zeros where fewer than 2 reps)."""
+        out = np.zeros((rows.size, self.n_targets))
+        with self.lock:
+            for j, i in enumerate(rows.tolist()):
+                rep = self._reps.get(i)
+                if rep is not None:
+                    out[j] = rep[2]
+        return out
+
     def view(self, rows: np.ndarray, *, halves: bool) -> RepetitionView:
         """Means, counts and (with ``halves``) split-half means and M2 of ``rows``."""
         with self.lock:
