@@ -42,6 +42,8 @@ class HeldOut:
         Target layout (``M = C * T``, channel-major).
     counts, m2 : ndarray (n,), (n, M), optional
         Repetitions and Welford sums of the scored stimuli (for a resampled noise ceiling).
+    layers : tuple of str
+        Layer names (depth order).
     """
 
     stimulus_ids: np.ndarray
@@ -51,6 +53,7 @@ class HeldOut:
     times: np.ndarray
     counts: np.ndarray | None = None
     m2: np.ndarray | None = None
+    layers: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -64,7 +67,7 @@ class HeldOut:
         return HeldOut(self.stimulus_ids[rows], self.y[rows], self.pred[:, rows],
                        self.n_channels, self.times,
                        None if self.counts is None else self.counts[rows],
-                       None if self.m2 is None else self.m2[rows])
+                       None if self.m2 is None else self.m2[rows], self.layers)
 
 
 @dataclass

@@ -335,7 +335,8 @@ class AlignmentEngine:
         v = self.store.view(rows, halves=False)
         m2 = self.store.m2(rows)
         return HeldOut(self.features.stimulus_ids[rows], ri.y[pos], np.stack(preds),
-                       self.n_channels, self.times.copy(), v.counts, m2)
+                       self.n_channels, self.times.copy(), v.counts, m2,
+                       tuple(self.features.layers))
 
     def confidence(self, *, n_boot: int = 500, n_perm: int = 200, alpha: float = 0.05,
                    seed: int = 0) -> dict:
