@@ -20,7 +20,7 @@ therefore leaves a cache whose first ``rows_done`` rows are on disk; opening it 
 the same key resumes there. :meth:`CacheWriter.finalize` drops rows that failed, records a
 sha256 per layer and marks the cache complete.
 
-Reading (:func:`load_cache_dir`): ``allow_pickle=False``, layer files opened with
+Reading (:func:`neuralign.io.cache_reader.load_cache_dir`): ``allow_pickle=False``, layer files opened with
 ``mmap_mode="r"`` (read-only memory maps; nothing is read until used), shapes checked against
 the manifest, per-layer hashes verified (always with ``verify="full"``; with ``"auto"`` when
 the cache is at most :data:`VERIFY_AUTO_BYTES`), model files and images re-hashed where still
@@ -38,9 +38,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from ..base import FeatureSet
 from ..errors import NeuralignError
-from .cache_checks import check_files, check_images
 from .hashing import array_sha256
 
 FORMAT = "neuralign.feature-cache/2"
@@ -48,9 +46,7 @@ MANIFEST = "neuralign_cache.json"
 PROGRESS = "progress.json"
 IDS = "stimulus_ids.npy"
 IMAGE_HASHES = "image_sha256.npy"
-VERIFY_AUTO_BYTES = 1 << 30
 MAX_JSON_BYTES = 256 << 20
-VERIFY_MODES = ("auto", "full", "inputs", "none")
 
 
 def layer_file(i: int) -> str:
@@ -64,7 +60,8 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path, *, what: str) -> dict:
+def read_json(path: Path, *, what: str) -> dict:
+    """A JSON object from ``path`` (size-limited); one-line errors naming ``what``."""
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
             raise NeuralignError(f"{what} is larger than {MAX_JSON_BYTES >> 20} MB", path=path)
@@ -85,7 +82,7 @@ def is_cache_dir(path: str | Path) -> bool:
     if not (p / MANIFEST).is_file():
         return False
     try:
-        return _read_json(p / MANIFEST, what="manifest").get("format") == FORMAT
+        return read_json(p / MANIFEST, what="manifest").get("format") == FORMAT
     except NeuralignError:
         return False
 
@@ -105,7 +102,7 @@ def read_manifest(path: str | Path) -> dict:
         ``name``, ``file``, ``shape``...), ``inputs``, ``provenance``.
     """
     path = Path(path)
-    m = _read_json(path / MANIFEST, what="cache manifest")
+    m = read_json(path / MANIFEST, what="cache manifest")
     if m.get("format") != FORMAT:
         raise NeuralignError(f"not a neuralign feature cache (expected {FORMAT})", path=path)
     layers = m.get("layers")
@@ -118,7 +115,8 @@ def read_manifest(path: str | Path) -> dict:
     return m
 
 
-def _load_strings(path: Path, n: int) -> np.ndarray:
+def load_strings(path: Path, n: int) -> np.ndarray:
+    """A 1-D unicode array of ``n`` strings from a ``.npy`` file (no pickles)."""
     try:
         a = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -191,8 +189,8 @@ class CacheWriter:
         if path.is_dir() and (path / MANIFEST).is_file():
             m = read_manifest(path)
             if m.get("state") == "partial" and m.get("key") == key and (path / PROGRESS).is_file():
-                prog = _read_json(path / PROGRESS, what="cache progress")
-                old = _load_strings(path / IDS, m["n_stimuli"]) if (path / IDS).is_file() else None
+                prog = read_json(path / PROGRESS, what="cache progress")
+                old = load_strings(path / IDS, m["n_stimuli"]) if (path / IDS).is_file() else None
                 if prog.get("key") == key and old is not None and np.array_equal(old, ids):
                     return cls(path, m, rows_done=int(prog.get("rows_done", 0)),
                                failed=[int(r) for r in prog.get("failed", [])])
@@ -351,90 +349,3 @@ def clear_cache_dir(path: str | Path) -> None:
             p.unlink()
         elif p.is_dir() and p.name == "raw" and (p / MANIFEST).is_file():
             shutil.rmtree(p)
-
-
-# ---------------------------------------------------------------------------- reading
-def load_cache_dir(path: str | Path, *, verify: str = "auto") -> FeatureSet:
-    """Open a complete cache folder as a :class:`~neuralign.base.FeatureSet` of read-only
-    memory maps (nothing of the layers is read unless ``verify`` hashes them).
-
-    Parameters
-    ----------
-    path : str or Path
-        The cache folder.
-    verify : {"auto", "full", "inputs", "none"}
-        ``full``: check every layer against its recorded sha256 (reads the layers once,
-        block by block); ``auto``: the same when the layers total at most
-        :data:`VERIFY_AUTO_BYTES`; ``inputs``: only re-hash model files and images;
-        ``none``: structure only. All but ``none`` refuse stale inputs.
-
-    Returns
-    -------
-    FeatureSet
-        Arrays are ``numpy.memmap`` opened read-only.
-    """
-    if verify not in VERIFY_MODES:
-        raise ValueError(f"verify must be one of {VERIFY_MODES}")
-    path = Path(path)
-    m = read_manifest(path)
-    if m.get("state") != "complete":
-        done = "?"
-        if (path / PROGRESS).is_file():
-            done = _read_json(path / PROGRESS, what="cache progress").get("rows_done", "?")
-        raise NeuralignError(f"incomplete feature cache ({done} of {m['n_stimuli']} rows; "
-                             "extraction was interrupted): re-run neuralign features to resume",
-                             path=path)
-    n = m["n_stimuli"]
-    ids = _load_strings(path / IDS, n)
-    arrays = []
-    for lay in m["layers"]:
-        f = path / str(lay.get("file", ""))
-        if f.parent != path:
-            raise NeuralignError(f"layer {lay['name']!r}: file outside the cache", path=path)
-        try:
-            a = np.load(f, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise NeuralignError(f"layer {lay['name']!r}: file missing", path=f) from None
-        except (OSError, ValueError) as e:
-            raise NeuralignError(f"layer {lay['name']!r}: not a readable .npy file "
-                                 f"({str(e)[:80]})", path=f) from None
-        if a.ndim != 2 or list(a.shape) != list(lay.get("shape") or []) \
-                or a.dtype != np.float32:
-            raise NeuralignError(f"layer {lay['name']!r}: {a.dtype} {a.shape} does not match the "
-                                 f"manifest's float32 {lay.get('shape')}", path=f)
-        arrays.append(a)
-    total = sum(a.nbytes for a in arrays)
-    check_hashes = verify == "full" or (verify == "auto" and total <= VERIFY_AUTO_BYTES)
-    if check_hashes:
-        for lay, a in zip(m["layers"], arrays):
-            if array_sha256(a) != lay.get("sha256"):
-                raise NeuralignError(f"layer {lay['name']!r} does not match its recorded hash "
-                                     "(file modified or corrupt)", path=path / lay["file"])
-    prov = dict(m.get("provenance", {}))
-    if verify != "none":
-        check_files(m.get("inputs", {}).get("files", []), path=path)
-        hashes = _load_strings(path / IMAGE_HASHES, n)
-        check_images(ids.tolist(), hashes.tolist(), prov.get("stimuli", {}), path=path)
-    prov.update({"cache_file": str(path), "cache_format": FORMAT,
-                 "stages": {lay["name"]: lay.get("stage") for lay in m["layers"]},
-                 "verified": {"layer_sha256": check_hashes, "inputs": verify != "none"}})
-    layers = tuple(lay["name"] for lay in m["layers"])
-    try:
-        return FeatureSet(ids, layers, tuple(arrays), prov)
-    except NeuralignError as e:
-        raise NeuralignError(str(e), path=path) from None
-
-
-def cache_progress(path: str | Path) -> dict | None:
-    """``{"state", "rows_done", "n_stimuli"}`` of a cache folder, None if it is not one."""
-    path = Path(path)
-    if not is_cache_dir(path):
-        return None
-    m = read_manifest(path)
-    done = m["n_stimuli"]
-    if m.get("state") != "complete":
-        done = 0
-        if (path / PROGRESS).is_file():
-            done = int(_read_json(path / PROGRESS, what="cache progress").get("rows_done", 0))
-    return {"state": m.get("state"), "rows_done": done, "n_stimuli": m["n_stimuli"],
-            "key": m.get("key")}

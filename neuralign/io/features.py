@@ -26,7 +26,8 @@ import numpy as np
 from ..base import FeatureSet
 from ..errors import NeuralignError
 from .cache_checks import is_cache_v1, load_cache_v1
-from .feature_cache import is_cache_dir, load_cache_dir
+from .cache_reader import load_cache_dir
+from .feature_cache import is_cache_dir
 
 RESERVED = ("stimulus_ids", "__layers__", "__provenance__")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from ..io.feature_cache import FORMAT, CacheWriter, cache_progress, clear_cache_dir, \
-    is_cache_dir, load_cache_dir
+from ..io.cache_reader import cache_progress, load_cache_dir
+from ..io.feature_cache import FORMAT, CacheWriter, clear_cache_dir, is_cache_dir
 from .jobs import Job, make_jobs, stimulus_record
 from .spec import ModelSpec
 from .stimuli import StimulusSet, open_source

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from ..io.feature_cache import FORMAT, IMAGE_HASHES, IDS, is_cache_dir, read_manifest
+from ..io.feature_cache import FORMAT, IDS, IMAGE_HASHES, is_cache_dir, read_manifest
 from ..io.hashing import file_sha256, json_key
 from .prompts import Prompt, PromptEncoder, mrope_positions
 from .spec import ModelSpec, graph_sha256, layer_stage, model_files

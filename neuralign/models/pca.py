@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from ..io.feature_cache import CacheWriter, load_cache_dir
+from ..io.cache_reader import load_cache_dir
+from ..io.feature_cache import CacheWriter
 
 
 def write_pca(job, stim, extra: dict) -> Path:

@@ -95,13 +95,14 @@ def read_prompts_file(path: str | Path) -> list[Prompt]:
         prompts = [Prompt(slug(k), v) for k, v in obj.items()]
     else:
         for n, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
+            if not line.strip() or line.strip().startswith("#"):
                 continue
             label, sep, rest = line.partition("\t")
+            label = label.strip()
             if sep and not rest.strip():
                 raise NeuralignError(f"line {n}: label {label!r} has no prompt text", path=path)
-            prompts.append(Prompt(slug(label), rest.strip()) if sep else Prompt(slug(line), line))
+            prompts.append(Prompt(slug(label), rest.strip()) if sep
+                           else Prompt(slug(line), line.strip()))
     if not prompts:
         raise NeuralignError("no prompts in the file", path=path)
     labels = [p.label for p in prompts]

@@ -16,7 +16,8 @@ VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, interm
 TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
             intermediate_size=64, vocab_size=128)
 TOWER_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, vocab_size=128, max_position_embeddings=16)
+                  intermediate_size=64, vocab_size=128, max_position_embeddings=16,
+                  bos_token_id=1, eos_token_id=3, pad_token_id=4)
 QWEN_IDS = dict(image_token_id=100, video_token_id=101, vision_start_token_id=102,
                 vision_end_token_id=103)
 # the export size used by the tests (None: the config's)
@@ -119,14 +120,15 @@ SPECIALS = ("<|im_start|>", "<|im_end|>", "<img>", "</img>", "<fake_token_around
 
 def tokenizer(family: str):
     """A word-level fast tokenizer whose image token is id 100 (the configs' image id) under
-    the name the family's template uses; BOS ``<s>`` = 1, ``<bos>`` (Gemma/OPT) = 2."""
+    the name the family's template uses; BOS ``<s>`` = 1, ``<bos>`` = 2, EOS ``</s>`` = 3,
+    ``<pad>`` = 4."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     image = {"qwen2_vl": "<|image_pad|>", "qwen2_5_vl": "<|image_pad|>",
              "internvl": "<IMG_CONTEXT>"}.get(family, "<image>")
-    vocab = {"[UNK]": 0, "<s>": 1, "<bos>": 2, image: 100, "<|video_pad|>": 101,
-             "<|vision_start|>": 102, "<|vision_end|>": 103}
+    vocab = {"[UNK]": 0, "<s>": 1, "<bos>": 2, "</s>": 3, "<pad>": 4, image: 100,
+             "<|video_pad|>": 101, "<|vision_start|>": 102, "<|vision_end|>": 103}
     for tok in (*SPECIALS, *WORDS):
         if tok not in vocab:
             free = next(i for i in range(3, 128) if i not in vocab.values())
@@ -135,6 +137,11 @@ def tokenizer(family: str):
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     specials = [t for t in vocab if t.startswith("<") or t == "[UNK]"]
     tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    if family in DUAL:  # CLIP / SigLIP tokenizers wrap the text: <s> text </s>
+        from tokenizers.processors import TemplateProcessing
+
+        tk.post_processor = TemplateProcessing(single="<s> $A </s>",
+                                               special_tokens=[("<s>", 1), ("</s>", 3)])
     return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]")
 
 
