@@ -45,6 +45,9 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
                         "fast) or K-fold CV over the training folds")
     p.add_argument("--max-rsa-stimuli", type=int, default=200,
                    help="cap on the stimuli in the RDMs (default 200; 0 = no cap)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory budget, e.g. 3GB (default: 80%% of the memory available); "
+                        "layers are solved one at a time or in parallel within it")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
@@ -75,7 +78,8 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
 
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
-            alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200):
+            alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200,
+            memory: int | None = None):
     """Run the engine on ``data`` (EpochData) and ``features`` (FeatureSet) with progress.
 
     All the features' stimuli are given to the engine, as a live session does: feature
@@ -88,13 +92,27 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
     if not quiet:
         print(f"accumulating epochs, then solving {features.n_layers} layers (ridge, RSA, "
               "noise ceilings)...", file=sys.stderr)
-    with tqdm(total=data.epochs.shape[0], desc="accumulating epochs", unit="epoch",
-              disable=quiet, file=sys.stderr, leave=False) as bar:
+    bars = {}
+
+    def progress(n: int, *, what: str = "epochs") -> None:
+        if what not in bars:
+            for b in bars.values():
+                b.close()
+            total = data.epochs.shape[0] if what == "epochs" else features.n_layers
+            bars[what] = tqdm(total=total, desc="accumulating epochs" if what == "epochs"
+                              else "solving layers", unit="epoch" if what == "epochs"
+                              else "layer", disable=quiet, file=sys.stderr, leave=False)
+        bars[what].update(n)
+
+    try:
         return analyze_epochs(
-            data, features, chunk=chunk, progress=bar.update, alphas=alphas, n_folds=n_folds,
+            data, features, chunk=chunk, progress=progress, alphas=alphas, n_folds=n_folds,
             backend=backend, dtype=dtype, alpha_selection=alpha_selection,
-            max_rsa_stimuli=max_rsa_stimuli or None,
+            max_rsa_stimuli=max_rsa_stimuli or None, memory=memory,
         )
+    finally:
+        for b in bars.values():
+            b.close()
 
 
 def summary_lines(result, planted: dict | None = None) -> list[str]:
@@ -124,6 +142,19 @@ def summary_lines(result, planted: dict | None = None) -> list[str]:
             + " (criterion: Spearman >= 0.9 and mean |error| <= 20 ms)"
         )
     return lines
+
+
+def solver_line(result) -> str:
+    """One line: which form solved how many layers, the memory budget and the peak."""
+    from collections import Counter
+
+    forms = Counter(result.counts.get("solver_forms", []))
+    plan = result.settings.get("memory_plan", {})
+    peak = result.counts.get("peak_rss_gb")
+    parts = [f"{n} layer(s) {f}" for f, n in sorted(forms.items())]
+    return (f"solver: {', '.join(parts) or '-'}; memory budget {plan.get('budget_gb', '-')} GB, "
+            f"{plan.get('layers_in_parallel', '-')} layer(s) at a time"
+            + (f", peak RSS {peak:.2f} GB" if peak is not None else ""))
 
 
 def _n(x, nd: int = 3) -> str:
@@ -157,11 +188,13 @@ def recovery(result, planted_lat) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..offline.datasets import load_dataset, parse_spec
     from ..report import write_outputs
 
     kind, path = parse_spec(args.dataset)
+    memory = None if args.memory is None else parse_memory(args.memory)
     options = {}
     if args.metadata is not None:
         options["metadata"] = args.metadata
@@ -179,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     result = analyze(data, features, alphas=args.alphas, n_folds=args.folds,
                      backend=args.backend, dtype=args.dtype, quiet=args.quiet,
                      alpha_selection=args.alpha_selection,
-                     max_rsa_stimuli=args.max_rsa_stimuli)
+                     max_rsa_stimuli=args.max_rsa_stimuli, memory=memory)
     planted = (data.info or {}).get("planted") or _planted_from(kind, path)
     extra: dict = {
         "command": "neuralign analyze",
@@ -200,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in summary_lines(result, planted):
             print(line)
+        print(solver_line(result), file=sys.stderr)
         print(f"results: {paths['results']}  report: {paths['report']}")
     return 0
 

@@ -319,8 +319,8 @@ class LiveSession:
                 self._refresh()
             self._publish()
 
-    def _refresh(self) -> AlignmentResult:
-        res = self.engine.refresh()
+    def _refresh(self, **kw) -> AlignmentResult:
+        res = self.engine.refresh(**kw)
         self._annotate(res)
         self.result = res
         self.n_refreshes += 1
@@ -332,9 +332,10 @@ class LiveSession:
 
         ``neuralign analyze`` builds its engine exactly like this one (all the features'
         stimuli, the design's test ids, the same engine settings) and feeds it the recording's
-        epochs in the same order, so live and offline agree to rounding.
+        epochs in the same order, so live and offline agree to rounding. The eigendecompositions
+        that live refreshes extend are rebuilt, so the arithmetic is the offline one.
         """
-        return self._refresh()
+        return self._refresh(select_alphas=True, reanchor=True)
 
     def _annotate(self, res: AlignmentResult) -> None:
         lat = list(self.latencies)
@@ -444,4 +445,14 @@ class LiveSession:
         return (f"t={s.session_time:6.1f}s epochs={s.epochs_accepted} rejected={s.epochs_rejected}"
                 f" unknown={s.unknown_markers} stimuli={s.stimuli_seen} dropped={h.dropped_samples}"
                 f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)}"
-                f" refresh={ms(s.refresh_s)}")
+                f" refresh={ms(s.refresh_s)}{_forms(s.result)}")
+
+
+def _forms(result: AlignmentResult | None) -> str:
+    """`` (dual 10)`` / `` (dual 3, primal 9)``: how the last refresh solved the layers."""
+    if result is None:
+        return ""
+    forms = [f for f in result.counts.get("solver_forms", []) if f != "-"]
+    if not forms:
+        return ""
+    return " (" + ", ".join(f"{f} {forms.count(f)}" for f in sorted(set(forms))) + ")"
