@@ -7,6 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
+    """Add the ``models`` sub-command (list, export, build)."""
     p = subparsers.add_parser(
         "models", help="list or export models (ONNX with every layer)",
         description="List the supported model families and built-in models, export a local "
@@ -72,6 +73,7 @@ def _list(as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``neuralign models ACTION``."""
     cmd = getattr(args, "models_command", None)
     if cmd is None or cmd == "list":
         return _list(bool(getattr(args, "json", False)))

@@ -101,7 +101,7 @@ class Job:
     def text_context(self, caption: str) -> dict:
         """Token ids (and Qwen positions) of a caption."""
         ids = self.encoder.text_ids(caption, template=self.settings["text"]["template"])
-        return {"input_ids": ids, "position_ids": _positions(self.spec, ids)}
+        return {"input_ids": ids, "position_ids": prompt_positions(self.spec, ids)}
 
     def stale_reason(self) -> str | None:
         """Why the cache at :attr:`path` (or the raw cache) cannot be reused, if one is there
@@ -135,7 +135,8 @@ class Job:
         return "settings changed (preprocessing, pooling, stages or PCA)"
 
 
-def _positions(spec: ModelSpec, ids: np.ndarray) -> np.ndarray | None:
+def prompt_positions(spec: ModelSpec, ids: np.ndarray) -> np.ndarray | None:
+    """Qwen-VL 3-D positions ``(3, 1, T)`` of token ids for models that take them, else None."""
     if not any(src == "@position_ids" for g in spec.graphs for src in g["inputs"].values()):
         return None
     grid = (spec.info.get("geometry") or {}).get("grid") or (1, 1)
@@ -162,6 +163,9 @@ def _out_path(out: Path, name: str, multi: bool) -> Path:
         raise NeuralignError("exists and is not a folder", path=out)
     if not multi and (is_cache_dir(out) or not out.exists()):
         return out
+    if is_cache_dir(out):
+        raise NeuralignError("several prompts give several caches: --out must be a folder to "
+                             "write them into, not a cache", path=out)
     return out / name
 
 
@@ -182,7 +186,10 @@ def make_jobs(spec: ModelSpec, stim: StimulusSet, out: Path, *, pca: int | None,
         raise NeuralignError(f"model {spec.name!r} has no layers for {mode} inputs",
                              path=spec.root)
     reads_text = needs_prompt(spec, mode=mode, stages=stages)
-    if prompts and (mode == "text" or not reads_text):
+    if prompts and mode == "text":
+        raise NeuralignError("--prompt does not apply to caption features (--text): the "
+                             "captions are the text")
+    if prompts and not reads_text:
         raise NeuralignError(f"--prompt: no layer of model {spec.name!r}"
                              f"{' (in these --stages)' if stages else ''} reads a prompt")
     if pca is not None and pca < 1:
@@ -212,7 +219,7 @@ def make_jobs(spec: ModelSpec, stim: StimulusSet, out: Path, *, pca: int | None,
             tmpl = template or spec.info["prompt"]["template"]
             variants.append((p.label, {"prompt": {"label": p.label, "text": p.text,
                                                   "template": tmpl, "ids": ids[0].tolist()}},
-                             {"input_ids": ids, "position_ids": _positions(spec, ids)}))
+                             {"input_ids": ids, "position_ids": prompt_positions(spec, ids)}))
     else:
         variants.append((None, {}, {}))
     pairs = captions if mode == "text" else stim.hashes()

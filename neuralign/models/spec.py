@@ -205,6 +205,7 @@ def graph_sha256(path: str | Path, *, hashes: dict[str, str] | None = None) -> s
     memo = {} if hashes is None else hashes
 
     def digest_of(f: Path) -> str:
+        """sha256 of ``f``, computed once."""
         if str(f) not in memo:
             memo[str(f)] = file_sha256(f)
         return memo[str(f)]

@@ -30,6 +30,7 @@ CROP_FRACTION = 0.6
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        """The image as an array."""
         import skimage.data as d
 
         if name.startswith("motorcycle_"):
@@ -42,6 +43,7 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
 
 def _sklearn(fname: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        """The image as an array."""
         from sklearn.datasets import load_sample_image
 
         return load_sample_image(fname)
@@ -162,9 +164,11 @@ class StimulusSet:
 
     @property
     def ids(self) -> list[str]:
+        """Stimulus ids, in order."""
         return [s.id for s in self.stimuli]
 
     def hashes(self) -> dict[str, str]:
+        """Stimulus id -> content sha256."""
         return {s.id: s.sha256 for s in self.stimuli}
 
 

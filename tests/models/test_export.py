@@ -91,7 +91,7 @@ def _full_model_llm(family, spec, x, ids):
 
 @pytest.mark.parametrize("family", tiny.LVLM)
 def test_lvlm_export_matches_full_torch_model(hf_export, family):
-    from neuralign.models.jobs import _positions
+    from neuralign.models.jobs import prompt_positions
     from neuralign.models.preprocess import input_shape
     from neuralign.models.prompts import PromptEncoder
 
@@ -117,7 +117,7 @@ def test_lvlm_export_matches_full_torch_model(hf_export, family):
     runner = LayerRunner(spec, providers=CPU)
     for pooling in ("last", "all"):
         got = runner.run(x, spec.resolve_pooling(pooling), input_ids=ids,
-                         position_ids=_positions(spec, ids))
+                         position_ids=prompt_positions(spec, ids))
         for i in range(2):
             h = hs[i].numpy()
             ref = h[:, -1] if pooling == "last" else h.mean(axis=1)

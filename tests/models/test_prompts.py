@@ -68,12 +68,17 @@ def test_prompts_file_and_cli(hf_export, image_folder, tmp_path, capsys):
     ("a\t\n", "label 'a' has no prompt text"),
     ("x\tone\nx\ttwo\n", "duplicate prompt labels"),
 ])
-def test_bad_prompts_files(tmp_path, content, match):
+def test_bad_prompts_files(tmp_path, content, match, capsys):
     pf = tmp_path / "p.txt"
     pf.write_text(content)
     with pytest.raises(NeuralignError, match=match) as ei:
         gather_prompts(None, pf)
     assert str(pf) in str(ei.value)
+    assert main(["features", "--model", "any", "--stimuli", "builtin", "--out",
+                 str(tmp_path / "o"), "--prompts", str(pf)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"neuralign: error: {pf}: ")
     (tmp_path / "p.json").write_text(json.dumps(["not", "an", "object"]))
     with pytest.raises(NeuralignError, match="must be an object"):
         read_prompts_file(tmp_path / "p.json")

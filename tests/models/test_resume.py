@@ -77,3 +77,36 @@ def test_two_prompt_extraction_resumes(hf_export, image_folder, tmp_path, monkey
         a, b = load_cache_dir(f.path), load_cache_dir(r.path)
         for x, y in zip(a.arrays, b.arrays):
             np.testing.assert_array_equal(x, y)
+
+
+def test_sigkilled_extraction_resumes(hf_export, image_folder, tmp_path):
+    """A process killed with SIGKILL (no cleanup at all) leaves a cache that resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    _, spec = hf_export("vit")
+    out = tmp_path / "killed"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from neuralign.models.extract import extract_features
+
+        def on_batch(rows):
+            if rows >= 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        extract_features({str(spec.root)!r}, {str(image_folder)!r}, {str(out)!r},
+                         batch_size=2, progress=False, on_batch=on_batch)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert cache_progress(out)["rows_done"] == 4
+    [r] = extract_features(spec, str(image_folder), out, batch_size=2, progress=False)
+    assert r.resumed_from == 4
+    [ref] = extract_features(spec, str(image_folder), tmp_path / "ref", batch_size=2,
+                             progress=False)
+    for x, y in zip(load_cache_dir(ref.path).arrays, load_cache_dir(out).arrays):
+        np.testing.assert_array_equal(x, y)

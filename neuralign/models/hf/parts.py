@@ -89,6 +89,7 @@ class _Encoder(torch.nn.Module):
         self.model, self.prefix, self.with_cls, self.embed = model, prefix, with_cls, embed
 
     def forward(self, pixel_values):
+        """Pooled block outputs (and the projected embedding) of a batch of images."""
         vo = self.model(pixel_values=pixel_values, output_hidden_states=True, return_dict=True)
         outs = []
         for h in vo.hidden_states[1:]:
@@ -104,6 +105,7 @@ class _TextTower(torch.nn.Module):
         self.model, self.embed = model, embed
 
     def forward(self, input_ids):
+        """Pooled block outputs and the projected embedding of one caption."""
         to = self.model(input_ids=input_ids, output_hidden_states=True, return_dict=True)
         outs = []
         for h in to.hidden_states[1:]:
@@ -160,6 +162,7 @@ class _LvlmVision(torch.nn.Module):
         self.offsets, self.with_cls = offsets, with_cls
 
     def forward(self, pixel_values):
+        """Pooled vision (and Q-Former) states, the projector mean, and the image tokens."""
         states, emb = lvlm.image_states(self.fam, self.model, pixel_values, self.geometry)
         outs = []
         for stage, off in self.offsets.items():
@@ -175,6 +178,7 @@ class _LvlmLanguage(torch.nn.Module):
         self.fam, self.model, self.image_token = fam, model, image_token
 
     def forward(self, input_ids, image_embeds, position_ids=None):
+        """Every decoder layer pooled at the last token, over the image tokens, over all."""
         hs = lvlm.language_states(self.fam, self.model, input_ids, image_embeds, position_ids)
         b = image_embeds.shape[0]
         m = (input_ids.expand(b, -1) == self.image_token).to(image_embeds.dtype)[..., None]
