@@ -12,10 +12,14 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 1 << 20
+# (path, size, mtime_ns, ctime_ns, inode) -> digest: a file is read once per process while it
+# is unchanged (model files of many GB are hashed when extracting and again when loading)
+_MEMO: dict[tuple, str] = {}
 
 
 def file_sha256(path: str | Path, *, chunk: int = CHUNK) -> str:
-    """sha256 hex digest of a file's bytes.
+    """sha256 hex digest of a file's bytes (remembered in this process while the file's size,
+    times and inode are unchanged).
 
     Parameters
     ----------
@@ -29,11 +33,16 @@ def file_sha256(path: str | Path, *, chunk: int = CHUNK) -> str:
     str
         64 hex digits.
     """
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key in _MEMO:
+        return _MEMO[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    _MEMO[key] = h.hexdigest()
+    return _MEMO[key]
 
 
 def array_sha256(a: np.ndarray, *, block_bytes: int = 64 * CHUNK) -> str:

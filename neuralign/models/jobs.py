@@ -196,7 +196,7 @@ def make_jobs(spec: ModelSpec, stim: StimulusSet, out: Path, *, pca: int | None,
         raise NeuralignError(f"--pca must be >= 1, got {pca}")
     encoder = PromptEncoder(spec) if reads_text else None
     rec, inputs = model_record(spec)
-    pool_name = pooling or spec.default_pooling
+    pool_name = pooling or (spec.default_pooling if mode == "image" else "last")
     settings = {"format": FORMAT, "mode": mode, "model": rec,
                 "inputs_sha256": [f["sha256"] for f in inputs["files"]],
                 "preprocessing": spec.preprocessing, "pooling": pool_name,
