@@ -232,7 +232,7 @@ def check_flat_epochs(epochs: np.ndarray, n_channels: int, n_times: int) -> np.n
             f"epochs shape {epochs.shape} does not match (n, channels={n_channels}, "
             f"times={n_times})"
         )
-    flat = epochs.reshape(epochs.shape[0], -1)
+    flat = epochs.reshape(epochs.shape[0], n_channels * n_times)
     if not np.isfinite(flat).all():
         raise NeuralignError("epochs contain NaN or Inf")
     return flat

@@ -45,7 +45,13 @@ def register(subparsers) -> None:
                    help="reject epochs with a channel's peak-to-peak <= this (0)")
     p.add_argument("--gap", type=float, default=0.05, help="timestamp jump counted as a gap, s")
     p.add_argument("--refresh-hz", type=float, default=1.0, help="map refreshes per second")
-    p.add_argument("--backend", default="numpy", help="engine backend (numpy|torch|torch_cuda)")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "torch", "torch_cuda"],
+                   help="engine backend")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                   help="precision of the refresh's large products (selection is float64)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory budget for the engine's caches and refreshes, e.g. 4GB "
+                        "(default: 80%% of the memory available)")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
@@ -72,11 +78,13 @@ def write_results(result, out_dir: Path, *, title: str, extra: dict | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..realtime.design import load_design
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None
     codes = None
@@ -94,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     sess = LiveSession(features, eeg_stream=args.eeg_stream, marker_stream=args.marker_stream,
                        out_dir=args.out, settings=settings, design=design, codes=codes,
                        refresh_hz=args.refresh_hz, connect_timeout=args.connect_timeout,
-                       engine_kw={"backend": args.backend},
+                       engine_kw={"backend": args.backend, "dtype": args.dtype,
+                                  "memory": memory},
                        blas_threads=args.blas_threads or None)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)

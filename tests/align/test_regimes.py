@@ -109,10 +109,22 @@ def _reference(fs, sids, epochs, *, test_ids, n_folds, selection):
 REGIMES = {"n<D": (60, (150, 40)), "n=D": (60, (48, 20)), "n>D": (120, (12, 6))}
 
 
+def _backends():
+    out = ["numpy"]
+    try:
+        import torch  # noqa: F401
+
+        out.append("torch")
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("selection", ["gcv", "kfold"])
 @pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
 @pytest.mark.parametrize("regime", list(REGIMES))
-def test_matches_sklearn_in_every_regime(regime, design, selection):
+def test_matches_sklearn_in_every_regime(regime, design, selection, backend):
     n, dims = REGIMES[regime]
     fs, sids, epochs, times, ch = _problem(n, dims, seed=len(regime) + design)
     test_ids = fs.stimulus_ids[:12].tolist() if design else None
@@ -121,7 +133,8 @@ def test_matches_sklearn_in_every_regime(regime, design, selection):
     ref = _reference(fs, sids, epochs, test_ids=test_ids, n_folds=4, selection=selection)
     for form in ("auto", "dual", "primal"):
         eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids, alphas=ALPHAS,
-                              n_folds=4, alpha_selection=selection, form=form)
+                              n_folds=4, alpha_selection=selection, form=form,
+                              backend=backend)
         eng.add_epochs(sids, epochs)
         res = eng.refresh()
         np.testing.assert_allclose(res.encoding_r, ref, atol=1e-6, err_msg=form)
