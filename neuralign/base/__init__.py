@@ -5,6 +5,6 @@ Modules here import nothing of the package but :mod:`neuralign.errors` and each 
 
 from __future__ import annotations
 
-from .features import FeatureSet
+from .features import FeatureSet, LayerFile
 
-__all__ = ["FeatureSet"]
+__all__ = ["FeatureSet", "LayerFile"]
