@@ -6,7 +6,8 @@ A rule is one or more conditions joined by ``and`` (all must hold):
   most 20 ms wide (and at least one layer is significant);
 - ``ranking p<0.01``: the top model beats every other model with p below 0.01 (paired bootstrap
   over the same held-out stimuli; needs two models or more);
-- ``epochs>=N``: at least ``N`` epochs.
+- ``epochs>=N``: at least ``N`` epochs;
+- ``significant>=K``: at least ``K`` layers with a significant peak.
 
 Epochs still needed are extrapolated from how the quantity shrank so far: interval widths as
 ``c / n^b`` (``b`` fitted on the history, 0.5 until there is enough), and the ranking's z-score
@@ -27,15 +28,16 @@ from ..errors import NeuralignError
 _COND = re.compile(
     r"^\s*(?:(?P<lat>latency-ci)\s*<=\s*(?P<lat_v>[0-9.]+)\s*(?P<lat_u>ms|s)"
     r"|(?P<rank>ranking\s+p)\s*<\s*(?P<rank_v>[0-9.eE-]+)"
-    r"|(?P<ep>epochs)\s*>=\s*(?P<ep_v>[0-9]+))\s*$")
+    r"|(?P<ep>epochs)\s*>=\s*(?P<ep_v>[0-9]+)"
+    r"|(?P<sig>significant)\s*>=\s*(?P<sig_v>[0-9]+))\s*$")
 
 
 @dataclass(frozen=True)
 class Condition:
     """One condition of a stopping rule."""
 
-    kind: str  # "latency" | "ranking" | "epochs"
-    target: float  # seconds, p or epochs
+    kind: str  # "latency" | "ranking" | "epochs" | "significant"
+    target: float  # seconds, p, epochs or layers
 
     def describe(self) -> str:
         """The condition as the user writes it."""
@@ -43,6 +45,8 @@ class Condition:
             return f"latency-ci<={self.target * 1000:g}ms"
         if self.kind == "ranking":
             return f"ranking p<{self.target:g}"
+        if self.kind == "significant":
+            return f"significant>={int(self.target)}"
         return f"epochs>={int(self.target)}"
 
 
@@ -63,7 +67,7 @@ def parse_rule(text: str) -> list[Condition]:
         if not m:
             raise NeuralignError(
                 f"--stop-when: cannot read {part!r} (use e.g. 'latency-ci<=20ms', "
-                "'ranking p<0.01', 'epochs>=2000', joined by 'and')")
+                "'ranking p<0.01', 'epochs>=2000', 'significant>=4', joined by 'and')")
         if m["lat"]:
             v = float(m["lat_v"]) / (1000.0 if m["lat_u"] == "ms" else 1.0)
             if v <= 0:
@@ -74,6 +78,8 @@ def parse_rule(text: str) -> list[Condition]:
             if not 0 < v < 1:
                 raise NeuralignError(f"--stop-when: p must be in (0, 1): {part!r}")
             out.append(Condition("ranking", v))
+        elif m["sig"]:
+            out.append(Condition("significant", float(int(m["sig_v"]))))
         else:
             out.append(Condition("epochs", float(int(m["ep_v"]))))
     return out
@@ -133,12 +139,14 @@ class StoppingRule:
             sig = np.ones(w.size, bool) if significant is None else np.asarray(significant, bool)
             w = w[sig & np.isfinite(w)]
             width = float(w.max()) if w.size else None
+        n_sig = None if significant is None else int(np.asarray(significant, bool).sum())
         entry = {"n_epochs": int(n_epochs), "widest_latency_ci_s": width,
-                 "top_p": None if top_p is None or not np.isfinite(top_p) else float(top_p)}
+                 "top_p": None if top_p is None or not np.isfinite(top_p) else float(top_p),
+                 "n_significant_layers": n_sig}
         self.history.append(entry)
         met, progress, needed = [], [], []
         for c in self.conditions:
-            ok, prog, need = self._one(c, n_epochs, width, entry["top_p"])
+            ok, prog, need = self._one(c, n_epochs, width, entry["top_p"], n_sig)
             met.append(ok)
             progress.append(prog)
             needed.append(need)
@@ -148,9 +156,13 @@ class StoppingRule:
                       max(known) if known and not all(met) else (0.0 if all(met) else None),
                       {"rule": self.text, **entry})
 
-    def _one(self, c: Condition, n: int, width: float | None, p: float | None):
+    def _one(self, c: Condition, n: int, width: float | None, p: float | None,
+             n_sig: int | None):
         if c.kind == "epochs":
             return n >= c.target, min(1.0, n / c.target), max(0.0, c.target - n)
+        if c.kind == "significant":
+            have = n_sig or 0
+            return have >= c.target, min(1.0, have / c.target), None
         if c.kind == "latency":
             if width is None:
                 return False, 0.0, None

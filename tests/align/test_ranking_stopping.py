@@ -39,6 +39,7 @@ def test_planted_model_ranks_first_with_a_small_p():
     ("latency-ci<=20ms", ["latency"]),
     ("ranking p<0.01", ["ranking"]),
     ("latency-ci<=0.02s and ranking p<0.05 and epochs>=100", ["latency", "ranking", "epochs"]),
+    ("latency-ci<=20ms and significant>=4", ["latency", "significant"]),
 ])
 def test_rules_parse(text, kinds):
     assert [c.kind for c in parse_rule(text)] == kinds
@@ -83,3 +84,12 @@ def test_ranking_rule():
     # z must reach 2.576: n grows by (2.576 / 2)^2
     assert st.epochs_needed == pytest.approx(400 * ((2.5758293 / 2.0) ** 2 - 1), rel=1e-4)
     assert rule.evaluate(n_epochs=900, top_p=0.001).satisfied
+
+
+def test_significant_layers_rule():
+    rule = StoppingRule.parse("latency-ci<=20ms and significant>=3")
+    ci = np.array([[0.1, 0.11], [0.2, 0.21], [0.3, 0.31]])
+    assert not rule.evaluate(n_epochs=100, latency_ci=ci,
+                             significant=np.array([1, 1, 0], bool)).satisfied
+    assert rule.evaluate(n_epochs=200, latency_ci=ci,
+                         significant=np.array([1, 1, 1], bool)).satisfied
