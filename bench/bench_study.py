@@ -28,7 +28,7 @@ import numpy as np
 
 PROBE = r"""
 import resource, sys, json
-from neuralign.offline.study_config import load_study_config
+from neuralign.offline.study import load_study_config
 from neuralign.offline.study import _tasks, _file_sha, run_task
 cfg = load_study_config(sys.argv[1])
 cfg.cache = cfg.cache.parent / "probe_cache"
@@ -58,9 +58,8 @@ def main() -> None:
                     help="reuse the simulated data already in --keep (skip the simulation)")
     args = ap.parse_args()
 
-    from neuralign.offline.sim_study import write_simulated_study
-    from neuralign.offline.study import run_study
-    from neuralign.offline.study_config import load_study_config
+    from neuralign.offline.study import load_study_config, run_study
+    from neuralign.sim.study import write_simulated_study
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_study_"))
     try:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .align.data import AlignmentResult, jsonable
+from .base.truth import planted_latencies
 
 
 def _plt():
@@ -81,7 +82,7 @@ def _peak_plot(path: Path, result: AlignmentResult, extra: dict) -> Path:
     rsa_lat, _ = result.peaks("rsa")
     ax.plot(x, enc_lat * 1000, "o-", label="encoding r peak")
     ax.plot(x, rsa_lat * 1000, "s--", label="RSA rho peak", alpha=0.8)
-    planted = _planted_latencies(extra, result.layers)
+    planted = planted_latencies((extra or {}).get("planted"), result.layers)
     if planted is not None:
         ax.plot(x, planted * 1000, "k*:", ms=10, label="planted (simulation truth)")
     ax.set_xticks(x)
@@ -134,19 +135,6 @@ def _noise_plot(path: Path, result: AlignmentResult) -> Path:
     return path
 
 
-def _planted_latencies(extra: dict, layers: list[str]) -> np.ndarray | None:
-    planted = (extra or {}).get("planted") or {}
-    lat = planted.get("peak_latencies_s")
-    names = planted.get("layers")
-    if lat is None:
-        return None
-    lat = np.asarray(lat, dtype=float)
-    if names is not None and list(names) != list(layers):
-        by_name = dict(zip(names, lat))
-        return np.array([by_name.get(n, np.nan) for n in layers])
-    return lat if lat.size == len(layers) else None
-
-
 def layer_table(result: AlignmentResult) -> list[dict]:
     """Per-layer summary rows: peak latency (ms) and peak value of encoding and RSA."""
     with warnings.catch_warnings():  # layers/times without a usable ceiling are NaN
@@ -187,7 +175,7 @@ def _html(out: Path, result: AlignmentResult, figures: dict[str, Path], *, title
         return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
-    planted = _planted_latencies(extra, result.layers)
+    planted = planted_latencies((extra or {}).get("planted"), result.layers)
     head = ["layer", "encoding peak (ms)", "peak r", "normalised peak (ms)", "peak r / ceiling",
             "RSA peak (ms)", "peak rho"]
     if planted is not None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..base import FeatureSet
+from ..base.truth import planted_record
 from ..errors import NeuralignError
 
 
@@ -167,7 +168,7 @@ def _stage_live(args, out: Path, feats: Path) -> str:
     live_dir.mkdir(parents=True, exist_ok=True)
     name = f"neuralign-demo-eeg-{uuid.uuid4().hex[:6]}"
     design = live_dir / "design.json"
-    amp_cmd = [sys.executable, "-m", "neuralign.cli", "simulate-amp", "--name", name,
+    amp_cmd = [sys.executable, "-m", "neuralign.cli", "simulate-amp", "--eeg-stream", name,
                "--features", str(feats), "--schedule", "--design-out", str(design),
                "--n-test", str(n_test), "--train-reps", str(train_reps), "--test-reps",
                str(test_reps), "--soa", str(soa),
@@ -208,7 +209,8 @@ def _stage_offline(args: argparse.Namespace, out: Path) -> str:
     from ..offline.things_eeg2 import load_things_eeg2
     from ..report import write_outputs
     from ..sim.dataset import things_like_ids, write_things_eeg2
-    from .analyze import analyze, recovery, summary_lines
+    from ..sim.truth import recovery
+    from .analyze import analyze, summary_lines
 
     if args.n_test < 3 or args.n_train < 5:
         raise NeuralignError("the demo needs at least 5 train and 3 test images")
@@ -240,8 +242,7 @@ def _stage_offline(args: argparse.Namespace, out: Path) -> str:
         "dataset": f"things-eeg2:{sdir}",
         "features": str(data_dir / "features.npz"),
         "features_source": args.features_source,
-        "planted": {"layers": planted["layers"],
-                    "peak_latencies_s": planted["peak_latencies_s"]},
+        "planted": planted_record(planted),
         "recovery": rec,
         "simulation": planted.get("settings", {}),
     }

@@ -11,9 +11,24 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..base import Stimulus
 from ..errors import NeuralignError
+from . import add_alias
 
 XVFB_ENV = "NEURALIGN_UNDER_XVFB"
+
+
+def builtin_stimuli() -> list[Stimulus]:
+    """The built-in natural image set (:mod:`neuralign.models.stimuli`) as stimuli.
+
+    Returns
+    -------
+    list of Stimulus
+        In-memory images with their stable ids (``astronaut``, ``astronaut_tl``...).
+    """
+    from ..models.stimuli import builtin_arrays
+
+    return [Stimulus(id=sid, image=pixels) for sid, pixels in builtin_arrays()]
 
 
 def add_session_options(p: argparse.ArgumentParser) -> None:
@@ -23,7 +38,9 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    "features:PATH (overrides stimuli.source)")
     p.add_argument("--seed", type=int, help="design seed (overrides seed)")
     p.add_argument("--marker-stream", help="LSL marker stream name (markers.stream_name)")
-    p.add_argument("--refresh-hz", type=float, help="monitor refresh rate (monitor.refresh_hz)")
+    p.add_argument("--monitor-hz", type=float, metavar="HZ",
+                   help="monitor refresh rate (monitor.refresh_hz)")
+    add_alias(p, "--refresh-hz", dest="monitor_hz", convert=float)
     p.add_argument("--fullscreen", action="store_true", help="full-screen window")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set timing.on_ms=50 (repeatable)")
@@ -40,8 +57,8 @@ def config_overrides(args: argparse.Namespace) -> dict:
         over["seed"] = args.seed
     if args.marker_stream:
         over.setdefault("markers", {})["stream_name"] = args.marker_stream
-    if args.refresh_hz:
-        over.setdefault("monitor", {})["refresh_hz"] = args.refresh_hz
+    if args.monitor_hz:
+        over.setdefault("monitor", {})["refresh_hz"] = args.monitor_hz
     if args.fullscreen:
         over.setdefault("monitor", {})["fullscreen"] = True
     return over
@@ -122,6 +139,6 @@ def run(args: argparse.Namespace) -> int:
             cmd = xvfb_command(argv, resolution=config.monitor.resolution)
             print("no display: running under " + " ".join(cmd[:3]), file=sys.stderr, flush=True)
             return subprocess.call(cmd, env={**os.environ, XVFB_ENV: "1"})
-        return present(config, args.out, design_only=args.design_only,
+        return present(config, args.out, builtin=builtin_stimuli, design_only=args.design_only,
                        inject_keys=parse_inject(args.inject_key), progress=not args.no_progress,
                        wait_file=args.wait_file, stop_file=args.stop_file)

@@ -63,7 +63,7 @@ def _gui_available() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..stimulus.config import load_config
-    from ..stimulus.orchestrate import SessionPlan, run_session
+    from .orchestrate import SessionSetup, run_session
 
     if not args.simulate:
         raise NeuralignError(
@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
                              "under xvfb-run)")
     over = config_overrides(args)
     if args.config is None:
-        from ..stimulus.config import _merge
+        from ..stimulus.config import merge_settings
 
-        over = _merge(SIMULATE_DEFAULTS, over)
+        over = merge_settings(SIMULATE_DEFAULTS, over)
     with one_line_warnings():
         config = load_config(args.config, overrides=over)
         if args.headless and config.blocks.break_mode == "self-paced" and \
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
             # a simulated session must not collide with a real one on this machine
             config.markers.stream_name = f"neuralign-markers-{uuid.uuid4().hex[:6]}"
-        plan = SessionPlan(
+        plan = SessionSetup(
             config=config, out=args.out, features=args.features, model=args.model, gui=gui,
             duration=args.duration, snr=args.snr, channels=args.channels, sfreq=args.sfreq,
             xvfb=not has_display(), connect_timeout=args.connect_timeout,

@@ -31,29 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError, few
+from ..io import things
 from ..io.safe_pickle import load_npy
-from .datasets import EpochData
+from .mvnn import inv_sqrtm, mvnn_sigma, whiten
 
-#: The 17 channels the official preprocessing keeps, in its order.
-THINGS_EEG2_CHANNELS = [
-    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8",
-    "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2",
-]
-#: The 63 EEG channels of the THINGS-EEG2 recordings (the order of the official ``chan_order``).
-THINGS_EEG2_RAW_CHANNELS = [
-    "Fp1", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F7", "F5", "F3", "F1", "F2", "F4", "F6",
-    "F8", "FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T7",
-    "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "T8", "TP9", "TP7", "CP5", "CP3", "CP1", "CPz",
-    "CP2", "CP4", "CP6", "TP8", "TP10", *THINGS_EEG2_CHANNELS,
-]
 CHANNEL_REGEXP = "^O *|^P *"
 TARGET_CODE = 99999
 OFFICIAL_SEED = 20200220
 PARTS = ("training", "test")
 RAW_FILES = {"training": "raw_eeg_training.npy", "test": "raw_eeg_test.npy"}
-METADATA_FILE = "image_metadata.npy"
-_META_KEYS = {"training": "train_img_files", "test": "test_img_files"}
+#: raw partition name -> partition of ``image_metadata.npy`` (:data:`neuralign.io.things.PARTS`)
+META_PART = {"training": "train", "test": "test"}
 _MAX_REP = {"training": 2, "test": 20}
 
 
@@ -180,73 +170,6 @@ def sort_repetitions(data: np.ndarray, codes: np.ndarray, *, max_rep: int | None
     return out, conds
 
 
-def ledoit_wolf_batch(x: np.ndarray) -> np.ndarray:
-    """Ledoit-Wolf covariances of many small data sets at once.
-
-    Equals ``sklearn.discriminant_analysis._cov(x[b], shrinkage="auto")`` (standardise,
-    Ledoit-Wolf, rescale) for every ``b``. ``x``: (B, n_samples, n_features).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    _, n, p = x.shape
-    xc = x - x.mean(axis=1, keepdims=True)
-    sd = np.sqrt((xc**2).mean(axis=1))  # (B, p)
-    sd = np.where(sd < 10 * np.finfo(float).eps, 1.0, sd)
-    z = xc / sd[:, None, :]
-    emp = np.einsum("bni,bnj->bij", z, z) / n
-    z2 = z**2
-    tr = z2.sum(axis=1) / n  # (B, p)
-    mu = tr.sum(axis=1) / p
-    beta_ = np.einsum("bni,bnj->b", z2, z2)
-    delta_ = (emp**2).sum(axis=(1, 2))  # = sum((Z'Z)^2) / n^2
-    beta = (beta_ / n - delta_) / (p * n)
-    delta = (delta_ - 2 * mu * tr.sum(axis=1) + p * mu**2) / p
-    beta = np.minimum(beta, delta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shrink = np.where(beta == 0, 0.0, beta / delta)
-    cov = (1 - shrink)[:, None, None] * emp
-    cov[:, np.arange(p), np.arange(p)] += (shrink * mu)[:, None]
-    return cov * sd[:, :, None] * sd[:, None, :]
-
-
-def mvnn_sigma(parts: Sequence[np.ndarray], *, dim: str = "time", chunk: int = 256) -> np.ndarray:
-    """Session noise covariance: mean over partitions of the mean over images of per-image
-    Ledoit-Wolf covariances (per time point, or per repetition), as the official MVNN does.
-
-    ``parts``: sorted arrays ``(images, reps, C, T)`` of one session.
-    """
-    if dim not in ("time", "epochs"):
-        raise NeuralignError(f"mvnn must be 'time' or 'epochs', got {dim!r}")
-    sig_parts = []
-    for d in parts:
-        n_img, n_rep, c, t = d.shape
-        acc = np.zeros((c, c))
-        for s in range(0, n_img, chunk):
-            blk = np.asarray(d[s:s + chunk], dtype=np.float64)
-            b = blk.shape[0]
-            if dim == "time":  # samples = repetitions, one covariance per (image, time)
-                x = blk.transpose(0, 3, 1, 2).reshape(b * t, n_rep, c)
-                cov = ledoit_wolf_batch(x).reshape(b, t, c, c).mean(axis=1)
-            else:  # samples = time points, one covariance per (image, repetition)
-                x = blk.transpose(0, 1, 3, 2).reshape(b * n_rep, t, c)
-                cov = ledoit_wolf_batch(x).reshape(b, n_rep, c, c).mean(axis=1)
-            acc += cov.sum(axis=0)
-        sig_parts.append(acc / n_img)
-    return np.mean(sig_parts, axis=0)
-
-
-def inv_sqrtm(sigma: np.ndarray) -> np.ndarray:
-    """``sigma^-1/2`` of a symmetric positive-definite matrix (``fractional_matrix_power(s, -0.5)``)."""
-    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
-    if np.any(w <= 0):
-        raise NeuralignError("MVNN: the noise covariance is not positive definite")
-    return (v / np.sqrt(w)) @ v.T
-
-
-def whiten(data: np.ndarray, sigma_inv: np.ndarray) -> np.ndarray:
-    """Apply ``Sigma^-1/2`` over channels to ``(..., C, T)`` data (the official matmul)."""
-    return np.swapaxes(np.swapaxes(data, -1, -2) @ sigma_inv, -1, -2)
-
-
 # ------------------------------------------------------------------------------ discovery
 def _session_key(p: Path) -> str:
     for part in (p.name, *[q.name for q in p.parents]):
@@ -304,25 +227,6 @@ def discover(path: str | Path) -> tuple[str, dict[str, dict[str, list[Path]]]]:
     return kind, dict(sorted(out.items()))
 
 
-def find_metadata(path: str | Path, metadata: str | Path | None = None) -> Path:
-    """``image_metadata.npy``: given, or in ``path`` / its parents (or their ``image_set``)."""
-    if metadata is not None:
-        p = Path(metadata)
-        if not p.is_file():
-            raise NeuralignError("metadata file not found", path=p)
-        return p
-    start = Path(path).resolve()
-    start = start if start.is_dir() else start.parent
-    for d in (start, *list(start.parents)[:4]):
-        for cand in (d / METADATA_FILE, d / "image_set" / METADATA_FILE):
-            if cand.is_file():
-                return cand
-    raise NeuralignError(
-        f"{METADATA_FILE} not found in this folder or its parents (give it with metadata=)",
-        path=start,
-    )
-
-
 # ------------------------------------------------------------------------------ pipeline
 def preprocess_things_eeg2_raw(
     path: str | Path,
@@ -351,12 +255,9 @@ def preprocess_things_eeg2_raw(
     parts = [p for p, on in (("training", include_train), ("test", include_test)) if on]
     if not parts:
         raise NeuralignError("nothing to load (include_train and include_test are both off)")
-    meta_path = find_metadata(path, metadata)
-    meta = load_npy(meta_path)
-    if not isinstance(meta, dict) or any(_META_KEYS[p] not in meta for p in parts):
-        raise NeuralignError(f"expected a dict with {[_META_KEYS[p] for p in parts]}", path=meta_path)
-    names = {p: [str(x) for x in np.atleast_1d(np.asarray(meta[_META_KEYS[p]], dtype=object))]
-             for p in parts}
+    meta_path = things.find_metadata(path, metadata)
+    meta = things.read_metadata(meta_path, parts=tuple(META_PART[p] for p in parts))
+    names = {p: things.image_files(meta, META_PART[p]) for p in parts}
     reps_default = dict(_MAX_REP)
     reps_default.update(max_rep or {})
 
@@ -385,7 +286,7 @@ def preprocess_things_eeg2_raw(
             if bad.size:
                 raise NeuralignError(
                     f"{ses} {part}: event codes {few(np.unique(bad).tolist())} are outside "
-                    f"1..{len(names[part])} (the images in {METADATA_FILE})", path=path)
+                    f"1..{len(names[part])} (the images in {things.METADATA_FILE})", path=path)
             if ref is None:
                 ref = (ch_names, times)
             elif ch_names != ref[0] or times.size != ref[1].size:

@@ -20,18 +20,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError
+from ..lsl import get_pylsl
 from . import xdf
 from .core import EEG, MARKERS, SessionCore
 from .epocher import MarkerClassifier
 from .settings import EpochSettings
-
-if TYPE_CHECKING:
-    from ..offline.datasets import EpochData
 
 EEG_ID, MARKER_ID, LOG_ID = 1, 2, 3
 FORMAT = "neuralign-recording"
@@ -82,13 +80,8 @@ class SessionRecorder:
         self.xdf.write_offset(EEG_ID if stream == EEG else MARKER_ID, collection_time, offset)
 
     def log(self, event: str, *, t: float | None = None, **fields) -> None:
-        from ..lsl import configure_lsl
-
         if t is None:
-            configure_lsl()
-            import pylsl
-
-            t = pylsl.local_clock()
+            t = get_pylsl().local_clock()
         msg = json.dumps({"event": event, **fields}, default=_plain)
         self.xdf.write_strings(LOG_ID, [[msg]], [t])
 
@@ -175,14 +168,12 @@ def replay(path: str | Path, *, on_event=None) -> tuple[SessionCore, dict]:
 
 
 def load_recording(path: str | Path, **options) -> EpochData:
-    """Re-epoch a live-session recording -> :class:`~neuralign.offline.datasets.EpochData`.
+    """Re-epoch a live-session recording -> :class:`~neuralign.base.EpochData`.
 
     ``path`` is the session's output directory, its ``recording/`` folder or the ``.xdf``.
     Epochs come out in the order the live session handed them to the engine; markers with
     ids unknown to the session's features are left out and listed in ``info``.
     """
-    from ..offline.datasets import EpochData  # noqa: F811
-
     ids, epochs = [], []
     rejected: dict[str, int] = {}
 

@@ -3,41 +3,33 @@
 - Acquisition thread (``_acquire``): pulls EEG and marker chunks, writes them to the recording,
   epochs them (:class:`~neuralign.realtime.core.SessionCore`) and adds each epoch to the
   engine (O(C T) accumulation). Nothing slow runs here.
-- Refresh worker (``_refresh_loop``): re-solves the maps (``engine.refresh()``) at
-  ``refresh_hz`` and publishes an immutable :class:`~neuralign.realtime.snapshot.Snapshot`
-  several times a second. Readers take :attr:`LiveSession.snapshot` (one attribute read, no
-  lock), so the GUI and the CLI never block acquisition.
+- Refresh worker (:meth:`~neuralign.realtime.publisher.SnapshotPublisher.refresh_loop`):
+  re-solves the maps (``engine.refresh()``) every ``refresh_every`` seconds and publishes an immutable
+  :class:`~neuralign.realtime.snapshot.Snapshot` several times a second. Readers take
+  :attr:`LiveSession.snapshot` (one attribute read, no lock), so the GUI and the CLI never
+  block acquisition.
 """
 
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 import time
-from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
 
 from ..align.data import AlignmentResult
-from ..base import FeatureSet
+from ..base import FeatureSet, SessionDesign
 from ..errors import NeuralignError
+from ..lsl import get_pylsl, resolve
 from .core import EEG, MARKERS, SessionCore
-from .design import SessionDesign
 from .epocher import EpochEvent, MarkerClassifier
-from .lsl_io import Inlet, get_pylsl, resolve
+from .lsl_io import Inlet
+from .publisher import SnapshotPublisher
 from .recording import SessionRecorder
 from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
-
-
-def _frozen(a: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return None
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 class LiveSession:
@@ -55,8 +47,8 @@ class LiveSession:
         Test stimuli and expected channel count; without it, nested cross-validation.
     codes : dict, optional
         Integer marker code -> stimulus id (also read from the design).
-    refresh_hz : float
-        Map re-solves per second (at most; only when new epochs arrived).
+    refresh_every : float
+        Seconds between map re-solves (at least; only when new epochs arrived).
     engine_kw : dict
         Passed to :class:`~neuralign.align.AlignmentEngine`.
     blas_threads : int or None
@@ -76,7 +68,7 @@ class LiveSession:
         settings: EpochSettings | None = None,
         design: SessionDesign | None = None,
         codes: dict | None = None,
-        refresh_hz: float = 1.0,
+        refresh_every: float = 1.0,
         connect_timeout: float = 10.0,
         engine_kw: dict | None = None,
         scope_s: float = 3.0,
@@ -94,9 +86,9 @@ class LiveSession:
         self.codes = dict(codes or {})
         if design is not None and design.codes:
             self.codes.update(design.codes)
-        if refresh_hz <= 0:
-            raise NeuralignError(f"--refresh-hz must be > 0, got {refresh_hz}")
-        self.refresh_hz = float(refresh_hz)
+        if refresh_every <= 0:
+            raise NeuralignError(f"--refresh-every must be > 0 s, got {refresh_every}")
+        self.refresh_every = float(refresh_every)
         self.connect_timeout = float(connect_timeout)
         self.engine_kw = dict(engine_kw or {})
         self.scope_s = float(scope_s)
@@ -110,13 +102,22 @@ class LiveSession:
         self.keep_epochs = keep_epochs
         self.kept_ids: list[str] = []
         self.kept: list[np.ndarray] = []
-        self.snapshot: Snapshot | None = None
-        self.result: AlignmentResult | None = None
+        self.publisher: SnapshotPublisher | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ring_lock = threading.Lock()
         self._error: BaseException | None = None
         self.connected = False
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The newest published snapshot (``None`` before :meth:`connect`)."""
+        return None if self.publisher is None else self.publisher.snapshot
+
+    @property
+    def result(self) -> AlignmentResult | None:
+        """The maps of the last refresh (``None`` before the first)."""
+        return None if self.publisher is None else self.publisher.result
 
     # ------------------------------------------------------------------ connect
     def connect(self) -> None:
@@ -172,7 +173,7 @@ class LiveSession:
             "test_ids": self.test_ids,
             "codes": self.codes,
             "design": None if self.design is None else self.design.path,
-            "refresh_hz": self.refresh_hz,
+            "refresh_every_s": self.refresh_every,
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
             "host": socket.gethostname(),
@@ -190,15 +191,13 @@ class LiveSession:
         self._last_offset = time.monotonic()
         # counters (written by the acquisition thread only)
         self.t_start = self._clock()
-        self.accepted = 0
-        self.rejected: Counter = Counter()
-        self.latencies: deque = deque(maxlen=10000)
-        self.erp_sum = np.zeros((self.eeg.n_channels, self.core.epocher.n_times))
+        self.publisher = SnapshotPublisher(
+            self.engine, interval_s=self.refresh_every,
+            epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
+            annotate=self._annotate)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
-        self.n_refreshes = 0
-        self._last_refresh_wall = float("nan")
         self.connected = True
         self._publish()
 
@@ -298,60 +297,33 @@ class LiveSession:
         for ev in events:
             if ev.kind == "epoch":
                 self.engine.add_epoch(ev.stimulus_id, ev.data)
-                self.latencies.append(self._clock() - ev.onset)
-                self.accepted += 1
-                self.erp_sum += ev.data
+                self.publisher.accept(ev.data, latency=self._clock() - ev.onset)
                 self.kept_ids.append(ev.stimulus_id)
                 if self.keep_epochs:
                     self.kept.append(ev.data)
             else:
-                self.rejected[ev.reason] += 1
+                self.publisher.reject(ev.reason)
 
     def _refresh_loop(self) -> None:
-        period = 1.0 / self.refresh_hz
-        tick = min(period, 0.2)
-        last = time.monotonic() - period
-        n_last = -1
-        while not self._stop.wait(tick):
-            if time.monotonic() - last >= period and self.engine.n_epochs != n_last:
-                last = time.monotonic()
-                n_last = self.engine.n_epochs
-                self._refresh()
-            self._publish()
-
-    def _refresh(self) -> AlignmentResult:
-        res = self.engine.refresh()
-        self._annotate(res)
-        self.result = res
-        self.n_refreshes += 1
-        self._last_refresh_wall = time.time()
-        return res
-
-    def _final_result(self) -> AlignmentResult:
-        """The final maps: one more refresh of the live engine (alphas re-selected).
-
-        ``neuralign analyze`` builds its engine exactly like this one (all the features'
-        stimuli, the design's test ids, the same engine settings) and feeds it the recording's
-        epochs in the same order, so live and offline agree to rounding.
-        """
-        return self._refresh()
+        self.publisher.refresh_loop(self._stop, on_tick=self._publish)
 
     def _annotate(self, res: AlignmentResult) -> None:
-        lat = list(self.latencies)
+        pub = self.publisher
+        lat = pub.latency_median
         res.counts.update({
-            "epochs_accepted": self.accepted,
-            "epochs_rejected": dict(self.rejected),
+            "epochs_accepted": pub.accepted,
+            "epochs_rejected": dict(pub.rejected),
             "unknown_markers": dict(self.core.unknown),
             "control_markers": int(sum(self.core.control.values())),
             "markers_received": self.core.n_markers,
             "gaps": len(self.core.epocher.gaps),
             "dropped_samples": int(self.core.epocher.dropped),
             "eeg_reconnects": self.reconnects,
-            "latency_median_s": statistics.median(lat) if lat else None,
+            "latency_median_s": lat if np.isfinite(lat) else None,
         })
         res.settings.setdefault("live", {
             "epoching": self.settings.to_dict(), "eeg_stream": self.eeg.name,
-            "marker_stream": self.mk.name, "refresh_hz": self.refresh_hz,
+            "marker_stream": self.mk.name, "refresh_every_s": self.refresh_every,
             "scoring": "design test set" if self.test_ids else "nested cross-validation",
         })
 
@@ -362,41 +334,31 @@ class LiveSession:
             n = min(ep.ring.filled, int(self.scope_s * fs))
             if n:
                 data, ts = ep.ring.window(ep.ring.total - n, ep.ring.total)
-                scope, scope_t = data.T.copy(), ts.copy()
+                scope, scope_t = data.T, ts
             else:
                 scope, scope_t = None, None
             pending = len(ep.pending)
-            erp = self.erp_sum / self.accepted if self.accepted else None
             samples, dropped, gaps = ep.samples, ep.dropped, len(ep.gaps)
             fill = ep.ring.filled / ep.ring.capacity
         mt = ()
         if scope_t is not None and scope_t.size:
             mt = tuple(t for t in self.core.marker_times[-200:] if scope_t[0] <= t <= scope_t[-1])
-        lat = list(self.latencies)
+        pub = self.publisher
         health = StreamHealth(
             eeg_name=self.eeg.name, marker_name=self.mk.name, sfreq=fs,
             n_channels=self.eeg.n_channels, ch_names=tuple(self.eeg.ch_names),
             connected=not self.lost, buffer_fill=fill, samples_received=samples,
             dropped_samples=int(dropped), reconnects=self.reconnects, gaps=gaps,
-            latency_s=lat[-1] if lat else float("nan"), markers_received=self.core.n_markers,
+            latency_s=pub.latency_last, markers_received=self.core.n_markers,
             eeg_source_id=self.eeg.source_id,
             stalled_s=max(0.0, time.monotonic() - self.last_eeg_wall),
-            pending_markers=pending,
-            latency_median_s=statistics.median(lat) if lat else float("nan"),
+            pending_markers=pending, latency_median_s=pub.latency_median,
         )
-        res = self.result
-        self.snapshot = Snapshot(
-            wall_time=time.time(), session_time=self._clock() - self.t_start, health=health,
-            epochs_accepted=self.accepted, epochs_rejected=int(sum(self.rejected.values())),
-            rejected_reasons=dict(self.rejected), stimuli_seen=self.engine.n_stimuli_seen,
-            unknown_markers=int(sum(self.core.unknown.values())),
-            refresh_s=self.engine.last_refresh_s, last_refresh_wall=self._last_refresh_wall,
-            result=res, erp=_frozen(erp), times=_frozen(ep.times), scope=_frozen(scope),
-            scope_times=_frozen(scope_t), marker_times=mt,
-            control_markers=int(sum(self.core.control.values())),
-            unknown_ids=tuple(sorted(self.core.unknown)), n_refreshes=self.n_refreshes,
-            finished=finished,
-        )
+        pub.publish(health, session_time=self._clock() - self.t_start, times=ep.times,
+                    scope=scope, scope_times=scope_t, marker_times=mt,
+                    unknown_markers=int(sum(self.core.unknown.values())),
+                    unknown_ids=tuple(sorted(self.core.unknown)),
+                    control_markers=int(sum(self.core.control.values())), finished=finished)
 
     # ------------------------------------------------------------------ stop
     def stop(self, *, drain_s: float | None = None) -> AlignmentResult:
@@ -417,7 +379,11 @@ class LiveSession:
         with self._ring_lock:
             events = self.core.flush()
         self._handle(events)
-        res = self._final_result()
+        # The final maps: one more refresh (alphas re-selected). `neuralign analyze` builds its
+        # engine exactly like this one (all the features' stimuli, the design's test ids, the
+        # same engine settings) and feeds it the recording's epochs in the same order, so live
+        # and offline agree to rounding.
+        res = self.publisher.refresh()
         final = dict(res.counts)
         final.pop("refresh_s", None)
         self.recorder.close(final=final)
@@ -432,7 +398,26 @@ class LiveSession:
             raise self._error
         return res
 
+    def connected_line(self) -> str:
+        """The ``connected: ...`` line commands print (``neuralign session`` watches for it).
+
+        Returns
+        -------
+        str
+            Streams, scoring and where the recording goes.
+        """
+        scoring = "design test set" if self.test_ids else "nested cross-validation"
+        return (f"connected: {self.eeg.name} ({self.eeg.n_channels} ch @ {self.eeg.sfreq:g} Hz), "
+                f"markers {self.mk.name}; scoring: {scoring}; recording to {self.recorder.dir}")
+
     def status_line(self) -> str:
+        """A one-line status of the session (time, epochs, drops, latency, refresh).
+
+        Returns
+        -------
+        str
+            ``"connecting..."`` before the first snapshot.
+        """
         s = self.snapshot
         if s is None:
             return "connecting..."

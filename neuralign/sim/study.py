@@ -14,6 +14,8 @@ import numpy as np
 
 from ..base import FeatureSet
 from ..io.features import save_features
+from .dataset import things_like_ids, write_things_eeg2
+from .features import hierarchical_features
 
 
 def write_simulated_study(
@@ -34,9 +36,6 @@ def write_simulated_study(
     progress: bool = False,
 ) -> Path:
     """Write subjects, feature files and ``STUDY.toml`` under ``root``; return the config path."""
-    from ..sim.dataset import things_like_ids, write_things_eeg2
-    from ..sim.features import hierarchical_features
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tr, _, te, _ = things_like_ids(n_train, n_test)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..base import SessionDesign
 from ..errors import NeuralignError
-from .design import SessionDesign
-from .lsl_io import get_pylsl, resolve
+from ..io.things import THINGS_EEG2_CHANNELS
+from ..lsl import MarkerOutlet, get_pylsl, resolve
 
 
 @dataclass
@@ -74,8 +75,6 @@ def make_schedule(stimulus_ids, *, n_test: int, train_reps: int = 2, test_reps: 
 
 def default_ch_names(n: int) -> list[str]:
     """``n`` standard 10-05 names: the 17 THINGS-EEG2 channels first, then 10-20/10-10 ones."""
-    from ..sim.brain import THINGS_EEG2_CHANNELS
-
     names = list(THINGS_EEG2_CHANNELS)
     if n <= len(names):
         return names[:n]
@@ -145,9 +144,8 @@ class SimulatedAmp:
         self.wait_consumers_s = float(wait_consumers_s)
         self.mk_outlet = None
         if schedule is not None:
-            mi = pylsl.StreamInfo(marker_name or f"{name}-markers", "Markers", 1, 0.0,
-                                  pylsl.cf_string, f"{source_id}-markers")
-            self.mk_outlet = pylsl.StreamOutlet(mi)
+            self.mk_outlet = MarkerOutlet(marker_name or f"{name}-markers",
+                                          source_id=f"{source_id}-markers")
         self._stop = threading.Event()
         self._responses: list[tuple[int, np.ndarray]] = []  # (start sample, (C, n))
         self._resp_cache: dict[str, np.ndarray] = {}
@@ -249,7 +247,7 @@ class SimulatedAmp:
                     end = sched_t0 + sch.duration + 1.0
             while queue and queue[0][0] <= now:
                 t, m = queue.pop(0)
-                self.mk_outlet.push_sample([m], t)
+                self.mk_outlet.push(m, stamp=t)
                 self.markers_pushed += 1
             if self._mk_inlet is not None:
                 vals, ts = self._mk_inlet.pull_chunk(timeout=0.0)

@@ -1,0 +1,192 @@
+"""The window's EEG panels: the scrolling scope and the running ERP.
+
+Both paint what a snapshot carries (raw EEG of the last seconds with the stimulus onsets, the
+average epoch so far) for a selection of channels (all, one region, or a list).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from PySide6 import QtCore, QtWidgets  # isort: skip  (before pyqtgraph: it picks PySide6)
+import pyqtgraph as pg  # isort: skip
+
+from .panels import PALETTE, PlotPanel, f32, region_of
+
+
+class ScopePanel(PlotPanel):
+    """Scrolling raw EEG with channel selection, gain and marker ticks."""
+
+    MAX_MARKERS = 200
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("EEG scope", parent)
+        self.channels = QtWidgets.QComboBox()
+        self.channels.setToolTip("channels shown")
+        self.channels.setMinimumContentsLength(12)
+        self.gain = QtWidgets.QDoubleSpinBox()
+        self.gain.setRange(0.05, 100.0)
+        self.gain.setValue(1.0)
+        self.gain.setSingleStep(0.25)
+        self.gain.setPrefix("gain x")
+        self.gain.setToolTip("vertical scaling (1 = 3 robust SDs per channel spacing)")
+        self.controls.addWidget(QtWidgets.QLabel("show"))
+        self.controls.addWidget(self.channels)
+        self.controls.addWidget(self.gain)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "session time (s)")
+        pi.getAxis("bottom").enableAutoSIPrefix(False)  # LSL clocks are large: no "ks"
+        pi.setClipToView(True)
+        pi.setDownsampling(auto=True, mode="peak")
+        self.curves: list = []
+        self.marker_lines: list = []
+        self.ch_names: tuple[str, ...] = ()
+        self.selected: list[int] = []
+        self._spacing: float | None = None
+        self.channels.currentIndexChanged.connect(self._selection_changed)
+
+    def set_channels(self, ch_names) -> None:
+        ch_names = tuple(ch_names)
+        if ch_names == self.ch_names:
+            return
+        self.ch_names = ch_names
+        self.channels.blockSignals(True)
+        self.channels.clear()
+        self.channels.addItem("first 16")
+        self.channels.addItem("all")
+        regions = sorted({r for c in ch_names if (r := region_of(c))})
+        for r in regions:
+            self.channels.addItem(f"region: {r}")
+        for c in ch_names:
+            self.channels.addItem(c)
+        self.channels.blockSignals(False)
+        self._selection_changed()
+
+    def select(self, text: str) -> None:
+        """Select an entry of the channel menu by its text (``'all'``, ``'region: occipital'``, a channel)."""
+        i = self.channels.findText(text)
+        if i < 0:
+            raise ValueError(f"no scope selection {text!r}")
+        self.channels.setCurrentIndex(i)
+
+    def _selection_changed(self, *_) -> None:
+        text = self.channels.currentText()
+        n = len(self.ch_names)
+        if text == "all":
+            sel = list(range(n))
+        elif text.startswith("region: "):
+            r = text.split(": ", 1)[1]
+            sel = [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
+        elif text in self.ch_names:
+            sel = [self.ch_names.index(text)]
+        else:
+            sel = list(range(min(16, n)))
+        self.selected = sel
+        self._spacing = None
+        pi = self.plot.getPlotItem()
+        for c in self.curves:
+            pi.removeItem(c)
+        self.curves = [
+            pi.plot(pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1)) for k in range(len(sel))
+        ]
+        ax = pi.getAxis("left")
+        ax.setTicks([[(-k, self.ch_names[i]) for k, i in enumerate(sel)], []])
+
+    def set_scope(self, data: np.ndarray | None, times: np.ndarray | None, markers) -> None:
+        if data is None or times is None or not self.selected:
+            return
+        sub = data[self.selected]
+        with warnings.catch_warnings():  # samples not covered yet are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._draw_scope(sub, times, markers)
+
+    def _draw_scope(self, sub: np.ndarray, times: np.ndarray, markers) -> None:
+        if self._spacing is None:
+            with np.errstate(all="ignore"):
+                med = np.nanmedian(sub, axis=1, keepdims=True)
+                mad = np.nanmedian(np.abs(sub - med))
+            self._spacing = float(6 * 1.4826 * mad) if np.isfinite(mad) and mad > 0 else None
+        spacing = (self._spacing or 1.0) / self.gain.value()
+        t = f32(times)
+        with np.errstate(all="ignore"):
+            base = np.nanmean(sub, axis=1, keepdims=True)
+        base = np.where(np.isfinite(base), base, 0.0)
+        y = f32((sub - base) / spacing - np.arange(len(self.selected))[:, None])
+        for k, curve in enumerate(self.curves):
+            curve.setData(t, y[k], connect="finite")
+        pi = self.plot.getPlotItem()
+        markers = [m for m in markers if t[0] <= m <= t[-1]][-self.MAX_MARKERS:]
+        while len(self.marker_lines) < len(markers):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1))
+            pi.addItem(line)
+            self.marker_lines.append(line)
+        for k, line in enumerate(self.marker_lines):
+            if k < len(markers):
+                line.setValue(markers[k])
+                line.show()
+            else:
+                line.hide()
+        pi.setXRange(float(t[0]), float(t[-1]), padding=0)
+        pi.setYRange(-len(self.selected) + 0.2, 0.8, padding=0)
+        self.status.setText(f"{len(markers)} markers in view, {len(self.selected)} channels")
+
+
+class ErpPanel(PlotPanel):
+    """Running average epoch (ERP) of one channel or a region (mean of its channels)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Live ERP", parent)
+        self.choice = QtWidgets.QComboBox()
+        self.choice.setMinimumContentsLength(12)
+        self.controls.addWidget(self.choice)
+        pi = self.plot.getPlotItem()
+        pi.setLabel("bottom", "time after onset", units="s")
+        pi.setLabel("left", "amplitude")
+        pi.addItem(pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#888", style=QtCore.Qt.PenStyle.DashLine)))
+        self.curve = pi.plot(pen=pg.mkPen(PALETTE[0], width=2))
+        self.ch_names: tuple[str, ...] = ()
+        self._last = None
+        self.choice.currentIndexChanged.connect(lambda *_: self._redraw())
+
+    def set_channels(self, ch_names) -> None:
+        ch_names = tuple(ch_names)
+        if ch_names == self.ch_names:
+            return
+        self.ch_names = ch_names
+        self.choice.blockSignals(True)
+        self.choice.clear()
+        self.choice.addItem("mean of all channels")
+        for r in sorted({r for c in ch_names if (r := region_of(c))}):
+            self.choice.addItem(f"region: {r}")
+        for c in ch_names:
+            self.choice.addItem(c)
+        occ = self.choice.findText("region: occipital")
+        self.choice.setCurrentIndex(max(occ, 0))
+        self.choice.blockSignals(False)
+
+    def rows(self) -> list[int]:
+        text = self.choice.currentText()
+        if text.startswith("region: "):
+            r = text.split(": ", 1)[1]
+            return [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
+        if text in self.ch_names:
+            return [self.ch_names.index(text)]
+        return list(range(len(self.ch_names)))
+
+    def set_erp(self, erp: np.ndarray | None, times: np.ndarray | None, n_epochs: int) -> None:
+        self._last = (erp, times, n_epochs)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self._last is None:
+            return
+        erp, times, n = self._last
+        if erp is None or times is None:
+            self.curve.setData([], [])
+            return
+        rows = self.rows() or list(range(erp.shape[0]))
+        y = f32(np.mean(erp[rows], axis=0))
+        self.curve.setData(f32(times), y)
+        self.status.setText(f"{self.choice.currentText()}: average of {n} epochs")
