@@ -50,6 +50,22 @@ def f32(a) -> np.ndarray:
 
 
 def fmt(x: float, spec: str = ".3f", unit: str = "") -> str:
+    """A number for a label: ``x`` formatted with ``spec`` and ``unit``, ``-`` when missing.
+
+    Parameters
+    ----------
+    x : float
+        The value (anything ``float()`` accepts).
+    spec : str
+        Format spec (``".3f"``).
+    unit : str
+        Appended unit.
+
+    Returns
+    -------
+    str
+        E.g. ``"0.123"`` or ``"-"``.
+    """
     try:
         xf = float(x)
     except (TypeError, ValueError):
@@ -89,6 +105,15 @@ class StreamPanel(QtWidgets.QGroupBox):
             form.addRow(text + ":", lab)
 
     def update_from(self, snap: Snapshot | None, *, now: float | None = None) -> None:
+        """Show the stream health and counts of ``snap`` (dashes when ``None``).
+
+        Parameters
+        ----------
+        snap : Snapshot | None
+            The latest snapshot.
+        now : float | None
+            Wall clock for the "last refresh" age (default: now).
+        """
         if snap is None:
             for lab in self.labels.values():
                 lab.setText("-")
@@ -307,6 +332,15 @@ class PeakPanel(PlotPanel):
         }
 
     def set_peaks(self, layers: list[str], **lat: np.ndarray) -> None:
+        """Plot per-layer peak latencies.
+
+        Parameters
+        ----------
+        layers : list of str
+            Layer names (x axis).
+        **lat : ndarray
+            ``encoding=`` and ``rsa=`` peak latencies in seconds, one per layer.
+        """
         x = np.arange(len(layers), dtype=np.float32)
         for key, curve in self.curves.items():
             y = lat.get(key)
@@ -347,6 +381,7 @@ class CeilingPanel(PlotPanel):
         }
 
     def set_ceiling(self, result) -> None:
+        """Plot the noise ceilings over time of ``result`` (an AlignmentResult)."""
         t = f32(result.times)
         shown = []
         for k, curve in self.curves.items():

@@ -48,6 +48,7 @@ class ScopePanel(PlotPanel):
         self.channels.currentIndexChanged.connect(self._selection_changed)
 
     def set_channels(self, ch_names) -> None:
+        """Offer ``ch_names`` (sequence of str) in the channel selector (kept when unchanged)."""
         ch_names = tuple(ch_names)
         if ch_names == self.ch_names:
             return
@@ -95,6 +96,17 @@ class ScopePanel(PlotPanel):
         ax.setTicks([[(-k, self.ch_names[i]) for k, i in enumerate(sel)], []])
 
     def set_scope(self, data: np.ndarray | None, times: np.ndarray | None, markers) -> None:
+        """Draw the last seconds of EEG.
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_channels, n_samples) | None
+            Raw EEG.
+        times : ndarray | None
+            Its times (session clock, s).
+        markers : sequence of float
+            Stimulus onsets inside the window.
+        """
         if data is None or times is None or not self.selected:
             return
         sub = data[self.selected]
@@ -151,6 +163,7 @@ class ErpPanel(PlotPanel):
         self.choice.currentIndexChanged.connect(lambda *_: self._redraw())
 
     def set_channels(self, ch_names) -> None:
+        """Offer ``ch_names`` (sequence of str) in the channel selector (kept when unchanged)."""
         ch_names = tuple(ch_names)
         if ch_names == self.ch_names:
             return
@@ -167,6 +180,7 @@ class ErpPanel(PlotPanel):
         self.choice.blockSignals(False)
 
     def rows(self) -> list[int]:
+        """Indices of the channels selected (all, a region, or one channel)."""
         text = self.choice.currentText()
         if text.startswith("region: "):
             r = text.split(": ", 1)[1]
@@ -176,6 +190,17 @@ class ErpPanel(PlotPanel):
         return list(range(len(self.ch_names)))
 
     def set_erp(self, erp: np.ndarray | None, times: np.ndarray | None, n_epochs: int) -> None:
+        """Draw the running average epoch.
+
+        Parameters
+        ----------
+        erp : ndarray, shape (n_channels, n_times) | None
+            The average so far.
+        times : ndarray | None
+            Epoch times (s).
+        n_epochs : int
+            Epochs averaged.
+        """
         self._last = (erp, times, n_epochs)
         self._redraw()
 

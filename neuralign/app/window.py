@@ -367,6 +367,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ lifecycle
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        """Stop repainting, save the settings, wait for exports, then close (Qt handler)."""
         self.timer.stop()
         try:
             self.save_settings()

@@ -151,6 +151,31 @@ class SessionDesign:
                 f"expects {want}", path=self.path or None)
 
 
+    def check_channel_names(self, ch_names: list[str], *, stream: str = "") -> None:
+        """Refuse an EEG stream whose channel names differ from the design's.
+
+        Streams without channel labels (numbered ``ch1, ch2...``) are not checked.
+
+        Parameters
+        ----------
+        ch_names : list of str
+            Channel names of the EEG stream.
+        stream : str
+            The stream's name, for the message.
+
+        Raises
+        ------
+        NeuralignError
+            Naming the design file, when the names differ (case ignored).
+        """
+        if not self.ch_names or any(c.startswith("ch") for c in ch_names):
+            return
+        if [c.lower() for c in self.ch_names] != [c.lower() for c in ch_names]:
+            raise NeuralignError(
+                f"EEG stream {stream!r} channels {list(ch_names[:5])}... differ from the "
+                f"design's {list(self.ch_names[:5])}...", path=self.path or None)
+
+
 def _stimulus_entries(d: dict, p: Path) -> tuple[list[str], dict[str, str], dict[str, int]]:
     items = d.get("stimuli")
     if not isinstance(items, list) or not items:

@@ -11,7 +11,24 @@ release (:func:`add_alias`).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+
+def neuralign_command(*argv: str) -> list[str]:
+    """The command line that runs ``neuralign ARGV...`` in a child process.
+
+    Parameters
+    ----------
+    *argv : str
+        The sub-command and its options.
+
+    Returns
+    -------
+    list of str
+        ``[python, "-m", "neuralign", *argv]`` with this interpreter.
+    """
+    return [sys.executable, "-m", "neuralign", *argv]
 
 
 def add_alias(p: argparse.ArgumentParser, old: str, *, dest: str, convert=None,

@@ -63,12 +63,7 @@ def load_dataset(spec: str, **options) -> EpochData:
     """
     kind, path = parse_spec(spec)
     module, func = LOADERS[kind].split(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        raise NeuralignError(
-            f"dataset kind {kind!r} is not available in this install ({e.name})") from e
-    return getattr(mod, func)(path, **options)
+    return getattr(importlib.import_module(module), func)(path, **options)
 
 
 def load_sim(path: str | Path, **options) -> EpochData:

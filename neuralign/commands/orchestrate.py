@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,9 +30,10 @@ from pathlib import Path
 from ..errors import NeuralignError
 from ..stimulus.config import SessionConfig
 from ..stimulus.run import prepare_plan
+from . import neuralign_command
 from .present import XVFB_ENV, builtin_stimuli, xvfb_command
 
-CLI = [sys.executable, "-m", "neuralign.cli"]
+CLI = neuralign_command()
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Child:
     _thread: threading.Thread | None = None
 
     def tail(self, n: int = 8) -> str:
+        """The last ``n`` output lines of the child, for error messages."""
         return "\n".join(self.lines[-n:])
 
 

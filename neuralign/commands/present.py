@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..base import Stimulus
 from ..errors import NeuralignError
-from . import add_alias
+from ..stimulus.presenter import has_display
+from . import add_alias, neuralign_command
 
 XVFB_ENV = "NEURALIGN_UNDER_XVFB"
 
@@ -65,6 +66,7 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 
 def register(subparsers) -> None:
+    """Add the ``present`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "present",
         help="PsychoPy RSVP presenter with LSL markers",
@@ -104,12 +106,6 @@ def one_line_warnings():
         yield
 
 
-def has_display() -> bool:
-    if not sys.platform.startswith(("linux", "freebsd")):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def xvfb_command(argv: list[str], *, resolution=(1024, 768)) -> list[str]:
     """``argv`` (a neuralign command line, without the program) wrapped in xvfb-run."""
     if shutil.which("xvfb-run") is None:
@@ -117,10 +113,11 @@ def xvfb_command(argv: list[str], *, resolution=(1024, 768)) -> list[str]:
                              "xvfb libgl1-mesa-dri libglu1-mesa) or run on a desktop")
     w, h = (max(int(v), 64) for v in resolution)
     return ["xvfb-run", "-a", f"--server-args=-screen 0 {w}x{h}x24",
-            sys.executable, "-m", "neuralign.cli", *argv]
+            *neuralign_command(*argv)]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the config, write the design and present (under xvfb-run when asked)."""
     from ..stimulus.config import load_config
     from ..stimulus.run import parse_inject, present
 

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-epochs", type=int, default=None, help="play only the first N epochs")
     p.add_argument("--refresh-every", type=float, default=2.0, metavar="SECONDS",
                    help="seconds between map refreshes in the window (default 2)")
-    add_alias(p, "--refresh", dest="refresh_every")
+    add_alias(p, "--refresh", dest="refresh_every", convert=float)
     p.add_argument("--loop", action="store_true", help="start over when the data run out")
     p.add_argument("--backend", default="numpy", help="engine backend: numpy, torch, torch_cuda")
     p.add_argument("--headless", action="store_true", help="no window: play, write --out, exit")

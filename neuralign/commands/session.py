@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from ..errors import NeuralignError
+from ..stimulus.presenter import has_display
 from . import add_window_args
-from .present import add_session_options, config_overrides, has_display, one_line_warnings
+from .present import add_session_options, config_overrides, one_line_warnings
 
 # Without --config, a simulated session shows the built-in images, 20 of them as test stimuli
 # (scored like THINGS-EEG2's test set), in about a minute.
@@ -20,6 +21,7 @@ SIMULATE_DEFAULTS = {
 
 
 def register(subparsers) -> None:
+    """Add the ``session`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "session",
         help="presenter + amplifier + live engine together",
@@ -54,14 +56,12 @@ def register(subparsers) -> None:
 
 
 def _gui_available() -> bool:
-    try:
-        return all(importlib.util.find_spec(m) is not None
-                   for m in ("neuralign.app.window", "neuralign.commands.gui", "PySide6"))
-    except (ImportError, ValueError):
-        return False
+    """Whether the gui extra (PySide6, pyqtgraph) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("PySide6", "pyqtgraph"))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan a simulated session, then run presenter, amplifier and engine together."""
     from ..stimulus.config import load_config
     from .orchestrate import SessionSetup, run_session
 
@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
             "(docs/stimulus.md)")
     gui = not args.headless
     if gui and not _gui_available():
-        raise NeuralignError("the GUI (neuralign gui: neuralign.app + PySide6) is not available "
-                             "in this installation: use --headless")
+        raise NeuralignError("the GUI needs the gui extra (PySide6, pyqtgraph): pip install "
+                             "'neuralign[gui]', or use --headless")
     if gui and not has_display() and args.screenshot is None:
         raise NeuralignError("no display for the GUI: use --headless (the presenter then runs "
                              "under xvfb-run)")

@@ -66,7 +66,7 @@ def register(subparsers) -> None:
                    help="seconds to stream (default: until Ctrl-C; with --schedule: its end + 2 s)")
     p.add_argument("--wait-consumer", type=float, default=30.0, metavar="SECONDS",
                    help="with --schedule: wait this long for a marker consumer before starting")
-    add_alias(p, "--wait-consumers", dest="wait_consumer")
+    add_alias(p, "--wait-consumers", dest="wait_consumer", convert=float)
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add the ``study`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "study",
         help="many subjects x many models, with statistics",
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the study of ``--config`` and print its summary."""
     from ..offline.study import load_study_config, run_study
     from .datasets import LOADERS, load_dataset
 

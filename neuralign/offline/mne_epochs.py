@@ -26,7 +26,7 @@ import numpy as np
 
 from ..base import EpochData
 from ..errors import NeuralignError, few
-from ._tables import missing_value, read_table, truthy
+from .tables import missing_value, read_table, truthy
 
 _SUFFIXES = (".tsv", ".csv", ".json")
 

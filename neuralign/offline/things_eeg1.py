@@ -28,7 +28,7 @@ import numpy as np
 
 from ..base import EpochData
 from ..errors import NeuralignError, few
-from ._tables import missing_value, read_table, truthy
+from .tables import missing_value, read_table, truthy
 
 RAW_SUFFIXES = (".set", ".vhdr", ".edf", ".bdf", ".fif", ".gdf", ".cnt")
 _TEST_COLS = ("isteststim", "istest", "is_test", "test")

@@ -48,7 +48,21 @@ class Inlet:
             self.buf = np.zeros((self.max_chunk, self.n_channels), dtype=NP_DTYPES[self.fmt])
         self.inlet.open_stream(timeout=5.0)
 
+    def describe(self) -> dict:
+        """The stream as recorded in ``session.json``.
+
+        Returns
+        -------
+        dict
+            ``name``, ``type``, ``source_id``, ``sfreq``, ``n_channels``, ``ch_names`` and
+            ``channel_format``.
+        """
+        return {"name": self.name, "type": self.type, "source_id": self.source_id,
+                "sfreq": self.sfreq, "n_channels": self.n_channels, "ch_names": self.ch_names,
+                "channel_format": self.fmt}
+
     def header_xml(self) -> str:
+        """The stream's full XML header (written into the recording)."""
         return self.info.as_xml()
 
     def pull(self):
@@ -61,12 +75,14 @@ class Inlet:
         return values, np.asarray(ts, dtype=np.float64)
 
     def time_correction(self, timeout: float = 2.0) -> float | None:
+        """The clock offset of the stream (s), or ``None`` on timeout or loss."""
         try:
             return float(self.inlet.time_correction(timeout=timeout))
         except Exception:  # noqa: BLE001 - timeout or lost stream: keep the previous offset
             return None
 
     def close(self) -> None:
+        """Close the stream (errors of a lost stream are ignored)."""
         try:
             self.inlet.close_stream()
         except Exception:  # noqa: BLE001

@@ -58,12 +58,14 @@ class SessionRecorder:
         self.log("settings", meta=self.meta)
 
     def write_meta(self) -> None:
+        """Write ``session.json`` atomically."""
         p = self.dir / "session.json"
         tmp = p.with_name("session.json.tmp")
         tmp.write_text(json.dumps(self.meta, indent=1, default=_plain))
         tmp.replace(p)
 
     def eeg(self, data: np.ndarray, ts: np.ndarray) -> None:
+        """Append an EEG chunk ``data`` (n, C) with raw LSL timestamps ``ts``."""
         self.xdf.write_numeric(EEG_ID, data, ts)
 
     def markers(self, values, ts) -> None:
@@ -77,18 +79,22 @@ class SessionRecorder:
             self.xdf.write_numeric(MARKER_ID, arr, np.asarray(ts, dtype=float))
 
     def offset(self, stream: str, collection_time: float, offset: float) -> None:
+        """Record a clock offset of ``stream`` measured at ``collection_time``."""
         self.xdf.write_offset(EEG_ID if stream == EEG else MARKER_ID, collection_time, offset)
 
     def log(self, event: str, *, t: float | None = None, **fields) -> None:
+        """Log ``event`` (with ``fields``) at LSL time ``t`` (default now) in the log stream."""
         if t is None:
             t = get_pylsl().local_clock()
         msg = json.dumps({"event": event, **fields}, default=_plain)
         self.xdf.write_strings(LOG_ID, [[msg]], [t])
 
     def flush(self) -> None:
+        """Write what is buffered to disk."""
         self.xdf.flush()
 
     def close(self, final: dict | None = None) -> None:
+        """Log the ``final`` counts, close the XDF and rewrite ``session.json``."""
         if self.xdf.closed:
             return
         if final is not None:
@@ -109,6 +115,7 @@ def _plain(x):
 
 # ---------------------------------------------------------------------- reading back
 def find_xdf(path: str | Path) -> Path:
+    """The ``session.xdf`` of ``path`` (the file, its folder or the session's output folder)."""
     p = Path(path)
     for cand in (p, p / "session.xdf", p / "recording" / "session.xdf"):
         if cand.is_file():

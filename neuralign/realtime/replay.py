@@ -185,11 +185,6 @@ class ReplaySource(SnapshotSource):
         return self.publisher.refreshing
 
     @property
-    def n_refreshes(self) -> int:
-        """Map refreshes so far."""
-        return self.publisher.n_refreshes
-
-    @property
     def progress(self) -> float:
         """Fraction of the epochs played in the current pass."""
         n = self.data.n_epochs

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..align.data import AlignmentResult
-from ..base import FeatureSet, SessionDesign
+from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..lsl import get_pylsl, resolve
 from .core import EEG, MARKERS, SessionCore
@@ -32,30 +32,44 @@ from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
 
 
+@fill_doc
 class LiveSession:
     """One live session: connect, run, stop (flushes everything and returns the final maps).
 
     Parameters
     ----------
     features : FeatureSet
-    eeg_stream, marker_stream : str
-        Stream specs: ``NAME`` (name or source id), ``name:X``, ``type:X`` or ``source_id:X``.
-    out_dir : path
+        The features of the stimuli that may be shown.
+    %(stream_spec)s
+    out_dir : str | Path
         The recording goes to ``out_dir/recording/``.
     settings : EpochSettings
-    design : SessionDesign, optional
+        Epoch window, rate, baseline, filters, rejection.
+    design : SessionDesign | None
         Test stimuli and expected channel count; without it, nested cross-validation.
-    codes : dict, optional
+    codes : dict | None
         Integer marker code -> stimulus id (also read from the design).
     refresh_every : float
         Seconds between map re-solves (at least; only when new epochs arrived).
-    engine_kw : dict
+    connect_timeout : float
+        Seconds to wait for each stream.
+    engine_kw : dict | None
         Passed to :class:`~neuralign.align.AlignmentEngine`.
-    blas_threads : int or None
+    scope_s : float
+        Seconds of raw EEG in each snapshot.
+    offset_every_s : float
+        Seconds between clock-offset measurements.
+    stall_s : float
+        Seconds without EEG after which the stream counts as lost.
+    blas_threads : int | None
         BLAS threads while the session runs (process-wide, restored by :meth:`stop`). The
         per-epoch work is a small matrix product that multi-threaded OpenBLAS slows down ~50x
         on a busy machine; 1 (default) keeps acquisition fast. ``None`` leaves BLAS alone
         (more threads can speed up refreshes of big models on an otherwise idle machine).
+    poll_s : float
+        Sleep of the acquisition thread when nothing arrived.
+    keep_epochs : bool
+        Keep every epoch in :attr:`kept` (tests).
     """
 
     def __init__(
@@ -137,14 +151,8 @@ class LiveSession:
         fs = eeg_info.nominal_srate()
         self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
         self.mk = Inlet(mk_info, max_chunk=1024)
-        if self.design is not None and self.design.ch_names:
-            want = list(self.design.ch_names)
-            if [c.lower() for c in want] != [c.lower() for c in self.eeg.ch_names] and all(
-                not c.startswith("ch") for c in self.eeg.ch_names
-            ):
-                raise NeuralignError(
-                    f"EEG stream {self.eeg.name!r} channels {self.eeg.ch_names[:5]}... differ "
-                    f"from the design's {want[:5]}...", path=self.design.path or None)
+        if self.design is not None:
+            self.design.check_channel_names(self.eeg.ch_names, stream=self.eeg.name)
         s = self.settings
         if s.sfreq > fs:
             raise NeuralignError(f"analysis rate {s.sfreq} Hz exceeds the stream's {fs} Hz")
@@ -163,12 +171,8 @@ class LiveSession:
                                       **self.engine_kw)
         meta = {
             "settings": s.to_dict(),
-            "eeg": {"name": self.eeg.name, "type": self.eeg.type, "source_id": self.eeg.source_id,
-                    "sfreq": fs, "n_channels": self.eeg.n_channels, "ch_names": self.eeg.ch_names,
-                    "channel_format": self.eeg.fmt, "spec": self.eeg_spec},
-            "markers": {"name": self.mk.name, "type": self.mk.type,
-                        "source_id": self.mk.source_id, "channel_format": self.mk.fmt,
-                        "spec": self.marker_spec},
+            "eeg": dict(self.eeg.describe(), spec=self.eeg_spec),
+            "markers": dict(self.mk.describe(), spec=self.marker_spec),
             "known_ids": known,
             "test_ids": self.test_ids,
             "codes": self.codes,
@@ -208,16 +212,13 @@ class LiveSession:
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
+        """Connect (if needed) and start the acquisition and refresh threads."""
         if not self.connected:
             self.connect()
         if self.blas_threads:
-            try:
-                from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits
 
-                self._blas_limit = threadpool_limits(limits=int(self.blas_threads),
-                                                     user_api="blas")
-            except ImportError:
-                self._blas_limit = None
+            self._blas_limit = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
@@ -231,18 +232,14 @@ class LiveSession:
         def run():
             try:
                 fn()
-            except BaseException as e:  # noqa: BLE001 - reported by stop()/check()
+            except BaseException as e:  # noqa: BLE001 - re-raised by stop()
                 self._error = e
                 self._stop.set()
         return run
 
-    def check(self) -> None:
-        """Re-raise an error from a worker thread (call from the controlling thread)."""
-        if self._error is not None:
-            raise self._error
-
     @property
     def running(self) -> bool:
+        """Whether the worker threads are running."""
         return not self._stop.is_set()
 
     def _acquire(self) -> None:
@@ -411,22 +408,5 @@ class LiveSession:
                 f"markers {self.mk.name}; scoring: {scoring}; recording to {self.recorder.dir}")
 
     def status_line(self) -> str:
-        """A one-line status of the session (time, epochs, drops, latency, refresh).
-
-        Returns
-        -------
-        str
-            ``"connecting..."`` before the first snapshot.
-        """
-        s = self.snapshot
-        if s is None:
-            return "connecting..."
-        h = s.health
-
-        def ms(x: float) -> str:
-            return f"{x * 1000:.0f}ms" if np.isfinite(x) else "-"
-
-        return (f"t={s.session_time:6.1f}s epochs={s.epochs_accepted} rejected={s.epochs_rejected}"
-                f" unknown={s.unknown_markers} stimuli={s.stimuli_seen} dropped={h.dropped_samples}"
-                f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)}"
-                f" refresh={ms(s.refresh_s)}")
+        """A one-line status (:meth:`Snapshot.status_line`; ``"connecting..."`` before)."""
+        return "connecting..." if self.snapshot is None else self.snapshot.status_line()

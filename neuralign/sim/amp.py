@@ -33,6 +33,7 @@ class Schedule:
 
     @property
     def duration(self) -> float:
+        """Seconds from the first onset to one second after the last."""
         return (self.onsets[-1] if self.onsets else 0.0) + 1.0
 
 
@@ -101,17 +102,35 @@ class SimulatedAmp:
     name, source_id : str
         EEG outlet name and source id (give a unique source id: inlets recover by it).
     sfreq : float
+        Sampling rate in Hz.
     ch_names : list of str
-    brain : SyntheticBrain or None
+        Channel names.
+    brain : SyntheticBrain | None
         None streams white noise (fast; for delivery tests) with no evoked responses.
-    listen : str or None
+    listen : str | None
         Marker stream spec whose stimulus markers get planted responses.
-    schedule : Schedule or None
+    schedule : Schedule | None
         Own marker sequence, pushed on ``marker_name``.
+    marker_name : str | None
+        Name of the own marker stream (default ``<name>-markers``).
     counter : bool
         Channel 0 carries the sample index (drop/duplicate detection).
+    chunk_s : float
+        Seconds between pushes.
+    delay_s : float
+        Amplifier latency: samples of time t are pushed at t + delay.
+    seed : int
+        Seed of the background and the trial gains.
     nan_every, nan_len : float
         Every ``nan_every`` s of stream time, ``nan_len`` s of NaN on every channel.
+    channel_format : {"float32", "double64"}
+        Sample format of the outlet.
+    lead_s : float
+        Seconds between a consumer connecting and the first scheduled marker.
+    wait_consumers_s : float
+        Seconds to wait for a marker consumer before the schedule starts anyway.
+    codes : dict | None
+        Integer marker code -> stimulus id for an integer stream on ``listen``.
     """
 
     def __init__(self, *, name: str, source_id: str, sfreq: float, ch_names: list[str],
@@ -158,6 +177,7 @@ class SimulatedAmp:
         self.codes = {str(k): str(v) for k, v in (codes or {}).items()}
 
     def stop(self) -> None:
+        """Ask :meth:`run` to stop (from any thread)."""
         self._stop.set()
 
     # ------------------------------------------------------------------ responses
@@ -219,6 +239,7 @@ class SimulatedAmp:
         return x
 
     def run(self, duration: float | None = None) -> None:
+        """Stream until :meth:`stop` or ``duration`` seconds (the schedule's end + 1 s by default)."""
         clock = self.pylsl.local_clock
         if self.listen:
             threading.Thread(target=self._listen_thread, daemon=True).start()

@@ -256,6 +256,7 @@ class SyntheticBrain:
     # ------------------------------------------------------------------ truth
     @property
     def layers(self) -> list[str]:
+        """The layer names of the features, in depth order."""
         return list(self.features.layers)
 
     @property

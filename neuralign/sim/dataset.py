@@ -69,7 +69,6 @@ def write_things_eeg2(
     seed: int = 0,
     subject: str = "sub-01",
     brain_kw: dict | None = None,
-    progress: bool = False,
 ) -> Path:
     """Simulate one subject and write it in THINGS-EEG2 preprocessed layout.
 
@@ -86,8 +85,12 @@ def write_things_eeg2(
         Features of the stimuli; the first ``n_train`` ids become the train images, the next
         ``n_test`` the test images. Default: a synthetic hierarchy of ``n_layers`` x ``dim``
         over THINGS-like fake image names.
+    n_layers, dim : int
+        Layers and width of the synthetic features (without ``features``).
     seed : int
         Seed of features, brain and noise.
+    subject : str
+        Name of the subject folder.
     brain_kw : dict, optional
         Extra :class:`SyntheticBrain` arguments (``snr``, ``peak_latencies``, ...).
 

@@ -74,6 +74,7 @@ class LSLReplayer:
 
     @property
     def epoch_len(self) -> int:
+        """Samples per epoch."""
         return int(self.data.epochs.shape[2])
 
     def wait_for_consumers(self, timeout: float = 10.0) -> bool:
@@ -110,5 +111,6 @@ class LSLReplayer:
         return len(order)
 
     def close(self) -> None:
+        """Close both outlets."""
         self.markers.close()
         del self.eeg

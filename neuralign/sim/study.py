@@ -33,7 +33,6 @@ def write_simulated_study(
     seed: int = 0,
     varpart: bool = True,
     stats: dict | None = None,
-    progress: bool = False,
 ) -> Path:
     """Write subjects, feature files and ``STUDY.toml`` under ``root``; return the config path."""
     root = Path(root)
@@ -58,8 +57,7 @@ def write_simulated_study(
         write_things_eeg2(data, n_train=n_train, n_test=n_test, train_reps=train_reps,
                           test_reps=test_reps, features=feats[0], seed=seed + s + 1,
                           subject=f"sub-{s + 1:02d}",
-                          brain_kw={"snr": snr, "peak_latencies": lat.tolist()},
-                          progress=progress)
+                          brain_kw={"snr": snr, "peak_latencies": lat.tolist()})
     lines = ['[study]', 'name = "simulated study"', 'out = "out"', "",
              "[analysis]", "n_folds = 5", "window = [0.1, 0.3]", "", "[stats]"]
     st = {"n_permutations": 256, "n_boot": 200, "seed": 0, **(stats or {})}

@@ -13,9 +13,7 @@ PsychoPy is imported only inside :meth:`Presenter.run` (the rest of neuralign ne
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import numpy as np
 
 from ..errors import NeuralignError
 from ..lsl import MarkerOutlet
+from .images import ImageFeeder, image_size_pix
 from .plan import PresentationPlan, Trial
 from .runlog import RunLog, to_json
 
@@ -41,11 +40,16 @@ class _Abort(Exception):
         self.reason = reason
 
 
+def has_display() -> bool:
+    """Whether a window system is reachable (X11/Wayland on Linux/BSD; elsewhere always)."""
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def check_display() -> None:
     """Refuse to start without a display (Linux/BSD: ``DISPLAY`` / ``WAYLAND_DISPLAY``)."""
-    if sys.platform.startswith(("linux", "freebsd")) and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
+    if not has_display():
         raise NeuralignError(
             "no display: run under xvfb-run -a --server-args=\"-screen 0 1024x768x24\" "
             "(or pass --xvfb), or start it from a desktop session"
@@ -71,81 +75,8 @@ class RunSummary:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict:
+        """The summary as plain data (``summary.json``)."""
         return dict(self.__dict__)
-
-
-def image_size_pix(plan: PresentationPlan) -> int:
-    """Longest image side in pixels (degrees converted with the monitor geometry)."""
-    d, m = plan.config.display, plan.config.monitor
-    if d.image_units == "pix":
-        return max(1, int(round(d.image_size)))
-    # pixels per cm from the monitor's width; size = 2 d tan(theta / 2)
-    cm = 2.0 * m.distance_cm * np.tan(np.deg2rad(d.image_size) / 2.0)
-    return max(1, int(round(cm * m.resolution[0] / m.width_cm)))
-
-
-class ImageFeeder:
-    """Decoded, resized images in trial order.
-
-    Everything is decoded before the run when it fits ``budget_mb``; otherwise a background
-    thread decodes ``lookahead`` trials ahead of the presentation.
-    """
-
-    def __init__(self, plan: PresentationPlan, trials: list[Trial], size_pix: int, *,
-                 budget_mb: float = 1024.0, lookahead: int = 64, progress: bool = True) -> None:
-        self.size = size_pix
-        self.sources = dict(plan.stimuli)
-        if plan.target is not None:
-            self.sources[plan.target.id] = plan.target
-        self.order = [t.stimulus_id for t in trials]
-        unique = list(dict.fromkeys(self.order))
-        self.cache: dict[str, object] = {}
-        self._queue: queue.Queue | None = None
-        self._stop = threading.Event()
-        if len(unique) * size_pix * size_pix * 3 / 1e6 <= budget_mb:
-            from tqdm import tqdm
-
-            for sid in tqdm(unique, desc="loading images", unit="img", disable=not progress,
-                            leave=False):
-                self.cache[sid] = self._load(sid)
-        else:
-            self._queue = queue.Queue(maxsize=lookahead)
-            self._thread = threading.Thread(target=self._work, daemon=True)
-            self._thread.start()
-
-    def _load(self, sid: str):
-        from PIL import Image
-
-        im = self.sources[sid].open()
-        scale = self.size / max(im.width, im.height)
-        w, h = max(1, round(im.width * scale)), max(1, round(im.height * scale))
-        if (w, h) != im.size:
-            im = im.resize((w, h), Image.LANCZOS)
-        return im
-
-    def _work(self) -> None:
-        for sid in self.order:
-            if self._stop.is_set():
-                return
-            item = (sid, self._load(sid))
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    def next(self, sid: str):
-        """The image of the next trial (must be ``sid``)."""
-        if self._queue is None:
-            return self.cache[sid]
-        got, im = self._queue.get()
-        if got != sid:  # pragma: no cover - the feeder follows the trial order
-            raise RuntimeError(f"image feeder out of order: {got} != {sid}")
-        return im
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 class Presenter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import NeuralignError
@@ -145,8 +144,3 @@ def parse_inject(items: list[str] | None) -> dict[int, list[str]]:
             raise NeuralignError(f"--inject-key expects TRIAL:KEY, got {item!r}")
         out.setdefault(int(trial), []).append(key.strip())
     return out
-
-
-def load_summary(out_dir: str | Path) -> dict:
-    """The ``summary.json`` of a finished (or aborted) run."""
-    return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))

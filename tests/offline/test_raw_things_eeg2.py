@@ -9,6 +9,7 @@ from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
 from neuralign.io import things
 from neuralign.offline import mvnn
+from neuralign.offline import things_eeg2_files as F
 from neuralign.offline import things_eeg2_raw as R
 from neuralign.sim.dataset import THINGS_TIMES
 from neuralign.sim.raw import write_things_eeg2_raw
@@ -174,7 +175,7 @@ def test_raw_bad_inputs(tmp_path, raw_subject):
     np.save(bad / "raw_eeg_test.npy", {"raw_eeg_data": np.zeros((3, 10)), "ch_names": ["a", "b", "c"],
                                        "sfreq": 1000.0}, allow_pickle=True)
     with pytest.raises(NeuralignError, match="no 'stim' channel"):
-        R.read_raw_npy(bad / "raw_eeg_test.npy")
+        F.read_raw_npy(bad / "raw_eeg_test.npy")
 
 
 def test_raw_refuses_several_subjects(raw_subject, tmp_path):
@@ -184,4 +185,4 @@ def test_raw_refuses_several_subjects(raw_subject, tmp_path):
     for sub in ("sub-01", "sub-02"):
         shutil.copytree(sdir / "ses-01", tmp_path / "raw_data" / sub / "ses-01")
     with pytest.raises(NeuralignError, match="under this folder: give one subject"):
-        R.discover(tmp_path / "raw_data")
+        F.discover(tmp_path / "raw_data")

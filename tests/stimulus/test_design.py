@@ -228,7 +228,7 @@ def test_builtin_source(tmp_path):
 
 
 def test_image_feeder_lookahead_thread_keeps_trial_order(tmp_path, image_folder):
-    from neuralign.stimulus.presenter import ImageFeeder
+    from neuralign.stimulus.images import ImageFeeder
 
     design = prepare_plan(_config(tmp_path, BASIC), progress=False)
     preloaded = ImageFeeder(design, design.trials, 32, progress=False)

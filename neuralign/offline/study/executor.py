@@ -82,6 +82,7 @@ class Executor:
 
     @property
     def description(self) -> str:
+        """Where the tasks run, in words (for the summary)."""
         if self.scheduler == "none":
             return "single process"
         if self.scheduler == "local":
@@ -90,6 +91,24 @@ class Executor:
         return f"dask scheduler {self.scheduler}"
 
     def map(self, fn, tasks: list[dict], *, desc: str, progress: bool = True) -> list[dict]:
+        """Run ``fn`` on every task, here or on the cluster.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(task) -> dict`` (picklable for process workers).
+        tasks : list of dict
+            The tasks.
+        desc : str
+            Progress-bar label.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        list of dict
+            The outcomes, in completion order.
+        """
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress or not tasks)

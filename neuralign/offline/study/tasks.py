@@ -105,6 +105,24 @@ def dataset_paths(spec: str, options: dict) -> list[Path]:
 
 
 def task_key(cfg: StudyConfig, subject, model, *, feature_sha: str | None = None) -> str:
+    """The cache key of one (subject, model) result.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study (its settings).
+    subject : SubjectSpec
+        The subject (dataset and options).
+    model : StudyModel
+        The model (features file).
+    feature_sha : str | None
+        sha256 of the features file, when already known.
+
+    Returns
+    -------
+    str
+        A hash of the dataset files' sizes and mtimes, the features, the settings and the code.
+    """
     blob = {
         "v": TASK_VERSION,
         "dataset": subject.dataset,
@@ -197,7 +215,7 @@ def _compute_task(task: dict, out: Path, marker: Path) -> dict:
     t0 = time.perf_counter()
     data = load_subject(task["dataset"], task["options"], task["load_dataset"])
     fs = load_model_features(task["features"])
-    used = list(dict.fromkeys(data.stimulus_ids.tolist()))
+    used = data.unique_ids()
     missing = [s for s in used if s not in fs]
     if missing:
         raise NeuralignError(
@@ -252,7 +270,7 @@ def _compute_varpart(task: dict, out: Path, meta: Path) -> dict:
     data = load_subject(task["dataset"], task["options"], task["load_dataset"])
     fa = load_model_features(task["features_a"])
     fb = load_model_features(task["features_b"])
-    used = list(dict.fromkeys(data.stimulus_ids.tolist()))
+    used = data.unique_ids()
     fa, fb = fa.subset(used), fb.subset(used)
     res = variance_partition(
         data, fa.arrays[task["layer_a"]], fb.arrays[task["layer_b"]],
