@@ -32,8 +32,6 @@ MODELS = "neuralign/models (models engineer)"
 PENDING_DOCSTRINGS = {
     "align/backends/numpy_backend.py": ALIGN,
     "align/backends/torch_backend.py": ALIGN,
-    "align/engine.py": ALIGN,
-    "align/ridge.py": ALIGN,
     "align/stats.py": ALIGN,
     "models/cache.py": MODELS,
     "models/extract.py": MODELS,
@@ -46,20 +44,16 @@ PENDING_DOCSTRINGS = {
 }
 #: file -> owner: Parameters sections that disagree with the signature.
 PENDING_PARAMETERS = {
-    "align/ridge.py": ALIGN,
-    "align/rsa.py": ALIGN,
+    "align/solvers.py": ALIGN,
     "models/extract.py": MODELS,
 }
 #: file -> owner: docstrings naming things that do not exist.
 PENDING_REFERENCES = {
-    "align/engine.py": ALIGN,  # names neuralign.offline.datasets.EpochData (now neuralign.base)
     "io/features.py": MODELS,  # names neuralign.align.data.FeatureSet (now neuralign.base)
     "models/cache.py": MODELS,  # idem
 }
 #: file -> owner: uses of another module's underscore names.
-PENDING_PRIVATE = {
-    "align/engine.py": ALIGN,  # ridge._solve_trainsets, ridge._val_projections, ridge._pred_sums
-}
+PENDING_PRIVATE: dict[str, str] = {}
 #: file -> owner: import-time side effects or import fallbacks of this package's modules.
 PENDING_IMPORT_TIME = {
     "align/backends/torch_cuda_backend.py": ALIGN,  # raises ImportError at import, caught

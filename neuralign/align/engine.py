@@ -2,53 +2,55 @@
 
 One object accumulates epochs (one at a time from a live stream, or in batches from a dataset)
 and, on :meth:`AlignmentEngine.refresh`, solves every layer's ridge encoding model, RSA and the
-noise ceilings from what it has accumulated so far.
+noise ceilings from what it has accumulated so far. Its parts, one responsibility each:
 
-Accumulation (the acquisition path) only updates per-stimulus running means, which is O(C T)
-per epoch. The ridge sufficient statistics of each cross-validation block are brought up to
-date lazily at refresh time with one matrix product per block over the stimuli whose means
-changed (``S_xy += X' delta``), which is the O(D C T)-per-epoch work done in BLAS instead of in
-the acquisition thread. The result does not depend on how epochs were batched; it depends on
-epoch order only through the odd/even repetition split (each stimulus's repetitions alternate
-between half A and half B in arrival order), which only the split-half noise ceiling and the
-cross-validated RDM use.
+- :mod:`~neuralign.align.store`: per-stimulus running means and split halves (O(C T) per
+  epoch; the acquisition path);
+- :mod:`~neuralign.align.folds`: which stimuli train, validate and score;
+- :mod:`~neuralign.align.layer` and :mod:`~neuralign.align.solvers`: each layer's ridge in
+  the dual (kernel) form when stimuli are fewer than features, else the primal form, one
+  eigendecomposition per training set for every alpha, alpha chosen per target on training
+  data only (generalised or K-fold cross-validation);
+- :mod:`~neuralign.align.assemble`: RSA, noise ceilings and the result.
 
 Which stimuli score:
-- with ``test_ids`` (a designated test set, as in THINGS-EEG2): alphas are chosen per target by
-  K-fold cross-validation over the training stimuli only, the model is refitted on all training
-  stimuli and scored on the test stimuli' means; RSA and noise ceilings use the test stimuli.
+- with ``test_ids`` (a designated test set, as in THINGS-EEG2): alphas are chosen on the
+  training stimuli only, the model is fitted on all training stimuli and scored on the test
+  stimuli's means; RSA and noise ceilings use the test stimuli.
 - without: nested cross-validation. Stimuli are assigned to ``n_folds`` folds by a stable hash
-  of their id; for each outer fold the alpha of every target is chosen by cross-validation over
-  the other folds, and held-out predictions are pooled into one Pearson r per target.
+  of their id; for each outer fold the alpha of every target is chosen on the other folds,
+  and held-out predictions are pooled into one Pearson r per target.
+
+The maps depend on epoch order only through the odd/even repetition split (each stimulus's
+repetitions alternate between half A and half B in arrival order), which only the split-half
+noise ceiling and the cross-validated RDM use.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import functools
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 import numpy as np
-from scipy import sparse
 
 from ..base import FeatureSet
 from ..errors import NeuralignError
-from . import reliability, ridge, rsa
+from .assemble import RSAComputer, build_result
 from .backends import get_backend
 from .data import AlignmentResult
+from .folds import BlockChanges, FoldGeometry, stable_fold
+from .layer import BlockTargets, LayerSolver, RefreshInput
+from .memory import MemoryPlan, available_memory, peak_rss_bytes
+from .store import StimulusStore, check_flat_epochs
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
 
-
-def stable_fold(stimulus_id: str, n_folds: int) -> int:
-    """Fold of a stimulus: a stable hash of its id (independent of order and of the process)."""
-    h = hashlib.blake2b(str(stimulus_id).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(h, "little") % n_folds
+__all__ = ["DEFAULT_ALPHAS", "AlignmentEngine", "analyze_epochs", "stable_fold"]
 
 
 class AlignmentEngine:
@@ -57,10 +59,11 @@ class AlignmentEngine:
     Parameters
     ----------
     features : FeatureSet
-        Per-layer features of every stimulus that may be shown.
+        Per-layer features of every stimulus that may be shown (layers may be memory-mapped).
     times : array, shape (T,)
         Epoch time axis in seconds.
     ch_names : sequence of str, length C
+        Channel names.
     test_ids : sequence of str, optional
         Designated test stimuli (score on these, train on the rest). ``None``: nested CV.
     alphas : array, optional
@@ -70,24 +73,34 @@ class AlignmentEngine:
     backend : str
         ``"numpy"`` (default), ``"torch"`` (CUDA when available) or ``"torch_cuda"``.
     dtype : str
-        ``"float64"`` (default, exact) or ``"float32"`` (faster) for the refresh's linear algebra.
-        Accumulated statistics are always float64.
+        ``"float64"`` (default) or ``"float32"`` for the large products of the refresh.
+        Eigendecompositions, alpha selection and accumulated statistics are always float64.
     standardize : bool
         Z-score each feature over the training stimuli of ``features`` (default True).
     max_rsa_stimuli : int, optional
         Cap on the stimuli in the RDMs (chosen by stable hash); default 200 (the size of the
         THINGS-EEG2 test set). ``None``: no cap.
-    n_jobs : int, optional
-        Threads over layers during a refresh (NumPy backend; BLAS limited to one thread
-        meanwhile). Default: the number of CPU cores. 1: no threads.
-    alpha_selection : str
-        How each target's alpha is chosen from training data only:
-        ``"gcv"`` (default): generalised cross-validation on each training set, from the same
-        eigendecomposition (almost free); ``"kfold"``: K-fold cross-validation over the
-        training folds (inner folds of the nested split), ~``n_folds`` x more work.
     reselect_every : int
         Re-select alphas on every ``reselect_every``-th refresh (1 = every refresh). Between
         reselections the alphas last chosen are reused (refitting and scoring still run).
+    alpha_selection : str
+        ``"gcv"`` (default): generalised cross-validation on each training set, from the same
+        eigendecomposition (almost free); ``"kfold"``: K-fold cross-validation over the
+        training folds (inner folds of the nested split), ~``n_folds`` x more work.
+    n_jobs : int, optional
+        Threads over layers during a refresh (BLAS on one thread meanwhile). Default: the
+        number of CPU cores, fewer when the memory budget asks for it.
+    memory : int, optional
+        Memory budget in bytes for the refresh's working sets and the live caches (default:
+        80% of the memory available when the engine starts).
+    incremental : bool
+        Keep per-layer caches between refreshes (Gram matrices of wide layers, sufficient
+        statistics of narrow ones, eigendecompositions) when the budget allows: right for live
+        sessions, which refresh often. False (what :func:`analyze_epochs` uses): keep nothing,
+        solve layer by layer and drop each layer's working set.
+    form : str
+        ``"auto"`` (default: per layer and refresh, whichever is cheaper), ``"dual"`` or
+        ``"primal"`` (forced; the answer is the same).
     """
 
     def __init__(
@@ -106,6 +119,9 @@ class AlignmentEngine:
         reselect_every: int = 1,
         alpha_selection: str = "gcv",
         n_jobs: int | None = None,
+        memory: int | None = None,
+        incremental: bool = True,
+        form: str = "auto",
     ) -> None:
         if not isinstance(features, FeatureSet):
             raise TypeError(f"features must be a FeatureSet, got {type(features).__name__}")
@@ -115,6 +131,11 @@ class AlignmentEngine:
             raise NeuralignError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if reselect_every < 1:
             raise NeuralignError(f"reselect_every must be >= 1, got {reselect_every}")
+        if alpha_selection not in ("gcv", "kfold"):
+            raise NeuralignError(
+                f"alpha_selection must be 'gcv' or 'kfold', got {alpha_selection!r}")
+        if form not in ("auto", "dual", "primal"):
+            raise NeuralignError(f"form must be 'auto', 'dual' or 'primal', got {form!r}")
         self.features = features
         self.times = np.asarray(times, dtype=float)
         self.ch_names = [str(c) for c in ch_names]
@@ -133,72 +154,62 @@ class AlignmentEngine:
         self.standardize = standardize
         self.max_rsa_stimuli = max_rsa_stimuli
         self.reselect_every = int(reselect_every)
-        if alpha_selection not in ("gcv", "kfold"):
-            raise NeuralignError(f"alpha_selection must be 'gcv' or 'kfold', got {alpha_selection!r}")
         self.alpha_selection = alpha_selection
+        self.form = form
+        self.incremental = bool(incremental)
         self.n_jobs = int(n_jobs) if n_jobs is not None else max(1, os.cpu_count() or 1)
+        self.memory = int(memory) if memory is not None else int(0.8 * available_memory())
+        if self.memory <= 0:
+            raise NeuralignError(f"memory budget must be positive, got {self.memory} bytes")
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
         N = features.n_stimuli
-        ids = features.stimulus_ids
         self.design = test_ids is not None
-        self._is_test = np.zeros(N, dtype=bool)
+        is_test = np.zeros(N, dtype=bool)
         if self.design:
-            test_ids = list(test_ids)
-            self._is_test[features.index_of(test_ids, source="the test set")] = True
-        # Blocks: folds 0..F-1 over non-test stimuli, block F = the designated test set.
-        self._block = np.array([stable_fold(s, self.n_folds) for s in ids], dtype=np.int64)
-        self._block[self._is_test] = self.n_folds
-        self.n_blocks = self.n_folds + (1 if self.design else 0)
-        self._scoring = self._is_test.copy() if self.design else np.ones(N, dtype=bool)
-
-        train = ~self._is_test
-        self._X = []
-        for a in features.arrays:
-            x = np.asarray(a, dtype=float)
-            if standardize:
-                ref = x[train] if train.any() else x
-                mu, sd = ref.mean(0), ref.std(0)
-                sd[sd == 0] = 1.0
-                x = (x - mu) / sd
-            self._X.append(np.ascontiguousarray(x))
-
-        # Per-stimulus running state (rows = feature rows).
-        self._count = np.zeros(N, dtype=np.int64)
-        self._mean = np.zeros((N, self.n_targets))
-        self._reps: dict[int, list[np.ndarray]] = {}  # scoring stimuli with >= 2 reps: [A, B, M2]
-        self._pending: dict[int, np.ndarray | None] = {}  # dirty rows -> mean when last folded in
-        self._lock = threading.Lock()
+            is_test[features.index_of(list(test_ids), source="the test set")] = True
+        self.geometry = FoldGeometry(features.stimulus_ids, is_test, self.n_folds,
+                                     design=self.design)
+        self.store = StimulusStore(features.index, self.n_targets, self.geometry.scoring)
+        train_rows = ~is_test if (~is_test).any() else np.ones(N, dtype=bool)
+        self.layers = [LayerSolver(features, li, standardize_rows=train_rows if standardize
+                                   else None, backend=self._B, dtype=dtype)
+                       for li in range(features.n_layers)]
+        self.block_targets = BlockTargets(self.geometry.n_blocks, self.n_targets)
+        self.plan = MemoryPlan.make(self, budget=self.memory)
+        if self.incremental:
+            self.plan.enable_caches(self)
+        self._rsa = RSAComputer(features, self.store, n_channels=self.n_channels,
+                                n_times=self.n_times, max_stimuli=max_rsa_stimuli)
+        self._alpha_idx: list[list[np.ndarray] | None] = [None] * features.n_layers
         self._refresh_lock = threading.Lock()
-
-        # Ridge sufficient statistics: shared target stats + per-layer feature stats.
-        B_, M = self.n_blocks, self.n_targets
-        self._n = np.zeros(B_)
-        self._sy = np.zeros((B_, M))
-        self._syy = np.zeros((B_, M))
-        self._stats = []
-        for x in self._X:
-            d = x.shape[1]
-            self._stats.append(
-                ridge.BlockStats(
-                    n=self._n, sx=np.zeros((B_, d)), sxx=np.zeros((B_, d, d)),
-                    sxy=np.zeros((B_, d, M)), sy=self._sy, syy=self._syy,
-                )
-            )
-        self._alpha_idx: list[list[np.ndarray]] | None = None
-        self._model_rdm_key: bytes | None = None
-        self._model_rdm = None
         self._n_refresh = 0
-        self.n_epochs = 0
-        self.unknown_ids: Counter = Counter()
         self.last_refresh_s = float("nan")
+        self.last_forms: list[str] = []
 
     # ------------------------------------------------------------------ accumulation
     @property
-    def n_stimuli_seen(self) -> int:
-        return int(np.count_nonzero(self._count))
+    def n_epochs(self) -> int:
+        """Epochs accumulated so far."""
+        return self.store.n_epochs
 
-    def _check_epoch(self, epoch: np.ndarray) -> np.ndarray:
+    @property
+    def unknown_ids(self):
+        """Counter of the stimulus ids that are not in the features."""
+        return self.store.unknown_ids
+
+    @property
+    def n_stimuli_seen(self) -> int:
+        """Stimuli with at least one epoch."""
+        return int(np.count_nonzero(self.store.count))
+
+    def add_epoch(self, stimulus_id: str, epoch: np.ndarray) -> bool:
+        """Add one epoch ``(C, T)`` of ``stimulus_id``; O(C T).
+
+        Returns False (and counts it in :attr:`unknown_ids`) when the stimulus is not in the
+        features.
+        """
         e = np.asarray(epoch, dtype=float)
         if e.shape != (self.n_channels, self.n_times):
             raise NeuralignError(
@@ -207,237 +218,40 @@ class AlignmentEngine:
             )
         if not np.isfinite(e).all():
             raise NeuralignError("epoch contains NaN or Inf")
-        return e.reshape(-1)
-
-    def add_epoch(self, stimulus_id: str, epoch: np.ndarray) -> bool:
-        """Add one epoch ``(C, T)`` of ``stimulus_id``; O(C T).
-
-        Returns False (and counts it in :attr:`unknown_ids`) when the stimulus is not in the
-        features.
-        """
-        i = self.features.index.get(str(stimulus_id))
-        if i is None:
-            self.unknown_ids[str(stimulus_id)] += 1
-            return False
-        e = self._check_epoch(epoch)
-        with self._lock:
-            n0 = self._count[i]
-            if i not in self._pending:
-                self._pending[i] = self._mean[i].copy() if n0 else None
-            mean_old = self._mean[i]
-            delta = e - mean_old
-            n = n0 + 1
-            mean_new = mean_old + delta / n
-            if self._scoring[i] and n0 >= 1:
-                rep = self._reps.get(i)
-                if rep is None:  # second repetition: the first one was the mean
-                    rep = self._reps[i] = [mean_old.copy(), np.zeros_like(e), np.zeros_like(e)]
-                rep[0 if n0 % 2 == 0 else 1] += e
-                rep[2] += delta * (e - mean_new)
-            self._mean[i] = mean_new
-            self._count[i] = n
-            self.n_epochs += 1
-        return True
+        return self.store.add(stimulus_id, e.reshape(-1))
 
     def add_epochs(self, stimulus_ids: Sequence[str], epochs: np.ndarray) -> int:
         """Add a batch of epochs ``(n, C, T)``; same state as adding them one by one in order.
 
         Returns the number of epochs added (unknown stimulus ids are counted and skipped).
         """
-        epochs = np.asarray(epochs)
+        flat = check_flat_epochs(epochs, self.n_channels, self.n_times)
         ids = np.asarray(stimulus_ids).astype(str)
-        if epochs.ndim != 3 or epochs.shape[1:] != (self.n_channels, self.n_times):
-            raise NeuralignError(
-                f"epochs shape {epochs.shape} does not match (n, channels={self.n_channels}, "
-                f"times={self.n_times})"
-            )
-        if ids.shape != (epochs.shape[0],):
-            raise NeuralignError(f"{ids.size} stimulus ids for {epochs.shape[0]} epochs")
-        index = self.features.index
-        rows = np.fromiter((index.get(s, -1) for s in ids), dtype=np.int64, count=ids.size)
-        for s in ids[rows < 0]:
-            self.unknown_ids[str(s)] += 1
-        keep = np.nonzero(rows >= 0)[0]
-        if keep.size == 0:
-            return 0
-        rows = rows[keep]
-        flat = epochs.reshape(epochs.shape[0], -1)
-        if keep.size != epochs.shape[0]:
-            flat = flat[keep]
-        if not np.isfinite(flat).all():
-            raise NeuralignError("epochs contain NaN or Inf")
-        # Group epochs by stimulus, keeping arrival order inside each group.
-        uniq, inv = np.unique(rows, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        k = np.bincount(inv, minlength=uniq.size)
-        starts = np.concatenate([[0], np.cumsum(k)[:-1]])
-        pos = np.empty(rows.size, dtype=np.int64)
-        pos[order] = np.arange(rows.size) - np.repeat(starts, k)
-        with self._lock:
-            n0 = self._count[uniq]
-            parity = (n0[inv] + pos) % 2  # 0 -> half A, 1 -> half B (global repetition index)
-            g = sparse.csr_matrix(
-                (np.ones(rows.size), (inv, np.arange(rows.size))), shape=(uniq.size, rows.size)
-            )
-            sums = np.asarray(g @ flat, dtype=float)
-            mean_b = sums / k[:, None]
-            for j, i in enumerate(uniq):
-                if i not in self._pending:
-                    self._pending[i] = self._mean[i].copy() if n0[j] else None
-            scoring = self._scoring[uniq]
-            if scoring.any():
-                sel = np.nonzero(scoring)[0]
-                in_sel = np.isin(inv, sel)
-                cols = np.nonzero(in_sel)[0]
-                sub = flat[cols].astype(float)
-                gi = inv[cols]
-                ga = sparse.csr_matrix(
-                    ((parity[cols] == 0).astype(float), (gi, np.arange(cols.size))),
-                    shape=(uniq.size, cols.size),
-                )
-                gb = sparse.csr_matrix(
-                    ((parity[cols] == 1).astype(float), (gi, np.arange(cols.size))),
-                    shape=(uniq.size, cols.size),
-                )
-                gall = ga + gb
-                sum_a = np.asarray(ga @ sub)
-                sum_b = np.asarray(gb @ sub)
-                sumsq = np.asarray(gall @ (sub * sub))
-                for j in sel:
-                    i = uniq[j]
-                    n_old, kb = int(n0[j]), int(k[j])
-                    n_new = n_old + kb
-                    if n_new < 2:
-                        continue
-                    m2_b = sumsq[j] - kb * mean_b[j] ** 2
-                    rep = self._reps.get(i)
-                    if rep is None:
-                        if n_old == 1:
-                            rep = [self._mean[i].copy(), np.zeros(self.n_targets),
-                                   np.zeros(self.n_targets)]
-                        else:
-                            rep = [np.zeros(self.n_targets) for _ in range(3)]
-                        self._reps[i] = rep
-                    d = mean_b[j] - self._mean[i]
-                    rep[0] += sum_a[j]
-                    rep[1] += sum_b[j]
-                    rep[2] += m2_b + d * d * (n_old * kb / n_new)
-            n_new = n0 + k
-            self._mean[uniq] += (mean_b - self._mean[uniq]) * (k / n_new)[:, None]
-            self._count[uniq] = n_new
-            self.n_epochs += int(rows.size)
-        return int(rows.size)
+        if ids.shape != (flat.shape[0],):
+            raise NeuralignError(f"{ids.size} stimulus ids for {flat.shape[0]} epochs")
+        return self.store.add_many(ids, flat)
 
     # ------------------------------------------------------------------ refresh
-    def _flush(self) -> None:
-        """Fold the means that changed since the last refresh into the block statistics."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            if not pending:
-                return
-            idx = np.fromiter(pending.keys(), dtype=np.int64, count=len(pending))
-            new_means = self._mean[idx].copy()
-        is_new = np.array([pending[i] is None for i in idx.tolist()])
-        old = np.zeros_like(new_means)
-        for j, i in enumerate(idx.tolist()):
-            if pending[i] is not None:
-                old[j] = pending[i]
-        delta = new_means - old
-        blocks = self._block[idx]
-        dsq = new_means**2 - old**2
-        for b in np.unique(blocks):
-            sel = blocks == b
-            newsel = sel & is_new
-            self._n[b] += newsel.sum()
-            self._sy[b] += delta[sel].sum(0)
-            self._syy[b] += dsq[sel].sum(0)
-            for x, st in zip(self._X, self._stats):
-                xb = x[idx[sel]]
-                st.sxy[b] += xb.T @ delta[sel]
-                if newsel.any():
-                    xn = x[idx[newsel]]
-                    st.sx[b] += xn.sum(0)
-                    st.sxx[b] += xn.T @ xn
+    def _run_tasks(self, tasks: list[Callable], n_parallel: int) -> list:
+        """Run independent tasks (RSA, each layer's ridge) on threads, BLAS on one thread.
 
-    def _splits(self):
-        """Training sets, validation triples and outer splits for the current mode."""
-        F = self.n_folds
-        present = self._n[:F] > 0
-        if self.design:
-            allm = np.zeros(self.n_blocks, dtype=bool)
-            allm[:F] = True
-            inner_sets = []
-            triples = []
-            for g in range(F):
-                if not present[g]:
-                    continue
-                m = allm.copy()
-                m[g] = False
-                inner_sets.append(m)
-                triples.append((len(inner_sets) - 1, g, 0))
-            outer = [(allm, [F])]
-        else:
-            inner_sets, triples, pair_index = [], [], {}
-            for f in range(F):
-                for g in range(F):
-                    if g == f or not present[g] or not present[f]:
-                        continue
-                    key = (min(f, g), max(f, g))
-                    if key not in pair_index:
-                        m = np.ones(self.n_blocks, dtype=bool)
-                        m[[f, g]] = False
-                        inner_sets.append(m)
-                        pair_index[key] = len(inner_sets) - 1
-                    triples.append((pair_index[key], g, f))
-            outer = []
-            for f in range(F):
-                m = np.ones(self.n_blocks, dtype=bool)
-                m[f] = False
-                outer.append((m, [f]))
-        return inner_sets, triples, outer
-
-    def _select(self, st: ridge.BlockStats, inner_sets, triples, n_outer) -> list[np.ndarray]:
-        B = self._B
-        a = B.asarray(self.alphas, self.dtype)
-        solved = ridge._solve_trainsets(B, st, inner_sets, self.dtype) if inner_sets else []
-        sse: list = [None] * n_outer
-        G_cache = {}
-        for ti, vb, o in triples:
-            s = solved[ti]
-            if ti not in G_cache:
-                G_cache[ti] = s.Z[None, :, :] / (s.lam[None, :, None] + a[:, None, None])
-            G = G_cache[ti]
-            nv, su, P, Q, syv, syyv = ridge._val_projections(B, s, st, vb, self.dtype)
-            s_h, s_hy, s_hh = ridge._pred_sums(B, G, s, nv, su, P, Q, syv)
-            e = syyv[None, :] - 2.0 * s_hy + s_hh
-            sse[o] = e if sse[o] is None else sse[o] + e
-        out = []
-        for e in sse:
-            if e is None:
-                out.append(np.zeros(self.n_targets, dtype=np.int64))
-            else:
-                out.append(np.asarray(B.to_numpy(B.argmin(e, axis=0)), dtype=np.int64))
-        return out
-
-    def _run_tasks(self, tasks: list) -> list:
-        """Run independent tasks (RSA, each layer's ridge) on ``n_jobs`` threads, BLAS on one.
-
-        The per-layer work is many mid-sized products and array passes that NumPy runs without
-        the GIL, so threads over tasks beat BLAS threads inside each small product
-        (bench/bench_engine.py; an RSA thread beside 2-thread BLAS was slower).
+        The per-layer work is eigendecompositions and mid-sized products that NumPy runs
+        without the GIL, so threads over layers beat BLAS threads inside each product.
         """
-        if self.n_jobs <= 1 or len(tasks) < 2 or self.backend_name != "numpy":
+        if n_parallel <= 1 or len(tasks) < 2 or self.backend_name != "numpy":
             return [t() for t in tasks]
         from threadpoolctl import threadpool_limits
 
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.n_jobs,
+        if self._pool is None or self._pool_size != n_parallel:
+            self._pool = ThreadPoolExecutor(max_workers=n_parallel,
                                             thread_name_prefix="neuralign-refresh")
+            self._pool_size = n_parallel
         with threadpool_limits(limits=1, user_api="blas"):
             futures = [self._pool.submit(t) for t in tasks]
             return [f.result() for f in futures]
 
-    def refresh(self, *, select_alphas: bool | None = None) -> AlignmentResult:
+    def refresh(self, *, select_alphas: bool | None = None, reanchor: bool = False,
+                progress: Callable[[int], None] | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
 
         Parameters
@@ -445,127 +259,103 @@ class AlignmentEngine:
         select_alphas : bool, optional
             Force (True) or skip (False) alpha re-selection; by default it runs on the first
             refresh and then every ``reselect_every``-th refresh.
+        reanchor : bool
+            Rebuild every eigendecomposition kept from earlier refreshes (live sessions extend
+            them exactly for stimuli added since; rebuilding gives the same maps to round-off
+            and the very same arithmetic as an offline analysis).
+        progress : callable, optional
+            Called with 1 each time a layer is solved (from a worker thread).
         """
         with self._refresh_lock:
             t0 = time.perf_counter()
-            self._flush()
-            L, C, T = len(self._X), self.n_channels, self.n_times
-            r = np.full((L, C * T), np.nan)
-            alpha_map = np.full((L, C * T), np.nan)
-            inner_sets, triples, outer = self._splits()
-            n_train = float(self._n[: self.n_folds].sum())
-            enough = n_train >= 3 and (not self.design or self._n[self.n_folds] >= 2)
-            reselect = self._alpha_idx is None or (
-                select_alphas if select_alphas is not None
-                else self._n_refresh % self.reselect_every == 0
-            )
-            masks = [m for m, _ in outer]
+            ch = self.store.take_changes()
+            changes = None
+            if self.incremental and ch.rows.size:
+                g = self.geometry
+                changes = BlockChanges.group(g.block, g.n_blocks, ch.rows, ch.old, ch.new,
+                                             ch.first_seen)
+                self.block_targets.update(changes)
+            L, M = len(self.layers), self.n_targets
+            r = np.full((L, M), np.nan)
+            alpha_map = np.full((L, M), np.nan)
+            mask = self.store.count > 0
+            enough = self.geometry.enough(mask)
+            forms = ["-"] * L
+            ri = self._refresh_input(mask, select_alphas) if enough else None
+            if ri is not None and reanchor:
+                ri = dataclasses.replace(ri, reanchor=True)
 
-            def solve_layer(li: int):
-                st = self._stats[li]
-                if reselect and self.alpha_selection == "kfold":
-                    idx = self._select(st, inner_sets, triples, len(outer))
-                    solved = None
-                else:
-                    solved = ridge._solve_trainsets(self._B, st, masks, self.dtype)
-                    idx = ([ridge.gcv_select(self._B, s_, self.alphas, self.dtype) for s_ in solved]
-                           if reselect else self._alpha_idx[li])
-                acc = ridge.fit_score(self._B, st, outer, self.alphas, idx, self.dtype,
-                                      solved=solved)
-                return idx, acc["r"]
+            def layer_task(li: int):
+                layer = self.layers[li]
+                if changes is not None:
+                    layer.update(changes)
+                if ri is None:
+                    return None
+                ri_l = ri if ri.reselect else dataclasses.replace(ri,
+                                                                  previous=self._alpha_idx[li])
+                fit = layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
+                if progress is not None:
+                    progress(1)
+                return fit
 
-            # RSA + noise ceilings and every layer's ridge are independent tasks
-            tasks = [self._rsa_part]
-            if enough:
-                tasks += [partial(solve_layer, li) for li in range(L)]
-            done = self._run_tasks(tasks)
-            rsa_part = done[0]
-            if enough:
-                new_idx = []
-                for li, (idx, r_l) in enumerate(done[1:]):
-                    new_idx.append(idx)
-                    r[li] = r_l
-                    # report the alpha used; for nested CV, the median over outer folds
-                    alpha_map[li] = np.median(np.stack([self.alphas[i] for i in idx]), axis=0)
-                self._alpha_idx = new_idx
+            tasks: list[Callable] = [self._rsa.compute]
+            tasks += [functools.partial(layer_task, li) for li in range(L)]
+            done = self._run_tasks(tasks, self.plan.n_parallel)
+            part = done[0]
+            for li, fit in enumerate(done[1:]):
+                if fit is None:
+                    continue
+                r[li] = fit.r
+                self._alpha_idx[li] = fit.alpha_idx
+                # report the alpha used; for nested CV, the median over outer folds
+                alpha_map[li] = np.median(np.stack([self.alphas[i] for i in fit.alpha_idx]), 0)
+                forms[li] = fit.form
             self._n_refresh += 1
-            result = self._assemble(r.reshape(L, C, T), alpha_map.reshape(L, C, T), rsa_part)
+            self.last_forms = forms
+            C, T = self.n_channels, self.n_times
+            result = build_result(
+                features=self.features, times=self.times, ch_names=self.ch_names,
+                r=r.reshape(L, C, T), alpha=alpha_map.reshape(L, C, T), part=part,
+                counts=self._counts(part), settings=self._settings(part))
             self.last_refresh_s = time.perf_counter() - t0
             result.counts["refresh_s"] = self.last_refresh_s
+            result.counts["peak_rss_gb"] = peak_rss_bytes() / 1024**3
             return result
 
-    def _rsa_rows(self) -> tuple[np.ndarray, bool]:
-        with self._lock:
-            rep_rows = np.array(sorted(self._reps), dtype=np.int64)
-            seen = np.nonzero(self._scoring & (self._count > 0))[0]
-        rows, with_halves = (rep_rows, True) if rep_rows.size >= 3 else (seen, False)
-        if self.max_rsa_stimuli is not None and rows.size > self.max_rsa_stimuli:
-            ids = self.features.stimulus_ids[rows]
-            keys = np.array([hashlib.blake2b(s.encode(), digest_size=8).hexdigest() for s in ids])
-            rows = np.sort(rows[np.argsort(keys)[: self.max_rsa_stimuli]])
-        return rows, with_halves
-
-    def _rsa_part(self):
-        """RSA maps and noise ceilings from a snapshot of the stimulus store."""
-        C, T = self.n_channels, self.n_times
-        rows, with_halves = self._rsa_rows()
-        with self._lock:
-            means = self._mean[rows].copy()
-            counts = self._count[rows].copy()
-            reps = [self._reps[i] for i in rows.tolist()] if with_halves else []
-            ha = np.stack([rp[0] for rp in reps]) if reps else None
-            hb = np.stack([rp[1] for rp in reps]) if reps else None
-            m2 = np.stack([rp[2].copy() for rp in reps]) if reps else None
-            scored_counts = self._count[self._scoring & (self._count > 0)]
-        if reps:
-            na = (counts + 1) // 2
-            nb = counts // 2
-            ha = ha / na[:, None]
-            hb = hb / nb[:, None]
-        shape3 = (rows.size, C, T)
-        key = rows.tobytes()
-        if self._model_rdm_key != key and rows.size >= 3:
-            self._model_rdm = rsa.model_rdm_ranks([a[rows] for a in self.features.arrays])
-            self._model_rdm_key = key
-        maps = rsa.rsa_maps(
-            [a[rows] for a in self.features.arrays],
-            means.reshape(shape3),
-            None if ha is None else ha.reshape(shape3),
-            None if hb is None else hb.reshape(shape3),
-            prepared=self._model_rdm if rows.size >= 3 else None,
-        )
-        rsa_nc = np.full(T, np.nan)
-        if reps and rows.size >= 3:
-            rsa_nc = rsa.rdm_split_half_ceiling(ha.reshape(shape3), hb.reshape(shape3))
-        if reps:
-            nc = reliability.noise_ceilings(
-                counts, means, ha, hb, m2,
-                scored_inv_counts=float(np.mean(1.0 / scored_counts)),
-            )
+    def _refresh_input(self, mask: np.ndarray, select_alphas: bool | None) -> RefreshInput:
+        outer = self.geometry.outer_splits(mask)
+        stale = any(p is None or len(p) != len(outer) for p in self._alpha_idx)
+        if select_alphas is not None and not stale:
+            reselect = bool(select_alphas)
         else:
-            nc = reliability.noise_ceilings(
-                np.zeros(0), np.zeros((0, C * T)), np.zeros((0, C * T)),
-                np.zeros((0, C * T)), np.zeros((0, C * T)),
-            )
-        nc = {k: v.reshape(C, T) for k, v in nc.items()}
-        return rows, with_halves, maps, rsa_nc, nc
+            reselect = stale or self._n_refresh % self.reselect_every == 0
+        inner = (self.geometry.inner_splits(mask, outer)
+                 if reselect and self.alpha_selection == "kfold" else [])
+        seen = np.nonzero(mask)[0]
+        return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
+                            alphas=self.alphas, reselect=reselect,
+                            alpha_selection=self.alpha_selection, previous=None)
 
-    def _assemble(self, r: np.ndarray, alpha_map: np.ndarray, part=None) -> AlignmentResult:
-        C, T = self.n_channels, self.n_times
-        rows, with_halves, maps, rsa_nc, nc = self._rsa_part() if part is None else part
-        n_test = int(np.count_nonzero(self._is_test & (self._count > 0)))
-        counts_d = {
-            "n_epochs": int(self.n_epochs),
-            "n_stimuli": self.n_stimuli_seen,
-            "n_train_stimuli": int(self._n[: self.n_folds].sum()),
+    def _counts(self, part) -> dict:
+        g, st = self.geometry, self.store
+        seen = st.count > 0
+        n_train = int(np.count_nonzero(seen & ~g.is_test))
+        n_test = int(np.count_nonzero(seen & g.is_test))
+        return {
+            "n_epochs": int(st.n_epochs),
+            "n_stimuli": int(np.count_nonzero(seen)),
+            "n_train_stimuli": n_train,
             "n_test_stimuli": n_test if self.design else 0,
-            "n_scored_stimuli": n_test if self.design else int(self._n[: self.n_folds].sum()),
-            "n_rsa_stimuli": int(rows.size),
-            "n_unknown_epochs": int(sum(self.unknown_ids.values())),
-            "unknown_ids": sorted(self.unknown_ids)[:100],
+            "n_scored_stimuli": n_test if self.design else n_train,
+            "n_rsa_stimuli": int(part.rows.size),
+            "n_unknown_epochs": int(sum(st.unknown_ids.values())),
+            "unknown_ids": sorted(st.unknown_ids)[:100],
             "n_refresh": int(self._n_refresh),
+            "solver_forms": list(self.last_forms),
         }
-        settings = {
+
+    def _settings(self, part) -> dict:
+        return {
             "mode": "train/test" if self.design else "nested-cv",
             "alphas": self.alphas.tolist(),
             "n_folds": self.n_folds,
@@ -579,41 +369,48 @@ class AlignmentEngine:
             "standardize_features": self.standardize,
             "backend": self.backend_name,
             "dtype": self.dtype,
+            "solver_form": self.form,
+            "solver_forms": list(self.last_forms),
+            "memory_budget_bytes": self.memory,
+            "memory_plan": self.plan.describe(),
             "rsa_eeg_distance": "correlation (1 - r over channels); cv: split-half Euclidean",
             "rsa_model_distance": "correlation (1 - r over features)",
-            "rsa_cv_available": bool(with_halves),
+            "rsa_cv_available": bool(part.with_halves),
             "max_rsa_stimuli": self.max_rsa_stimuli,
-            "n_channels": C,
-            "n_times": T,
+            "n_channels": self.n_channels,
+            "n_times": self.n_times,
             "feature_dims": list(self.features.dims),
             "features": self.features.provenance,
         }
-        return AlignmentResult(
-            layers=list(self.features.layers),
-            times=self.times.copy(),
-            ch_names=list(self.ch_names),
-            encoding_r=r,
-            encoding_alpha=alpha_map,
-            rsa_spearman=maps["spearman"],
-            rsa_pearson=maps["pearson"],
-            rsa_cv_spearman=maps["cv_spearman"],
-            noise_ceiling=nc,
-            counts=counts_d,
-            settings=settings,
-            rsa_stimulus_ids=self.features.stimulus_ids[rows].tolist(),
-            rsa_noise_ceiling=rsa_nc,
-        )
 
 
 def analyze_epochs(
     data, features: FeatureSet, *, chunk: int = 2000, progress=None, **engine_kw
 ) -> AlignmentResult:
-    """Batch analysis of an :class:`~neuralign.offline.datasets.EpochData` with one engine.
+    """Batch analysis of epochs tagged with stimulus ids, with one engine.
 
-    The engine is the live one: batch accumulation (``chunk`` epochs at a time, calling
-    ``progress(n_added)`` after each chunk when given) followed by one refresh.
+    Parameters
+    ----------
+    data : EpochData
+        ``epochs`` (n, C, T), ``stimulus_ids`` (n,), ``times``, ``ch_names``, ``test_ids``
+        and ``info``.
+    features : FeatureSet
+        Per-layer features of the stimuli.
+    chunk : int
+        Epochs accumulated at a time.
+    progress : callable, optional
+        ``progress(n_added)`` after each chunk of epochs, then ``progress(1, what="layers")``
+        after each solved layer.
+    **engine_kw
+        Options of :class:`AlignmentEngine` (``incremental`` defaults to False: layer by
+        layer, nothing kept).
+
+    Returns
+    -------
+    AlignmentResult
     """
     test_ids = engine_kw.pop("test_ids", data.test_ids)
+    engine_kw.setdefault("incremental", False)
     features.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
     eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
                           test_ids=test_ids, **engine_kw)
@@ -623,6 +420,7 @@ def analyze_epochs(
         eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
         if progress is not None:
             progress(stop - start)
-    res = eng.refresh()
+    res = eng.refresh(progress=None if progress is None
+                      else functools.partial(progress, what="layers"))
     res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
     return res

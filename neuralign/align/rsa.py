@@ -118,21 +118,27 @@ def rsa_maps(
     half_b: np.ndarray | None = None,
     *,
     prepared: tuple[np.ndarray, np.ndarray] | None = None,
+    n_layers: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Layer x time RSA maps.
 
     Parameters
     ----------
     layer_features : list of (n, D_l) arrays
+        Features of the RSA stimuli (may be empty when ``prepared`` is given).
     means : (n, C, T) stimulus-mean EEG
     half_a, half_b : (n, C, T) split-half means, for the cross-validated RDM (optional)
+    prepared : tuple, optional
+        :func:`model_rdm_ranks` of the layers, computed earlier for the same stimuli.
+    n_layers : int, optional
+        Number of layers (default ``len(layer_features)``).
 
     Returns
     -------
     dict with ``spearman``, ``pearson`` and ``cv_spearman`` (L, T) (NaN when not computable).
     """
     n, _, t = means.shape
-    L = len(layer_features)
+    L = len(layer_features) if n_layers is None else int(n_layers)
     out = {k: np.full((L, t), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
     if n < 3:
         return out

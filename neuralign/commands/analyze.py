@@ -53,6 +53,9 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
                         "fast) or K-fold CV over the training folds")
     p.add_argument("--max-rsa-stimuli", type=int, default=200,
                    help="cap on the stimuli in the RDMs (default 200; 0 = no cap)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory budget, e.g. 3GB (default: 80%% of the memory available); "
+                        "layers are solved one at a time or in parallel within it")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
@@ -83,8 +86,9 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
 
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
-            alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200):
-    """Run the engine on ``data`` with a progress bar.
+            alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200,
+            memory: int | None = None):
+    """Run the engine on ``data`` with progress bars (epochs, then layers).
 
     All the features' stimuli are given to the engine, as a live session does: feature
     standardisation then does not depend on which stimuli happened to be shown (live = offline).
@@ -111,6 +115,8 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
         ``gcv`` or ``kfold``.
     max_rsa_stimuli : int | None
         Cap on the stimuli in the RDMs (``None``: no cap).
+    memory : int | None
+        Memory budget in bytes (default: the engine's, 80% of the memory available).
 
     Returns
     -------
@@ -124,13 +130,27 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
     if not quiet:
         print(f"accumulating epochs, then solving {features.n_layers} layers (ridge, RSA, "
               "noise ceilings)...", file=sys.stderr)
-    with tqdm(total=data.epochs.shape[0], desc="accumulating epochs", unit="epoch",
-              disable=quiet, file=sys.stderr, leave=False) as bar:
+    bars = {}
+
+    def progress(n: int, *, what: str = "epochs") -> None:
+        if what not in bars:
+            for b in bars.values():
+                b.close()
+            total = data.epochs.shape[0] if what == "epochs" else features.n_layers
+            bars[what] = tqdm(total=total, desc="accumulating epochs" if what == "epochs"
+                              else "solving layers", unit="epoch" if what == "epochs"
+                              else "layer", disable=quiet, file=sys.stderr, leave=False)
+        bars[what].update(n)
+
+    try:
         return analyze_epochs(
-            data, features, chunk=chunk, progress=bar.update, alphas=alphas, n_folds=n_folds,
+            data, features, chunk=chunk, progress=progress, alphas=alphas, n_folds=n_folds,
             backend=backend, dtype=dtype, alpha_selection=alpha_selection,
-            max_rsa_stimuli=max_rsa_stimuli or None,
+            max_rsa_stimuli=max_rsa_stimuli or None, memory=memory,
         )
+    finally:
+        for b in bars.values():
+            b.close()
 
 
 def summary_lines(result, planted: dict | None = None) -> list[str]:
@@ -175,18 +195,33 @@ def summary_lines(result, planted: dict | None = None) -> list[str]:
     return lines
 
 
+def solver_line(result) -> str:
+    """One line: which form solved how many layers, the memory budget and the peak."""
+    from collections import Counter
+
+    forms = Counter(result.counts.get("solver_forms", []))
+    plan = result.settings.get("memory_plan", {})
+    peak = result.counts.get("peak_rss_gb")
+    parts = [f"{n} layer(s) {f}" for f, n in sorted(forms.items())]
+    return (f"solver: {', '.join(parts) or '-'}; memory budget {plan.get('budget_gb', '-')} GB, "
+            f"{plan.get('layers_in_parallel', '-')} layer(s) at a time"
+            + (f", peak RSS {peak:.2f} GB" if peak is not None else ""))
+
+
 def _n(x, nd: int = 3) -> str:
     return "-" if x is None or not np.isfinite(x) else (f"{x:.0f}" if nd == 0 else f"{x:.{nd}f}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the dataset and the features, run the engine, write the results and report."""
+    from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..report import write_outputs
     from ..sim.truth import recovery
     from .datasets import load_dataset, parse_spec
 
     kind, path = parse_spec(args.dataset)
+    memory = None if args.memory is None else parse_memory(args.memory)
     options = {}
     if args.metadata is not None:
         options["metadata"] = args.metadata
@@ -204,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     result = analyze(data, features, alphas=args.alphas, n_folds=args.folds,
                      backend=args.backend, dtype=args.dtype, quiet=args.quiet,
                      alpha_selection=args.alpha_selection,
-                     max_rsa_stimuli=args.max_rsa_stimuli)
+                     max_rsa_stimuli=args.max_rsa_stimuli, memory=memory)
     planted = (data.info or {}).get("planted") or _planted_from(kind, path)
     extra: dict = {
         "command": "neuralign analyze",
@@ -224,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for line in summary_lines(result, planted):
             print(line)
+        print(solver_line(result), file=sys.stderr)
         print(f"results: {paths['results']}  report: {paths['report']}")
     return 0
 

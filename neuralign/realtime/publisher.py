@@ -119,8 +119,14 @@ class SnapshotPublisher:
         return self.latencies[-1] if self.latencies else float("nan")
 
     # ------------------------------------------------------------------ refreshes
-    def refresh(self) -> AlignmentResult | None:
+    def refresh(self, **kw) -> AlignmentResult | None:
         """Re-solve the maps now, in the calling thread.
+
+        Parameters
+        ----------
+        **kw
+            Passed to the engine's ``refresh`` (e.g. ``select_alphas=True, reanchor=True``
+            for a session's final maps).
 
         Returns
         -------
@@ -130,7 +136,7 @@ class SnapshotPublisher:
         t0 = time.monotonic()
         self.refreshing = True
         try:
-            res = self.engine.refresh()
+            res = self.engine.refresh(**kw)
         except self.tolerate as e:
             self.error = str(e)
             return None

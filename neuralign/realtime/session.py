@@ -379,8 +379,9 @@ class LiveSession:
         # The final maps: one more refresh (alphas re-selected). `neuralign analyze` builds its
         # engine exactly like this one (all the features' stimuli, the design's test ids, the
         # same engine settings) and feeds it the recording's epochs in the same order, so live
-        # and offline agree to rounding.
-        res = self.publisher.refresh()
+        # and offline agree to rounding. The eigendecompositions that live refreshes extend
+        # are rebuilt, so the arithmetic is the offline one.
+        res = self.publisher.refresh(select_alphas=True, reanchor=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
         self.recorder.close(final=final)

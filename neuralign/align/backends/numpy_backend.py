@@ -46,3 +46,24 @@ def index_asarray(x):
 
 def einsum(subscripts: str, *operands):
     return np.einsum(subscripts, *operands, optimize=False)
+
+
+def astype(x, dtype: str):
+    """``x`` in ``dtype`` (no copy when it already is)."""
+    return np.asarray(x, dtype=dtype)
+
+
+def ones(n: int, dtype: str = "float64"):
+    return np.ones(n, dtype=dtype)
+
+
+def zeros(shape, dtype: str = "float64"):
+    return np.zeros(shape, dtype=dtype)
+
+
+def mean(x, axis: int):
+    return np.mean(x, axis=axis)
+
+
+def sqrt(x):
+    return np.sqrt(x)

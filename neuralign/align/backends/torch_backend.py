@@ -49,3 +49,26 @@ def index_asarray(x):
 
 def einsum(subscripts: str, *operands):
     return torch.einsum(subscripts, *operands)
+
+
+def astype(x, dtype: str):
+    """``x`` in ``dtype`` on the backend's device (no copy when it already is)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype=_DTYPES[str(dtype)])
+    return asarray(x, dtype)
+
+
+def ones(n: int, dtype: str = "float64"):
+    return torch.ones(n, dtype=_DTYPES[str(dtype)], device=device)
+
+
+def zeros(shape, dtype: str = "float64"):
+    return torch.zeros(shape, dtype=_DTYPES[str(dtype)], device=device)
+
+
+def mean(x, axis: int):
+    return torch.mean(x, dim=axis)
+
+
+def sqrt(x):
+    return torch.sqrt(x)

@@ -1,0 +1,118 @@
+"""RSA, noise ceilings and the assembly of an :class:`~neuralign.align.data.AlignmentResult`.
+
+RSA and the noise ceilings are computed from a consistent copy of the stimulus store (means and
+split halves of the scoring stimuli); the layer RDMs only change when the set of RSA stimuli
+changes, so they are cached by that set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..base import FeatureSet
+from . import reliability, rsa
+from .data import AlignmentResult
+from .folds import stable_order
+from .store import StimulusStore
+
+
+@dataclass
+class RSAPart:
+    """RSA maps, RSA ceiling and noise ceilings of one refresh."""
+
+    rows: np.ndarray
+    with_halves: bool
+    maps: dict[str, np.ndarray]
+    rsa_ceiling: np.ndarray
+    noise_ceiling: dict[str, np.ndarray]
+
+
+class RSAComputer:
+    """Layer x time RSA and noise ceilings from the store.
+
+    Parameters
+    ----------
+    features : FeatureSet
+        The layers (only the RSA stimuli's rows are read).
+    store : StimulusStore
+        Per-stimulus means and split halves.
+    n_channels, n_times : int
+        Epoch shape.
+    max_stimuli : int or None
+        Cap on the stimuli in the RDMs (chosen by a stable hash of their ids).
+    """
+
+    def __init__(self, features: FeatureSet, store: StimulusStore, *, n_channels: int,
+                 n_times: int, max_stimuli: int | None) -> None:
+        self.features = features
+        self.store = store
+        self.C, self.T = n_channels, n_times
+        self.max_stimuli = max_stimuli
+        self._key: bytes | None = None
+        self._model = None
+
+    def rows(self) -> tuple[np.ndarray, bool]:
+        """The RSA stimuli: scoring rows with split halves, else every seen scoring row."""
+        st = self.store
+        rep_rows = st.repetition_rows()
+        seen = np.nonzero(st.scoring & (st.count > 0))[0]
+        rows, with_halves = (rep_rows, True) if rep_rows.size >= 3 else (seen, False)
+        if self.max_stimuli is not None and rows.size > self.max_stimuli:
+            order = stable_order(self.features.stimulus_ids[rows])
+            rows = np.sort(rows[order[: self.max_stimuli]])
+        return rows, with_halves
+
+    def compute(self) -> RSAPart:
+        """RSA maps and ceilings of the current store."""
+        C, T = self.C, self.T
+        rows, with_halves = self.rows()
+        v = self.store.view(rows, halves=with_halves)
+        scored = self.store.count[self.store.scoring & (self.store.count > 0)]
+        shape3 = (rows.size, C, T)
+        layers = None
+        if rows.size >= 3 and self._key != rows.tobytes():
+            layers = [np.asarray(a[rows], dtype=float) for a in self.features.arrays]
+            self._model = rsa.model_rdm_ranks(layers)
+            self._key = rows.tobytes()
+        maps = rsa.rsa_maps(
+            layers if layers is not None else [],
+            v.means.reshape(shape3),
+            None if v.half_a is None else v.half_a.reshape(shape3),
+            None if v.half_b is None else v.half_b.reshape(shape3),
+            prepared=self._model if rows.size >= 3 else None,
+            n_layers=self.features.n_layers,
+        )
+        rsa_nc = np.full(T, np.nan)
+        if v.half_a is not None and rows.size >= 3:
+            rsa_nc = rsa.rdm_split_half_ceiling(v.half_a.reshape(shape3), v.half_b.reshape(shape3))
+        if v.half_a is not None:
+            nc = reliability.noise_ceilings(v.counts, v.means, v.half_a, v.half_b, v.m2,
+                                            scored_inv_counts=float(np.mean(1.0 / scored)))
+        else:
+            empty = np.zeros((0, C * T))
+            nc = reliability.noise_ceilings(np.zeros(0), empty, empty, empty, empty)
+        nc = {k: a.reshape(C, T) for k, a in nc.items()}
+        return RSAPart(rows, with_halves, maps, rsa_nc, nc)
+
+
+def build_result(*, features: FeatureSet, times: np.ndarray, ch_names: list[str],
+                 r: np.ndarray, alpha: np.ndarray, part: RSAPart, counts: dict,
+                 settings: dict) -> AlignmentResult:
+    """Assemble the result of a refresh (``r``, ``alpha``: (L, C, T))."""
+    return AlignmentResult(
+        layers=list(features.layers),
+        times=np.asarray(times, dtype=float).copy(),
+        ch_names=list(ch_names),
+        encoding_r=r,
+        encoding_alpha=alpha,
+        rsa_spearman=part.maps["spearman"],
+        rsa_pearson=part.maps["pearson"],
+        rsa_cv_spearman=part.maps["cv_spearman"],
+        noise_ceiling=part.noise_ceiling,
+        counts=counts,
+        settings=settings,
+        rsa_stimulus_ids=features.stimulus_ids[part.rows].tolist(),
+        rsa_noise_ceiling=part.rsa_ceiling,
+    )

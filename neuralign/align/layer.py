@@ -1,0 +1,374 @@
+"""One layer's ridge encoding: choose the form, solve every split, score.
+
+A :class:`LayerSolver` reads its layer's features on demand (they may be memory-mapped) and
+keeps, when the engine allows it (live sessions), caches that make the next refresh cheaper:
+
+- ``gram``: the Gram matrix of every candidate stimulus (``N x N``; for layers wider than the
+  stimulus set, this *is* the layer: ridge depends on features only through inner products);
+- ``stats``: per-block sufficient statistics for the primal form (``D x D`` and ``D x M`` per
+  block; only for narrow layers), updated as stimulus means change;
+- ``spectra``: the eigendecomposition of each training set, reused while the set is unchanged.
+
+Without caches (offline analysis: one refresh) everything is computed from the store and the
+features, then dropped, so memory does not grow with depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..base import FeatureSet
+from . import solvers
+from .anchor import DualAnchor
+from .folds import BlockChanges, Split
+
+_READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
+
+
+@dataclass
+class LayerFit:
+    """What a refresh produced for one layer."""
+
+    r: np.ndarray  # (M,) held-out Pearson r
+    alpha_idx: list[np.ndarray]  # per outer split, (M,) index into alphas
+    form: str  # "dual" or "primal"
+
+
+@dataclass
+class RefreshInput:
+    """What every layer's solve shares in one refresh (read once from the store)."""
+
+    seen: np.ndarray  # sorted rows with at least one epoch
+    y: np.ndarray  # (len(seen), M) float64 stimulus means of the seen rows
+    outer: list[Split]
+    inner: list[Split]
+    alphas: np.ndarray
+    reselect: bool
+    alpha_selection: str  # "gcv" | "kfold"
+    previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
+    reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
+
+
+def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
+
+    A constant column (no variance in the predictions or in the EEG) has no correlation: NaN.
+    """
+    n = pred.shape[0]
+    out = np.full(pred.shape[1], np.nan)
+    if n < 2:
+        return out
+    pc = pred - pred.mean(0)
+    yc = y - y.mean(0)
+    vh = np.einsum("ij,ij->j", pc, pc)
+    vy = np.einsum("ij,ij->j", yc, yc)
+    cov = np.einsum("ij,ij->j", pc, yc)
+    # relative tolerance: variance that is round-off of a constant is no variance
+    tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
+    tol_y = 1e-20 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+    ok = (vh > tol_h) & (vy > tol_y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
+    return np.clip(out, -1.0, 1.0)
+
+
+class LayerSolver:
+    """Ridge encoding of one layer against the stimulus store.
+
+    Parameters
+    ----------
+    features : FeatureSet
+        All layers' features (this solver reads layer ``li`` only).
+    li : int
+        Layer index.
+    standardize_rows : ndarray of bool or None
+        Rows whose mean and standard deviation z-score the features (the training
+        candidates); None: no standardisation.
+    backend : module
+        Array backend.
+    dtype : str
+        Precision of the large products.
+    """
+
+    def __init__(self, features: FeatureSet, li: int, *, standardize_rows: np.ndarray | None,
+                 backend, dtype: str) -> None:
+        self.features = features
+        self.li = li
+        self.B = backend
+        self.dtype = dtype
+        self.dim = int(features.dims[li])
+        self.n_candidates = features.n_stimuli
+        a = features.arrays[li]
+        if standardize_rows is None:
+            self.mu = np.zeros(self.dim)
+            self.sd = np.ones(self.dim)
+        else:
+            self.mu, self.sd = _mean_sd(a, np.nonzero(standardize_rows)[0])
+        self.gram_all: np.ndarray | None = None
+        self.want_gram = False  # build gram_all at the first solve (live caches)
+        self.stats: BlockStats | None = None
+        self._spectra: dict[bytes, solvers.Spectrum] = {}
+        self._anchors: dict[tuple, DualAnchor] = {}
+        # stimuli added to an anchor before re-anchoring; staggered over layers so that not
+        # every layer pays for its eigendecomposition in the same refresh
+        self.k_max = 40 + 6 * (li % 8)
+
+    # ------------------------------------------------------------------ features
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Standardised features of ``rows``, float64 ``(len(rows), D)``."""
+        x = np.asarray(self.features.arrays[self.li][np.asarray(rows, dtype=np.int64)],
+                       dtype=float)
+        x -= self.mu
+        x /= self.sd
+        return x
+
+    def gram(self, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """Gram block ``X[rows] X[cols]'`` (float64), from the cache when there is one."""
+        if self.gram_all is not None:
+            return self.gram_all[np.ix_(rows, rows if cols is None else cols)]
+        xr = self.rows(rows)
+        return xr @ (xr if cols is None else self.rows(cols)).T
+
+    def build_gram_cache(self) -> None:
+        """Compute and keep the Gram matrix of every candidate stimulus (``N x N``, float64).
+
+        The product runs in the solver's ``dtype``, block by block of rows read from the layer.
+        """
+        N = self.n_candidates
+        x = self.rows(np.arange(N)).astype(self.dtype)
+        g = np.empty((N, N))
+        for start in range(0, N, _READ_ROWS):
+            g[start:start + _READ_ROWS] = x[start:start + _READ_ROWS] @ x.T
+        self.gram_all = g
+
+    def cache_bytes(self, *, n_blocks: int, n_targets: int) -> dict[str, int]:
+        """Bytes the optional caches would take."""
+        N, D = self.n_candidates, self.dim
+        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * n_targets + D)}
+
+    # ------------------------------------------------------------------ form
+    def choose_form(self, ri: RefreshInput) -> str:
+        """``"dual"`` or ``"primal"``: whichever costs fewer operations this refresh."""
+        n_tr = max((s.train.size for s in ri.outer), default=0)
+        n_sets = len(ri.outer) + (len(ri.inner) if ri.alpha_selection == "kfold" else 0)
+        D, M, n_seen = self.dim, ri.y.shape[1], ri.seen.size
+        r_dual = min(n_tr, n_seen)
+        dual = n_sets * (10.0 * r_dual**3 + 2.0 * r_dual**2 * M)
+        if self.gram_all is None:
+            dual += 2.0 * n_seen**2 * D
+        primal = n_sets * (10.0 * D**3 + 2.0 * D * D * M)
+        if self.stats is None:
+            primal += 2.0 * n_sets * n_tr * D * (D + M)
+        return "dual" if dual <= primal else "primal"
+
+    # ------------------------------------------------------------------ solve
+    def _spectrum(self, form: str, split: Split, pos: np.ndarray, kseen, stats_fn):
+        key = form.encode() + split.train.tobytes()
+        spec = self._spectra.get(key)
+        if spec is None:
+            if form == "dual":
+                p = pos[split.train]
+                spec = solvers.dual_spectrum(self.B, self.B.asarray(kseen[np.ix_(p, p)]))
+            else:
+                st = stats_fn(split)
+                spec = solvers.primal_spectrum(self.B, n=st[0], sx=st[1], sxx=st[2])
+        return key, spec
+
+    def _basis(self, form, spec, split, pos, ri, stats_fn):
+        B = self.B
+        if form == "dual":
+            y = B.asarray(ri.y[pos[split.train]])
+            return solvers.dual_basis(B, spec, y, self.dtype)
+        st = stats_fn(split)
+        return solvers.primal_basis(B, spec, sy=st[3], syy=st[4], sxy=st[5], dtype=self.dtype)
+
+    def _embed(self, form, basis, split, pos, kseen):
+        B = self.B
+        if form == "dual":
+            cross = kseen[np.ix_(pos[split.predict], pos[split.train])]
+        else:
+            cross = self.rows(split.predict)
+        return solvers.embed(B, basis, B.asarray(cross), self.dtype)
+
+    def solve(self, ri: RefreshInput, *, keep_spectra: bool = False,
+              form: str = "auto") -> LayerFit:
+        """Select alphas (when asked), fit every outer split and score the held-out stimuli.
+
+        Parameters
+        ----------
+        ri : RefreshInput
+            The refresh's shared input.
+        keep_spectra : bool
+            Keep each training set's eigendecomposition for the next refresh.
+        form : str
+            ``"auto"`` (the cheaper form), ``"dual"`` or ``"primal"``.
+        """
+        B = self.B
+        if self.want_gram and self.gram_all is None:
+            self.build_gram_cache()
+        form = self.choose_form(ri) if form == "auto" else form
+        pos = np.full(self.n_candidates, -1, dtype=np.int64)
+        pos[ri.seen] = np.arange(ri.seen.size)
+        anchored = (form == "dual" and keep_spectra and self.gram_all is not None
+                    and self.B.name == "numpy")
+        need_kseen = form == "dual" and (not anchored or (ri.reselect and ri.alpha_selection
+                                                          == "kfold"))
+        kseen = self.gram(ri.seen) if need_kseen else None
+        stats_fn = self._stats_fn(ri, pos)
+        new_spectra: dict[bytes, solvers.Spectrum] = {}
+
+        def basis_of(split):
+            key, spec = self._spectrum(form, split, pos, kseen, stats_fn)
+            new_spectra[key] = spec
+            return self._basis(form, spec, split, pos, ri, stats_fn)
+
+        n_outer = len(ri.outer)
+        idx: list[np.ndarray | None] = [None] * n_outer
+        if ri.reselect and ri.alpha_selection == "kfold":
+            sse: list = [None] * n_outer
+            for sp in ri.inner:
+                basis = basis_of(sp)
+                E = self._embed(form, basis, sp, pos, kseen)
+                yv = ri.y[pos[sp.predict]]
+                e = np.stack([((yv - B.to_numpy(yh)) ** 2).sum(0) for _, yh in
+                              solvers.predict_per_alpha(B, basis, E, ri.alphas, self.dtype)])
+                sse[sp.outer] = e if sse[sp.outer] is None else sse[sp.outer] + e
+            idx = [np.zeros(ri.y.shape[1], np.int64) if e is None else np.argmin(e, 0)
+                   for e in sse]
+        elif not ri.reselect and ri.previous is not None and len(ri.previous) == n_outer:
+            idx = list(ri.previous)
+        preds = []
+        anchors: dict[tuple, DualAnchor] = {}
+        for o, sp in enumerate(ri.outer):
+            if anchored:
+                an = self._anchor(sp, ri, pos)
+                anchors[sp.left_out] = an
+                y_added = ri.y[pos[an.added(sp.train)]]
+                idx[o], pred = an.solve(sp.train, sp.predict, y_added, ri.alphas, idx[o],
+                                        self.dtype)
+                preds.append(pred)
+                continue
+            basis = basis_of(sp)
+            if idx[o] is None:
+                idx[o] = solvers.gcv_select(B, basis, ri.alphas)
+            E = self._embed(form, basis, sp, pos, kseen)
+            preds.append(solvers.predict(B, basis, E, ri.alphas, idx[o], self.dtype))
+        self._anchors = anchors
+        self._spectra = new_spectra if keep_spectra else {}
+        rows = np.concatenate([sp.predict for sp in ri.outer])
+        r = pearson_columns(np.concatenate(preds), ri.y[pos[rows]])
+        return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form)
+
+    def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray) -> DualAnchor:
+        """The split's anchor: kept while it covers the training set and few rows were added."""
+        an = self._anchors.get(split.left_out)
+        if (an is None or ri.reanchor or not an.covers(split.train)
+                or an.added(split.train).size > self.k_max):
+            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]])
+        return an
+
+    # ------------------------------------------------------------------ primal statistics
+    def _stats_fn(self, ri: RefreshInput, pos: np.ndarray):
+        """Sufficient statistics of a split's training set (cached blocks or from scratch)."""
+        B = self.B
+        memo: dict[bytes, tuple] = {}
+
+        def fn(split: Split):
+            key = split.train.tobytes()
+            if key not in memo:
+                if self.stats is not None:
+                    st = self.stats.training(split.left_out)
+                else:
+                    x = self.rows(split.train)
+                    y = ri.y[pos[split.train]]
+                    st = (float(x.shape[0]), x.sum(0), x.T @ x, y.sum(0), (y * y).sum(0),
+                          x.T @ y)
+                memo[key] = (st[0],) + tuple(B.asarray(a) for a in st[1:])
+            return memo[key]
+
+        return fn
+
+    def enable_stats(self, targets: BlockTargets) -> None:
+        """Keep per-block primal statistics from now on (live sessions, narrow layers)."""
+        self.stats = BlockStats(targets, self.dim)
+
+    def update(self, changes: BlockChanges) -> None:
+        """Fold changed stimulus means into the cached statistics and anchors."""
+        if not changes.rows.size:
+            return
+        if self.stats is not None:
+            self.stats.update(self.rows(changes.rows), changes)
+        for an in self._anchors.values():
+            an.apply_changes(changes.rows, changes.delta)
+
+
+class BlockTargets:
+    """Per-block target statistics (count, sum, sum of squares), shared by every layer."""
+
+    def __init__(self, n_blocks: int, n_targets: int) -> None:
+        self.n = np.zeros(n_blocks)
+        self.sy = np.zeros((n_blocks, n_targets))
+        self.syy = np.zeros((n_blocks, n_targets))
+
+    def update(self, changes: BlockChanges) -> None:
+        """Add the increments of a refresh's changes."""
+        self.n += changes.dn
+        self.sy += changes.dsy
+        self.syy += changes.dsyy
+
+
+class BlockStats:
+    """Per-block feature statistics of one layer, updated as stimulus means change."""
+
+    def __init__(self, targets: BlockTargets, dim: int) -> None:
+        self.targets = targets
+        nb, M = targets.sy.shape
+        self.sx = np.zeros((nb, dim))
+        self.sxx = np.zeros((nb, dim, dim))
+        self.sxy = np.zeros((nb, dim, M))
+
+    def update(self, x: np.ndarray, ch: BlockChanges) -> None:
+        """``S_xy += x' (new - old)``; new stimuli also add to ``sum x`` and ``S_xx``."""
+        for b in range(self.sx.shape[0]):
+            s = slice(ch.bounds[b], ch.bounds[b + 1])
+            if s.start == s.stop:
+                continue
+            xb = x[s]
+            self.sxy[b] += xb.T @ ch.delta[s]
+            fresh = ch.first_seen[s]
+            if fresh.any():
+                xf = xb[fresh]
+                self.sx[b] += xf.sum(0)
+                self.sxx[b] += xf.T @ xf
+
+    def training(self, left_out: tuple[int, ...]) -> tuple:
+        """Statistics of every block but ``left_out``: ``(n, sx, sxx, sy, syy, sxy)``."""
+        t = self.targets
+        keep = [b for b in range(self.sx.shape[0]) if b not in left_out]
+        out = [float(t.n[keep].sum())]
+        for a in (self.sx, self.sxx, t.sy, t.syy, self.sxy):
+            acc = a[keep[0]].copy()
+            for b in keep[1:]:
+                acc += a[b]
+            out.append(acc)
+        return tuple(out)
+
+
+def _mean_sd(a: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over ``rows`` of a (possibly memory-mapped) array, blockwise."""
+    if rows.size == 0:
+        rows = np.arange(a.shape[0])
+    s = np.zeros(a.shape[1])
+    ss = np.zeros(a.shape[1])
+    for start in range(0, rows.size, _READ_ROWS):
+        blk = np.asarray(a[rows[start:start + _READ_ROWS]], dtype=float)
+        s += blk.sum(0)
+    mu = s / rows.size
+    for start in range(0, rows.size, _READ_ROWS):
+        blk = np.asarray(a[rows[start:start + _READ_ROWS]], dtype=float) - mu
+        ss += (blk * blk).sum(0)
+    sd = np.sqrt(ss / rows.size)
+    sd[sd == 0] = 1.0
+    return mu, sd

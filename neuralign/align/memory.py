@@ -1,0 +1,130 @@
+"""The memory budget of a refresh: how many layers at once, which caches to keep.
+
+Offline analysis solves layer by layer and keeps only the maps, so its peak is the shared
+store plus the working sets of the layers solved at the same time. Live sessions may also keep
+per-layer caches; they are chosen greedily inside the budget (Gram matrices of wide layers
+first, then the sufficient statistics of narrow ones).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import NeuralignError
+
+_GB = 1024**3
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable`` on Linux, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * _GB
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def parse_memory(text: str) -> int:
+    """Bytes from a size such as ``"3GB"``, ``"512MB"``, ``"2.5G"`` or a plain byte count.
+
+    Raises
+    ------
+    NeuralignError
+        When the text is not a positive size.
+    """
+    t = str(text).strip().upper().replace(" ", "")
+    units = {"TB": 1024**4, "T": 1024**4, "GB": _GB, "G": _GB, "MB": 1024**2, "M": 1024**2,
+             "KB": 1024, "K": 1024, "B": 1}
+    mult = 1
+    for u, m in units.items():
+        if t.endswith(u):
+            t, mult = t[: -len(u)], m
+            break
+    try:
+        value = float(t) * mult
+    except ValueError:
+        raise NeuralignError(f"--memory: not a size: {text!r} (e.g. 3GB, 512MB)") from None
+    if not value > 0:
+        raise NeuralignError(f"--memory must be positive, got {text!r}")
+    return int(value)
+
+
+def layer_peak_bytes(*, n: int, dim: int, n_targets: int, n_predict: int) -> int:
+    """Largest working set of one layer's solve from scratch (either form), in bytes."""
+    if n <= dim:  # the dual form: Gram, eigenvectors, projections
+        return 8 * (n * dim + 4 * n * n + 3 * n * n_targets + n_predict * (n + n_targets))
+    # the primal form: covariance, eigenvectors, cross-products, projections
+    return 8 * (n * dim + 5 * dim * dim + 4 * dim * n_targets + n_predict * (dim + n_targets))
+
+
+@dataclass
+class MemoryPlan:
+    """How a refresh uses its memory budget."""
+
+    budget: int
+    shared: int
+    per_layer: int
+    n_parallel: int
+    caches: dict[int, list[str]] = field(default_factory=dict)
+    cache_bytes: int = 0
+
+    @classmethod
+    def make(cls, engine, *, budget: int) -> MemoryPlan:
+        """Plan for ``engine`` (its features, targets and store) under ``budget`` bytes."""
+        N = engine.features.n_stimuli
+        M = engine.n_targets
+        n_scoring = int(engine.geometry.scoring.sum())
+        shared = 8 * M * (N + 3 * n_scoring)  # stimulus means + split halves and M2
+        n_pred = n_scoring if engine.design else N
+        per_layer = max(layer_peak_bytes(n=N, dim=d, n_targets=M, n_predict=n_pred)
+                        for d in engine.features.dims)
+        room = budget - shared
+        n_par = max(1, min(engine.n_jobs, room // max(per_layer, 1)))
+        return cls(budget=budget, shared=shared, per_layer=per_layer, n_parallel=int(n_par))
+
+    def enable_caches(self, engine) -> None:
+        """Choose the live caches of every layer, greedily, inside half the spare budget."""
+        room = (self.budget - self.shared - self.n_parallel * self.per_layer) // 2
+        layers = engine.layers
+        N, M = engine.features.n_stimuli, engine.n_targets
+        nb = engine.geometry.n_blocks
+        wide = [i for i, ly in enumerate(layers) if ly.dim >= N]
+        narrow = sorted((i for i, ly in enumerate(layers) if ly.dim < N),
+                        key=lambda i: layers[i].dim)
+        wanted = [(i, "gram") for i in wide] + [(i, "stats") for i in narrow]
+        wanted += [(i, "gram") for i in narrow]
+        for i, kind in wanted:
+            need = layers[i].cache_bytes(n_blocks=nb, n_targets=M)[kind]
+            if self.cache_bytes + need > room:
+                continue
+            self.cache_bytes += need
+            self.caches.setdefault(i, []).append(kind)
+            if kind == "stats":
+                layers[i].enable_stats(engine.block_targets)
+            else:
+                layers[i].want_gram = True
+
+    def describe(self) -> dict:
+        """What results.json records of the plan."""
+        return {
+            "budget_gb": round(self.budget / _GB, 3),
+            "shared_gb": round(self.shared / _GB, 3),
+            "per_layer_peak_gb": round(self.per_layer / _GB, 3),
+            "layers_in_parallel": self.n_parallel,
+            "cache_gb": round(self.cache_bytes / _GB, 3),
+            "caches": {str(k): v for k, v in sorted(self.caches.items())},
+        }
