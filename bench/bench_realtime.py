@@ -95,7 +95,7 @@ def refresh_time(n_layers: int, *, n_train: int = 300, n_test: int = 50, dim: in
 
 def _amp(args: list[str], log: Path) -> subprocess.Popen:
     env = dict(os.environ, LSLAPICFG=str(configure_lsl()))
-    return subprocess.Popen([sys.executable, "-m", "neuralign.cli", "simulate-amp", *args],
+    return subprocess.Popen([sys.executable, "-m", "neuralign", "simulate-amp", *args],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
                             cwd=str(ROOT), start_new_session=True)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .align.data import AlignmentResult, jsonable
+from .base import fill_doc
 from .base.truth import planted_latencies
 
 
@@ -234,6 +235,7 @@ channels; RSA rho is the Spearman correlation between the layer's and the EEG's 
     return path
 
 
+@fill_doc
 def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
                   extra: dict | None = None) -> dict[str, Path]:
     """Write results, figures and ``report.html`` into ``out_dir``.
@@ -241,14 +243,12 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     Parameters
     ----------
     result : AlignmentResult
-    out_dir : str or Path
-        Created if needed.
-    title : str
-        Title of the report.
-    extra : dict, optional
-        Anything else worth recording (dataset, command line...). ``extra["planted"]`` with
-        ``peak_latencies_s`` (and ``layers``) overlays a simulation's truth on the peak plot;
-        ``extra["simulated"] = True`` labels the report as simulated data.
+        The maps.
+    %(out_dir)s
+    %(title)s
+    %(extra)s
+        ``extra["planted"]`` (:mod:`neuralign.base.truth`) overlays a simulation's truth on
+        the peak plot; ``extra["simulated"] = True`` labels the report as simulated data.
 
     Returns
     -------

@@ -177,6 +177,8 @@ def test_parameters_sections_match_signatures():
                 continue
             fn = obj.__init__ if inspect.isclass(obj) else obj
             doc = inspect.getdoc(obj) or ""
+            if re.search(r"^\s*%\(\w+\)s\s*$", doc, re.M):
+                found.setdefault(rel(path), []).append(f"{rel(path)}: {qual}: unfilled {doc!r}")
             names = documented_parameters(doc)
             if names is None or not callable(fn):
                 continue
@@ -185,6 +187,14 @@ def test_parameters_sections_match_signatures():
                 found.setdefault(rel(path), []).append(
                     f"{rel(path)}:{node.lineno}: {qual} documents {names}, takes {want}")
     check_pending(found, PENDING_PARAMETERS, "Parameters sections that disagree")
+
+
+def test_every_shared_parameter_text_is_used():
+    from neuralign.base.docs import docdict
+
+    source = "".join(p.read_text(encoding="utf-8") for p in modules())
+    unused = [key for key in docdict if f"%({key})s" not in source]
+    assert not unused, f"docdict entries no docstring uses: {unused}"
 
 
 _REF = re.compile(r":(?:mod|func|class|meth|attr|data):`~?(neuralign(?:\.\w+)+)`")

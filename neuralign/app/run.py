@@ -15,12 +15,14 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
+from ..base import fill_doc
 from ..errors import NeuralignError
 from ..realtime.source import SnapshotSource
 from . import qt
 from .window import MainWindow, SourceFactory
 
 
+@fill_doc
 def run_window(
     source: SnapshotSource | None,
     *,
@@ -37,8 +39,8 @@ def run_window(
 
     Parameters
     ----------
-    source : SnapshotSource | None
-        What to show. ``None`` opens an empty window (connect to LSL from it with a factory).
+    %(snapshot_source)s
+        ``None`` opens an empty window (connect to LSL from it with a factory).
     screenshot : path, optional
         Save the window as PNG just before exiting (renders offscreen unless
         ``QT_QPA_PLATFORM`` says otherwise). Without ``exit_after`` it exits after 5 s.

@@ -16,6 +16,53 @@ import pyqtgraph as pg  # isort: skip
 from .panels import PALETTE, PlotPanel, f32, region_of
 
 
+def fill_channel_menu(menu: QtWidgets.QComboBox, ch_names: tuple[str, ...], first: list[str],
+                      *, select: str = "") -> None:
+    """Offer ``first`` entries, then ``region: ...`` entries, then every channel.
+
+    Parameters
+    ----------
+    menu : QComboBox
+        The selector (its signals are blocked while it is filled).
+    ch_names : tuple of str
+        The channels.
+    first : list of str
+        Entries before the regions (``"all"``...).
+    select : str
+        Entry to select when present (default: the first).
+    """
+    menu.blockSignals(True)
+    menu.clear()
+    regions = sorted({r for c in ch_names if (r := region_of(c))})
+    for item in [*first, *(f"region: {r}" for r in regions), *ch_names]:
+        menu.addItem(item)
+    menu.setCurrentIndex(max(menu.findText(select), 0) if select else 0)
+    menu.blockSignals(False)
+
+
+def selected_rows(text: str, ch_names: tuple[str, ...]) -> list[int] | None:
+    """The channel rows a menu entry stands for (``None`` for the menu's own entries).
+
+    Parameters
+    ----------
+    text : str
+        A ``region: ...`` entry or a channel name.
+    ch_names : tuple of str
+        The channels.
+
+    Returns
+    -------
+    list of int | None
+        Rows of the region's channels, or of the one channel.
+    """
+    if text.startswith("region: "):
+        r = text.split(": ", 1)[1]
+        return [i for i, c in enumerate(ch_names) if region_of(c) == r]
+    if text in ch_names:
+        return [ch_names.index(text)]
+    return None
+
+
 class ScopePanel(PlotPanel):
     """Scrolling raw EEG with channel selection, gain and marker ticks."""
 
@@ -53,16 +100,7 @@ class ScopePanel(PlotPanel):
         if ch_names == self.ch_names:
             return
         self.ch_names = ch_names
-        self.channels.blockSignals(True)
-        self.channels.clear()
-        self.channels.addItem("first 16")
-        self.channels.addItem("all")
-        regions = sorted({r for c in ch_names if (r := region_of(c))})
-        for r in regions:
-            self.channels.addItem(f"region: {r}")
-        for c in ch_names:
-            self.channels.addItem(c)
-        self.channels.blockSignals(False)
+        fill_channel_menu(self.channels, ch_names, ["first 16", "all"])
         self._selection_changed()
 
     def select(self, text: str) -> None:
@@ -75,15 +113,9 @@ class ScopePanel(PlotPanel):
     def _selection_changed(self, *_) -> None:
         text = self.channels.currentText()
         n = len(self.ch_names)
-        if text == "all":
-            sel = list(range(n))
-        elif text.startswith("region: "):
-            r = text.split(": ", 1)[1]
-            sel = [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
-        elif text in self.ch_names:
-            sel = [self.ch_names.index(text)]
-        else:
-            sel = list(range(min(16, n)))
+        sel = selected_rows(text, self.ch_names)
+        if sel is None:
+            sel = list(range(n if text == "all" else min(16, n)))
         self.selected = sel
         self._spacing = None
         pi = self.plot.getPlotItem()
@@ -168,26 +200,13 @@ class ErpPanel(PlotPanel):
         if ch_names == self.ch_names:
             return
         self.ch_names = ch_names
-        self.choice.blockSignals(True)
-        self.choice.clear()
-        self.choice.addItem("mean of all channels")
-        for r in sorted({r for c in ch_names if (r := region_of(c))}):
-            self.choice.addItem(f"region: {r}")
-        for c in ch_names:
-            self.choice.addItem(c)
-        occ = self.choice.findText("region: occipital")
-        self.choice.setCurrentIndex(max(occ, 0))
-        self.choice.blockSignals(False)
+        fill_channel_menu(self.choice, ch_names, ["mean of all channels"],
+                          select="region: occipital")
 
     def rows(self) -> list[int]:
         """Indices of the channels selected (all, a region, or one channel)."""
-        text = self.choice.currentText()
-        if text.startswith("region: "):
-            r = text.split(": ", 1)[1]
-            return [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
-        if text in self.ch_names:
-            return [self.ch_names.index(text)]
-        return list(range(len(self.ch_names)))
+        rows = selected_rows(self.choice.currentText(), self.ch_names)
+        return list(range(len(self.ch_names))) if rows is None else rows
 
     def set_erp(self, erp: np.ndarray | None, times: np.ndarray | None, n_epochs: int) -> None:
         """Draw the running average epoch.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..base import fill_doc
 from ..errors import NeuralignError
 from ..lsl import visible_streams
 from ..realtime.snapshot import Snapshot
@@ -34,14 +35,14 @@ from .traces import ErpPanel, ScopePanel
 SourceFactory = Callable[[dict], SnapshotSource]
 
 
+@fill_doc
 class MainWindow(QtWidgets.QMainWindow):
     """The live window.
 
     Parameters
     ----------
-    source : SnapshotSource | None
-        What to paint (:class:`~neuralign.realtime.source.SnapshotSource`); ``None`` opens an
-        empty window (connect to LSL from it with a factory).
+    %(snapshot_source)s
+        ``None`` opens an empty window (connect to LSL from it with a factory).
     source_factory : callable | None
         ``factory(settings) -> source``: builds a live source when the user connects to LSL
         streams (settings hold the chosen streams, features, epoch window and filters).

@@ -36,23 +36,12 @@ docdict["epoch_data"] = """data : EpochData
 docdict["features"] = """features : FeatureSet
     Per-layer model features of the stimuli (:class:`neuralign.base.FeatureSet`)."""
 
-docdict["features_path"] = """features : str | Path
-    A features file: the ``.npz`` interchange format or a neuralign feature cache."""
-
 docdict["out_dir"] = """out_dir : str | Path
     The output folder (created if needed)."""
 
 docdict["stream_spec"] = """eeg_stream, marker_stream : str
     LSL stream specs: ``NAME`` (a name or a source id), ``name:X``, ``type:X`` or
     ``source_id:X``."""
-
-docdict["stimulus_ids"] = """stimulus_ids : sequence of str
-    Stimulus ids, the same strings everywhere (marker, feature row, design entry). For a
-    THINGS image folder an id is the file name as in ``image_metadata.npy``
-    (``aardvark_01b.jpg``)."""
-
-docdict["seed"] = """seed : int
-    Seed of the random number generator (the result is reproducible)."""
 
 docdict["progress"] = """progress : bool
     Show a progress bar on stderr."""

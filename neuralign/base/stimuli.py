@@ -191,8 +191,8 @@ def things_stimuli(folder: str | Path) -> list[Stimulus]:
     out: list[Stimulus] = []
     missing: list[str] = []
     for role, (_, sub) in things.PARTS.items():
-        files = things.image_files(meta, role)
-        concepts = things.image_concepts(meta, role) or [""] * len(files)
+        files = things.image_list(meta, role)
+        concepts = things.image_list(meta, role, "concepts") or [""] * len(files)
         if len(concepts) != len(files):
             raise NeuralignError(f"{role}_img_files and {role}_img_concepts differ in length",
                                  path=meta_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import fill_doc
 from ..base.truth import planted_latencies, planted_record
 from ..errors import NeuralignError, few
 
@@ -84,6 +85,7 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
             raise NeuralignError(f"only {n_test} test stimuli with EEG; need at least 3")
 
 
+@fill_doc
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
             alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200,
@@ -95,10 +97,8 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
 
     Parameters
     ----------
-    data : EpochData
-        The epochs.
-    features : FeatureSet
-        The stimuli's features.
+    %(epoch_data)s
+    %(features)s
     alphas : sequence of float | None
         Ridge penalties (default: the engine's).
     n_folds : int

@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     from ..io.features import load_features
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
-    from ..report import write_outputs
 
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None
@@ -149,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     result = sess.stop()
     if not args.quiet:
         print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
+    from ..report import write_outputs  # matplotlib: only once the session is over
+
     title = args.title or f"neuralign live: {sess.eeg.name}"
     paths = write_outputs(result, args.out, title=title,
                           extra={"recording": str(sess.recorder.dir)})

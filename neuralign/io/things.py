@@ -106,8 +106,8 @@ def read_metadata(path: str | Path, *, parts: tuple[str, ...] = ("train", "test"
     return meta
 
 
-def image_files(meta: dict, part: str) -> list[str]:
-    """The stimulus ids of a partition: its ``*_img_files`` names, in row order.
+def image_list(meta: dict, part: str, column: str = "files") -> list[str] | None:
+    """One column of the image lists of a partition, in row order.
 
     Parameters
     ----------
@@ -115,32 +115,16 @@ def image_files(meta: dict, part: str) -> list[str]:
         A metadata dict (:func:`read_metadata`).
     part : {"train", "test"}
         The partition.
-
-    Returns
-    -------
-    list of str
-        File names such as ``aardvark_01b.jpg``.
-    """
-    key = f"{PARTS[part][0]}_img_files"
-    return [str(x) for x in np.atleast_1d(np.asarray(meta[key], dtype=object)).tolist()]
-
-
-def image_concepts(meta: dict, part: str) -> list[str] | None:
-    """The concept folder of every image of a partition (``None`` when not listed).
-
-    Parameters
-    ----------
-    meta : dict
-        A metadata dict (:func:`read_metadata`).
-    part : {"train", "test"}
-        The partition.
+    column : {"files", "concepts"}
+        ``files``: the stimulus ids (``aardvark_01b.jpg``); ``concepts``: the concept folder
+        of every image (``00001_aardvark``).
 
     Returns
     -------
     list of str | None
-        Concept names such as ``00001_aardvark``, in row order.
+        The names (``None`` when the metadata does not list that column).
     """
-    key = f"{PARTS[part][0]}_img_concepts"
+    key = f"{PARTS[part][0]}_img_{column}"
     if key not in meta:
         return None
     return [str(x) for x in np.atleast_1d(np.asarray(meta[key], dtype=object)).tolist()]

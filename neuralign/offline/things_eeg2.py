@@ -66,7 +66,7 @@ def _read_part(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
 
 def _ids(meta: dict, part: str, n: int, meta_path: Path, data_path: Path) -> np.ndarray:
     key = f"{part}_img_files"
-    ids = np.asarray(things.image_files(meta, part))
+    ids = np.asarray(things.image_list(meta, part))
     if ids.size != n:
         raise NeuralignError(
             f"{key} lists {ids.size} images but {data_path.name} has {n}", path=meta_path

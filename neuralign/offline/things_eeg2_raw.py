@@ -16,6 +16,7 @@ repetitions concatenated, training repetitions collected per image, both shuffle
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def preprocess_things_eeg2_raw(
         raise NeuralignError("nothing to load (include_train and include_test are both off)")
     meta_path = things.find_metadata(path, metadata)
     meta = things.read_metadata(meta_path, parts=tuple(META_PART[p] for p in parts))
-    names = {p: things.image_files(meta, META_PART[p]) for p in parts}
+    names = {p: things.image_list(meta, META_PART[p]) for p in parts}
     reps_default = dict(_MAX_REP)
     reps_default.update(max_rep or {})
 
@@ -219,18 +220,7 @@ def write_preprocessed(result: dict, subject_dir: str | Path) -> dict[str, Path]
     return paths
 
 
-def load_things_eeg2_raw(
-    path: str | Path,
-    *,
-    metadata: str | Path | None = None,
-    include_train: bool = True,
-    include_test: bool = True,
-    mvnn: str | None = None,
-    sfreq: float = 100.0,
-    seed: int = OFFICIAL_SEED,
-    progress: bool = False,
-    **_ignored,
-) -> EpochData:
+def load_things_eeg2_raw(path: str | Path, **options) -> EpochData:
     """Load raw THINGS-EEG2 files of one subject into :class:`EpochData` (official preprocessing).
 
     Parameters
@@ -238,17 +228,11 @@ def load_things_eeg2_raw(
     path : str or Path
         A subject folder (``ses-*/raw_eeg_*.npy`` or BrainVision ``.vhdr`` files), a session
         folder, or one raw file.
-    metadata : path, optional
-        ``image_metadata.npy`` (default: searched in ``path`` and its parents).
-    include_train, include_test : bool
-    mvnn : {None, "time", "epochs"}
-        Multivariate noise normalisation (off by default; the official files use ``"time"``).
-    sfreq : float
-        Resampling rate (100 Hz as published).
-    seed : int
-        Seed of the repetition selection/shuffles (the official 20200220).
-    progress : bool
-        Show a progress bar over the sessions.
+    **options
+        Passed to :func:`preprocess_things_eeg2_raw` (``metadata``, ``include_train``,
+        ``include_test``, ``mvnn``, ``sfreq``, ``tmin``, ``tmax``, ``seed``, ``max_rep``,
+        ``progress``); the dataset registry hands every loader the same options, so others are
+        left out.
 
     Returns
     -------
@@ -256,10 +240,8 @@ def load_things_eeg2_raw(
         Epochs float32 flattened images x repetitions (training first), stimulus ids = the
         ``*_img_files`` names, ``test_ids`` = the test images.
     """
-    res = preprocess_things_eeg2_raw(
-        path, metadata=metadata, include_train=include_train, include_test=include_test,
-        mvnn=mvnn, sfreq=sfreq, seed=seed, progress=progress,
-    )
+    known = inspect.signature(preprocess_things_eeg2_raw).parameters
+    res = preprocess_things_eeg2_raw(path, **{k: v for k, v in options.items() if k in known})
     blocks, ids = [], []
     reps = {}
     for part in PARTS:

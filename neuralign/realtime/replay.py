@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..base import EpochData, FeatureSet
+from ..base import EpochData, FeatureSet, fill_doc
 from ..errors import NeuralignError
 from .publisher import SnapshotPublisher
 from .snapshot import Snapshot, StreamHealth
@@ -30,17 +30,16 @@ DEFAULT_SOA_S = 0.2  # THINGS-EEG2 RSVP: 100 ms on, 100 ms off
 TOLERATED = (NeuralignError, ValueError, np.linalg.LinAlgError)
 
 
+@fill_doc
 def make_engine(data: EpochData, features: FeatureSet, **engine_kw):
     """An :class:`~neuralign.align.AlignmentEngine` on ``data``'s axes and test set.
 
     Parameters
     ----------
-    data : EpochData
-        The epochs to be played (their times, channels and test set).
-    features : FeatureSet
-        The stimuli's features.
-    **engine_kw
-        Passed to the engine (``backend``, ``alphas``...).
+    %(epoch_data)s
+        Its times, channels and test set make the engine's axes.
+    %(features)s
+    %(engine_kw)s
 
     Returns
     -------

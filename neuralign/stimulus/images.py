@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 
+from ..base import fill_doc
 from .plan import PresentationPlan, Trial
 
 
@@ -24,6 +25,7 @@ def image_size_pix(plan: PresentationPlan) -> int:
     return max(1, int(round(cm * m.resolution[0] / m.width_cm)))
 
 
+@fill_doc
 class ImageFeeder:
     """Decoded, resized images in trial order.
 
@@ -42,8 +44,7 @@ class ImageFeeder:
         Memory for decoding everything up front.
     lookahead : int
         Trials decoded ahead when the budget is exceeded.
-    progress : bool
-        Show a progress bar while decoding up front.
+    %(progress)s
     """
 
     def __init__(self, plan: PresentationPlan, trials: list[Trial], size_pix: int, *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..base import fill_doc
 from ..errors import NeuralignError
 from ..lsl import MarkerOutlet
 from .config import SessionConfig
@@ -11,6 +12,7 @@ from .plan import PresentationPlan, build_plan, target_stimulus
 from .sources import BuiltinSet, check_readable, resolve_source
 
 
+@fill_doc
 def prepare_plan(config: SessionConfig, *, builtin: BuiltinSet | None = None,
                  check_images: bool = True, progress: bool = True) -> PresentationPlan:
     """Resolve the stimuli, refuse bad input, and build the trial list.
@@ -26,8 +28,7 @@ def prepare_plan(config: SessionConfig, *, builtin: BuiltinSet | None = None,
         Provides the built-in stimulus set (for ``source = "builtin"``).
     check_images : bool
         Decode every image once before the run.
-    progress : bool
-        Show a progress bar while checking images.
+    %(progress)s
 
     Returns
     -------
