@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from neuralign.align import AlignmentEngine, FeatureSet
+from neuralign.align.assemble import RSAComputer
 
 C, T = 17, 100
 ALPHAS = np.logspace(-1, 6, 8)
@@ -66,10 +67,11 @@ def bench_live(quick: bool) -> None:
         eng.refresh()  # first refresh folds in all stimuli (a one-off, like a session start)
         eng.add_epochs(sids[:50], ep[:50])  # a second's worth of new epochs
         t0 = time.perf_counter()
-        res = eng.refresh(select_alphas=True)
+        eng.refresh(select_alphas=True)
         full = time.perf_counter() - t0
+        rsa = RSAComputer(fs, eng.store, n_channels=C, n_times=T, max_stimuli=200)
         t0 = time.perf_counter()
-        eng._assemble(res.encoding_r, res.encoding_alpha)
+        rsa.compute()
         rsa_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         eng.refresh(select_alphas=False)

@@ -88,11 +88,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("NEURALIGN_CACHE", str(Path(tmp) / "cache"))
+        import onnxruntime as ort
         import torch
         import transformers
 
         from neuralign.models import builtin
-        from neuralign.models.hf_export import _vision_layers_module, export_hf
+        from neuralign.models.extract import extract_features
+        from neuralign.models.hf import export_hf
+        from neuralign.models.hf.parts import build_parts
         from neuralign.models.mobilenet import MobileNetV2Layers
 
         transformers.utils.logging.set_verbosity_error()
@@ -111,12 +114,24 @@ def main() -> int:
         vspec = export_hf(Path(tmp) / "vit_s16", Path(tmp) / "vit_s16_onnx")
         vit_t = transformers.ViTModel.from_pretrained(str(Path(tmp) / "vit_s16"),
                                                       attn_implementation="eager").eval()
-        wrapper = _vision_layers_module(vit_t, 1, True)
+        wrapper = build_parts(vit_t, "vit", size=224).parts[0].module
         results.append(bench_pair("vit_s16 (ViT-S/16, 12 blocks)", wrapper, vspec,
                                   batch=args.batch_size, repeats=repeats, threads=args.threads))
         print(f"export check (max abs diff vs torch): mobilenet_v2 "
               f"{spec.verification['max_abs_diff']:.2e}, vit_s16 "
               f"{vspec.verification['max_abs_diff']:.2e}")
+        # end to end: the 102 built-in images -> per-layer cache (decode, preprocess, ORT,
+        # memory-mapped writes, hashes), default provider (CUDA when present)
+        t0 = time.perf_counter()
+        [res] = extract_features(vspec, "builtin", Path(tmp) / "cache_vit", batch_size="auto",
+                                 threads=args.threads, progress=False)
+        dt = time.perf_counter() - t0
+        print(f"extraction vit_s16, 102 built-in images -> per-layer cache: {dt:.1f} s "
+              f"({102 / dt:.1f} img/s, batch {res.batch_size}, {', '.join(res.providers)})")
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            print("GPU: no CUDAExecutionProvider in this onnxruntime "
+                  f"({', '.join(ort.get_available_providers())}): GPU figures not measured; "
+                  "install the gpu extra (onnxruntime-gpu) on a CUDA machine")
 
     print(f"{'model':32s} {'batch':>5s} {'thr':>3s} {'torch img/s':>12s} {'ORT img/s':>10s} "
           f"{'ORT/torch':>9s}")

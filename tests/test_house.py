@@ -30,17 +30,7 @@ ALIGN = "neuralign/align (the lead, engine rewrite)"
 MODELS = "neuralign/models (models engineer)"
 #: file -> owner: public definitions without a docstring, fixed by their owners.
 PENDING_DOCSTRINGS = {
-    "align/backends/numpy_backend.py": ALIGN,
-    "align/backends/torch_backend.py": ALIGN,
     "align/stats.py": ALIGN,
-    "models/cache.py": MODELS,
-    "models/extract.py": MODELS,
-    "models/mobilenet.py": MODELS,
-    "models/registry.py": MODELS,
-    "models/spec.py": MODELS,
-    "models/stimuli.py": MODELS,
-    "commands/features.py": MODELS,
-    "commands/models.py": MODELS,
 }
 #: file -> owner: Parameters sections that disagree with the signature.
 PENDING_PARAMETERS = {
@@ -50,7 +40,6 @@ PENDING_PARAMETERS = {
 #: file -> owner: docstrings naming things that do not exist.
 PENDING_REFERENCES = {
     "io/features.py": MODELS,  # names neuralign.align.data.FeatureSet (now neuralign.base)
-    "models/cache.py": MODELS,  # idem
 }
 #: file -> owner: uses of another module's underscore names.
 PENDING_PRIVATE: dict[str, str] = {}
@@ -58,7 +47,6 @@ PENDING_PRIVATE: dict[str, str] = {}
 PENDING_IMPORT_TIME = {
     "align/backends/torch_cuda_backend.py": ALIGN,  # raises ImportError at import, caught
     "align/backends/__init__.py": ALIGN,  # ... as a fallback by get_backend
-    "io/features.py": MODELS,  # READERS.extend(...) at import; importlib fallback for models
 }
 
 

@@ -46,10 +46,7 @@ GROUND_MODULES = {"errors", "lsl", "io", "base"}
 
 #: Violations other engineers are removing, each with who and why. The test fails on any
 #: violation not listed here, and on a listed one that no longer occurs (then delete it).
-PENDING: dict[tuple[str, str], str] = {
-    ("neuralign.io.features", "neuralign.models.cache"):
-        "the feature-cache reader moves into neuralign.io (models engineer, issue 13)",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 _MODULE_STRING = re.compile(r"neuralign(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?")
 

@@ -198,24 +198,34 @@ class _Context:
         """Centred predictions ``Kh_RT c + b`` with alpha ``idx[m]`` for target ``m``."""
         an = self.an
         M = an.V1.shape[1]
-        if self._all is not None:
+        k, n0 = self.k, an.n0
+        if self._all is not None:  # alphas were just selected: every alpha's terms are here
             t, slot = self._all, np.asarray(idx)
-        else:
-            used = np.unique(idx)
-            t, slot = self.terms(used), np.searchsorted(used, idx)
-        cols = np.arange(M)
-        b = (t["one_u"] / t["one_v"][:, None])[slot, cols]
-        Dsel = 1.0 / (an.s0[:, None] + t["a"][slot][None, :])  # (n0, M)
-        z1v = np.ascontiguousarray(t["z1v"].T)[:, slot]
-        core = an.V1
-        if self.k:
-            x2 = np.ascontiguousarray(t["x2"][slot, :, cols].T)  # (k, M)
-            x2v = np.ascontiguousarray(t["x2v"].T)[:, slot]
-            core = core - self.G @ x2
+            cols = np.arange(M)
+            b = (t["one_u"] / t["one_v"][:, None])[slot, cols]
+            z1v = np.ascontiguousarray(t["z1v"].T)[:, slot]
+            if k:
+                x2 = np.ascontiguousarray(t["x2"][slot, :, cols].T)  # (k, M)
+                x2v = np.ascontiguousarray(t["x2v"].T)[:, slot]
+        else:  # a refit: each alpha's terms for its own targets only
+            b = np.empty(M)
+            z1v = np.empty((n0, M))
+            x2 = np.empty((k, M))
+            x2v = np.empty((k, M))
+            for ai in np.unique(idx).tolist():
+                cols = np.nonzero(idx == ai)[0]
+                t = self.terms(np.array([ai]), cols)
+                b[cols] = t["one_u"][0] / t["one_v"][0]
+                z1v[:, cols] = t["z1v"][0][:, None]
+                if k:
+                    x2[:, cols] = t["x2"][0]
+                    x2v[:, cols] = t["x2v"][0][:, None]
+        Dsel = 1.0 / (an.s0[:, None] + self.alphas[np.asarray(idx)][None, :])  # (n0, M)
+        core = an.V1 - self.G @ x2 if k else an.V1
         zc = Dsel * core
         zc -= z1v * b[None, :]
         pred = np.asarray(E0, dtype=dtype) @ np.asarray(zc, dtype=dtype)
-        if self.k:
+        if k:
             xc = x2 - x2v * b[None, :]
             pred = pred + np.asarray(K_RA, dtype=dtype) @ np.asarray(xc, dtype=dtype)
         return np.asarray(pred, dtype=float) + b[None, :]

@@ -42,6 +42,7 @@ from ..base import FeatureSet
 from ..errors import NeuralignError
 from .assemble import RSAComputer, build_result
 from .backends import get_backend
+from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
 from .folds import BlockChanges, FoldGeometry, stable_fold
 from .layer import BlockTargets, LayerSolver, RefreshInput
@@ -187,6 +188,8 @@ class AlignmentEngine:
         self._n_refresh = 0
         self.last_refresh_s = float("nan")
         self.last_forms: list[str] = []
+        #: held-out predictions of the last refresh (what :meth:`confidence` resamples)
+        self.held_out: HeldOut | None = None
 
     # ------------------------------------------------------------------ accumulation
     @property
@@ -302,6 +305,9 @@ class AlignmentEngine:
             tasks += [functools.partial(layer_task, li) for li in range(L)]
             done = self._run_tasks(tasks, self.plan.n_parallel)
             part = done[0]
+            self.held_out = None
+            if ri is not None:
+                self.held_out = self._held_out(ri, [f.pred for f in done[1:]])
             for li, fit in enumerate(done[1:]):
                 if fit is None:
                     continue
@@ -321,6 +327,44 @@ class AlignmentEngine:
             result.counts["refresh_s"] = self.last_refresh_s
             result.counts["peak_rss_gb"] = peak_rss_bytes() / 1024**3
             return result
+
+    def _held_out(self, ri: RefreshInput, preds: list[np.ndarray]) -> HeldOut:
+        """The scored stimuli's held-out predictions, EEG and repetition statistics."""
+        rows = np.concatenate([sp.predict for sp in ri.outer])
+        pos = np.searchsorted(ri.seen, rows)
+        v = self.store.view(rows, halves=False)
+        m2 = self.store.m2(rows)
+        return HeldOut(self.features.stimulus_ids[rows], ri.y[pos], np.stack(preds),
+                       self.n_channels, self.times.copy(), v.counts, m2,
+                       tuple(self.features.layers))
+
+    def confidence(self, *, n_boot: int = 500, n_perm: int = 200, alpha: float = 0.05,
+                   seed: int = 0) -> dict:
+        """Intervals and significance of the last refresh's maps (no refitting).
+
+        Parameters
+        ----------
+        n_boot : int
+            Bootstrap resamples of the scored stimuli (0: no intervals).
+        n_perm : int
+            Stimulus-label permutations for the family-wise mask (0: no mask).
+        alpha : float
+            Family-wise error rate of the mask.
+        seed : int
+            Seed of resampling and permutations.
+
+        Returns
+        -------
+        dict
+            ``peaks`` (:class:`~neuralign.align.confidence.PeakIntervals` or None) and
+            ``mask`` (:class:`~neuralign.align.confidence.MapMask` or None).
+        """
+        h = self.held_out
+        if h is None or h.n < 3:
+            return {"peaks": None, "mask": None}
+        return {"peaks": bootstrap_peaks(h, n_boot=n_boot, seed=seed) if n_boot else None,
+                "mask": (permutation_mask(h, n_perm=n_perm, alpha=alpha, seed=seed)
+                         if n_perm else None)}
 
     def _refresh_input(self, mask: np.ndarray, select_alphas: bool | None) -> RefreshInput:
         outer = self.geometry.outer_splits(mask)

@@ -34,6 +34,7 @@ class LayerFit:
     r: np.ndarray  # (M,) held-out Pearson r
     alpha_idx: list[np.ndarray]  # per outer split, (M,) index into alphas
     form: str  # "dual" or "primal"
+    pred: np.ndarray | None = None  # (n_scored, M) float32 held-out predictions, centred
 
 
 @dataclass
@@ -116,20 +117,21 @@ class LayerSolver:
         self.k_max = 40 + 6 * (li % 8)
 
     # ------------------------------------------------------------------ features
-    def rows(self, rows: np.ndarray) -> np.ndarray:
-        """Standardised features of ``rows``, float64 ``(len(rows), D)``."""
+    def rows(self, rows: np.ndarray, dtype: str = "float64") -> np.ndarray:
+        """Standardised features of ``rows``, ``(len(rows), D)`` in ``dtype``."""
         x = np.asarray(self.features.arrays[self.li][np.asarray(rows, dtype=np.int64)],
                        dtype=float)
         x -= self.mu
         x /= self.sd
-        return x
+        return x if dtype == "float64" else x.astype(dtype)
 
     def gram(self, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
         """Gram block ``X[rows] X[cols]'`` (float64), from the cache when there is one."""
         if self.gram_all is not None:
             return self.gram_all[np.ix_(rows, rows if cols is None else cols)]
-        xr = self.rows(rows)
-        return xr @ (xr if cols is None else self.rows(cols)).T
+        xr = self.rows(rows, self.dtype)
+        g = xr @ (xr if cols is None else self.rows(cols, self.dtype)).T
+        return np.asarray(g, dtype=float)
 
     def build_gram_cache(self) -> None:
         """Compute and keep the Gram matrix of every candidate stimulus (``N x N``, float64).
@@ -137,7 +139,7 @@ class LayerSolver:
         The product runs in the solver's ``dtype``, block by block of rows read from the layer.
         """
         N = self.n_candidates
-        x = self.rows(np.arange(N)).astype(self.dtype)
+        x = self.rows(np.arange(N), self.dtype)
         g = np.empty((N, N))
         for start in range(0, N, _READ_ROWS):
             g[start:start + _READ_ROWS] = x[start:start + _READ_ROWS] @ x.T
@@ -258,8 +260,11 @@ class LayerSolver:
         self._anchors = anchors
         self._spectra = new_spectra if keep_spectra else {}
         rows = np.concatenate([sp.predict for sp in ri.outer])
-        r = pearson_columns(np.concatenate(preds), ri.y[pos[rows]])
-        return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form)
+        pred = np.concatenate(preds)
+        r = pearson_columns(pred, ri.y[pos[rows]])
+        # kept centred: float32 then holds the variation of even nearly constant predictions
+        return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
+                        pred=(pred - pred.mean(0)).astype(np.float32))
 
     def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray) -> DualAnchor:
         """The split's anchor: kept while it covers the training set and few rows were added."""
@@ -280,11 +285,13 @@ class LayerSolver:
             if key not in memo:
                 if self.stats is not None:
                     st = self.stats.training(split.left_out)
-                else:
-                    x = self.rows(split.train)
+                else:  # one pass over the rows; the products in the solver's dtype
+                    x = self.rows(split.train, self.dtype)
                     y = ri.y[pos[split.train]]
-                    st = (float(x.shape[0]), x.sum(0), x.T @ x, y.sum(0), (y * y).sum(0),
-                          x.T @ y)
+                    yd = y if self.dtype == "float64" else y.astype(self.dtype)
+                    st = (float(x.shape[0]), x.sum(0, dtype=float),
+                          np.asarray(x.T @ x, dtype=float), y.sum(0), (y * y).sum(0),
+                          np.asarray(x.T @ yd, dtype=float))
                 memo[key] = (st[0],) + tuple(B.asarray(a) for a in st[1:])
             return memo[key]
 

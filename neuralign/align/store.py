@@ -209,6 +209,16 @@ class StimulusStore:
         with self.lock:
             return np.array(sorted(self._reps), dtype=np.int64)
 
+    def m2(self, rows: np.ndarray) -> np.ndarray:
+        """Welford sums of squared deviations of ``rows`` (zeros where fewer than 2 reps)."""
+        out = np.zeros((rows.size, self.n_targets))
+        with self.lock:
+            for j, i in enumerate(rows.tolist()):
+                rep = self._reps.get(i)
+                if rep is not None:
+                    out[j] = rep[2]
+        return out
+
     def view(self, rows: np.ndarray, *, halves: bool) -> RepetitionView:
         """Means, counts and (with ``halves``) split-half means and M2 of ``rows``."""
         with self.lock:
@@ -232,7 +242,7 @@ def check_flat_epochs(epochs: np.ndarray, n_channels: int, n_times: int) -> np.n
             f"epochs shape {epochs.shape} does not match (n, channels={n_channels}, "
             f"times={n_times})"
         )
-    flat = epochs.reshape(epochs.shape[0], -1)
+    flat = epochs.reshape(epochs.shape[0], n_channels * n_times)
     if not np.isfinite(flat).all():
         raise NeuralignError("epochs contain NaN or Inf")
     return flat

@@ -112,7 +112,7 @@ def _cli(*argv: str, quiet: bool = False) -> subprocess.CompletedProcess:
 
 
 def _real_features(args, out: Path) -> Path:
-    feats = out / "real" / f"features_{args.model}.npz"
+    feats = out / "real" / f"features_{args.model}"
     feats.parent.mkdir(parents=True, exist_ok=True)
     print(f"\n== features of the real model {args.model} on the built-in natural images ==",
           file=sys.stderr)

@@ -51,7 +51,13 @@ def register(subparsers) -> None:
     p.add_argument("--refresh-every", type=float, default=1.0, metavar="SECONDS",
                    help="seconds between map refreshes (1)")
     add_alias(p, "--refresh-hz", dest="refresh_every", convert=hz_to_seconds)
-    p.add_argument("--backend", default="numpy", help="engine backend (numpy|torch|torch_cuda)")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "torch", "torch_cuda"],
+                   help="engine backend")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                   help="precision of the refresh's large products (selection is float64)")
+    p.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory budget for the engine's caches and refreshes, e.g. 4GB "
+                        "(default: 80%% of the memory available)")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
@@ -91,10 +97,12 @@ def read_codes(path: Path | None) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
+    from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
@@ -106,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                        out_dir=args.out, settings=settings, design=design, codes=codes,
                        refresh_every=args.refresh_every,
                        connect_timeout=args.connect_timeout,
-                       engine_kw={"backend": args.backend},
+                       engine_kw={"backend": args.backend, "dtype": args.dtype,
+                                  "memory": memory},
                        blas_threads=args.blas_threads or None)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)

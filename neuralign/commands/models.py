@@ -7,6 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
+    """Add the ``models`` sub-command (list, export, build)."""
     p = subparsers.add_parser(
         "models", help="list or export models (ONNX with every layer)",
         description="List the supported model families and built-in models, export a local "
@@ -20,10 +21,14 @@ def register(subparsers) -> None:
     ex.add_argument("model_dir", help="folder with config.json and weights (nothing downloaded)")
     ex.add_argument("--out", required=True, help="output folder (ONNX graph(s) + description)")
     ex.add_argument("--image-size", type=int, default=None,
-                    help="input size (default: the config's image_size; LVLMs export a fixed size)")
+                    help="input size (default: the config's image_size; LLaVA-NeXT/OneVision: "
+                         "the square size whose anyres tile grid is exported, default 2 tiles)")
     ex.add_argument("--prompt", default=None,
-                    help="LVLMs: the fixed text prompt after the image (default: 'Describe the "
-                         "image.')")
+                    help="LVLMs: the default prompt recorded with the export (prompts are "
+                         "chosen at extraction: neuralign features --prompt)")
+    ex.add_argument("--runtime", choices=("auto", "torch"), default="auto",
+                    help="auto: ONNX where ONNX Runtime runs a part, torch eager elsewhere; "
+                         "torch: every part with torch eager")
     bu = sub.add_parser("build", help="prepare (export, hash-check) a built-in model")
     bu.add_argument("name", help="built-in model name")
     bu.add_argument("--force", action="store_true", help="re-export even if cached")
@@ -33,9 +38,10 @@ def register(subparsers) -> None:
 def _list(as_json: bool) -> int:
     from ..models.builtin import cache_dir
     from ..models.registry import BUILTIN_MODELS, FAMILIES
+    from ..models.stages import STAGES
 
     if as_json:
-        print(json.dumps({"families": FAMILIES, "builtin": BUILTIN_MODELS,
+        print(json.dumps({"families": FAMILIES, "builtin": BUILTIN_MODELS, "stages": STAGES,
                           "cache_dir": str(cache_dir() / "models")}, indent=1))
         return 0
     print("Built-in models (no user files needed; exported to ONNX on first use into "
@@ -48,19 +54,26 @@ def _list(as_json: bool) -> int:
         print(f"    preprocessing: {d['preprocessing']}")
         print(f"    note: {d['note']}")
     print()
+    print("Stages (layer names say their stage; --stages selects them):")
+    for st, what in STAGES.items():
+        print(f"  {st:<10} {what}")
+    print()
     print("Supported Hugging Face families (export a local model folder with "
           "`neuralign models export DIR --out OUT`):")
     for name, d in FAMILIES.items():
         print(f"  {name} [{d['kind']}] config model_type: {', '.join(d['model_type'])}")
         print(f"    architecture: {d['architecture']}")
-        print(f"    layers: {d['layers']}; pooling: {d['pooling']}")
-        print(f"    preprocessing: {d['preprocessing']}")
-        if "graphs" in d:
-            print(f"    graphs: {d['graphs']}")
+        print(f"    stages: {', '.join(d['stages'])}")
+        for st, text in d["stages"].items():
+            print(f"      {st}: {text}")
+        print(f"    graphs: {d['graphs']}; runs with: {d['runtime']}")
+        if "text" in d:
+            print(f"    text inputs: {d['text']}")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``neuralign models ACTION``."""
     cmd = getattr(args, "models_command", None)
     if cmd is None or cmd == "list":
         return _list(bool(getattr(args, "json", False)))
@@ -77,12 +90,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"verification: {json.dumps(spec.verification)}")
         return 0
     if cmd == "export":
-        from ..models.hf_export import export_hf
+        from ..models.hf import export_hf
 
-        spec = export_hf(args.model_dir, args.out, image_size=args.image_size, prompt=args.prompt)
-        print(f"exported {spec.family} model to {spec.root}: {len(spec.layers)} layers "
-              f"({spec.layer_names[0]} .. {spec.layer_names[-1]}), graphs "
-              f"{', '.join(g['file'] for g in spec.graphs)}")
+        spec = export_hf(args.model_dir, args.out, image_size=args.image_size,
+                         prompt=args.prompt, runtime=args.runtime)
+        from ..models.stages import group_by_stage
+
+        groups = group_by_stage(spec.layer_names)
+        shown = "; ".join(f"{st}: {v[0]}" + (f" .. {v[-1]}" if len(v) > 1 else "")
+                          for st, v in groups.items())
+        print(f"exported {spec.family} model to {spec.root}: {len(spec.layers)} layers ({shown})")
+        for g in spec.graphs:
+            where = g["file"] if g["runtime"] == "onnx" else f"torch eager ({g['reason']})"
+            print(f"  part {g['part']}: {where}")
+        if spec.info.get("prompt") and not spec.info.get("tokenizer"):
+            print(f"  note: no tokenizer ({spec.info.get('tokenizer_note')}): decoder layers "
+                  "need one at extraction")
         print(f"max abs diff vs torch: {spec.verification['max_abs_diff']:.3g}; "
               f"{spec.info.get('n_params', 0) / 1e6:.2f} M parameters")
         return 0

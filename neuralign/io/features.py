@@ -1,4 +1,4 @@
-"""Reading and writing layer features (:class:`~neuralign.align.data.FeatureSet`).
+"""Reading and writing layer features (:class:`~neuralign.base.FeatureSet`).
 
 The plain interchange format is a ``.npz`` file (read with ``allow_pickle=False``):
 
@@ -9,13 +9,13 @@ The plain interchange format is a ``.npz`` file (read with ``allow_pickle=False`
   file order; needed when a layer name cannot be a zip member name);
 - optional ``__provenance__``: a 0-d string holding a JSON object (model, pooling, ...).
 
-:func:`load_features` dispatches on the file type so other feature sources (the ONNX feature
-cache of :mod:`neuralign.models.cache`) plug in through :data:`READERS`.
+:func:`load_features` also reads the feature caches written by ``neuralign features``: the
+per-layer cache folder (:mod:`neuralign.io.feature_cache`, memory-mapped) and the old
+single-file cache (:func:`neuralign.io.cache_checks.load_cache_v1`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import zipfile
 from collections.abc import Callable
@@ -25,41 +25,49 @@ import numpy as np
 
 from ..base import FeatureSet
 from ..errors import NeuralignError
+from .cache_checks import is_cache_v1, load_cache_v1
+from .cache_reader import load_cache_dir
+from .feature_cache import is_cache_dir
 
 RESERVED = ("stimulus_ids", "__layers__", "__provenance__")
 
 
-def _is_cache(path: Path) -> bool:
-    """True when ``path`` is a feature cache of :mod:`neuralign.models.cache` (if installed)."""
-    try:
-        cache = importlib.import_module("neuralign.models.cache")
-    except ModuleNotFoundError:
-        return False
-    is_cache = getattr(cache, "is_cache", None)
-    return bool(is_cache and is_cache(path))
-
-
-def _load_cache(path: Path) -> FeatureSet:
-    cache = importlib.import_module("neuralign.models.cache")
-    return cache.load_cache(path)
-
-
 def _is_npz(path: Path) -> bool:
-    return path.suffix.lower() == ".npz" or zipfile.is_zipfile(path)
+    return path.is_file() and (path.suffix.lower() == ".npz" or zipfile.is_zipfile(path))
 
 
-# (predicate, reader), tried in order: the first predicate that accepts the path reads it.
-READERS: list[tuple[Callable[[Path], bool], Callable[[Path], FeatureSet]]] = []
+def _read_cache_dir(path: Path, verify: str) -> FeatureSet:
+    return load_cache_dir(path, verify=verify)
 
 
-def load_features(path: str | Path) -> FeatureSet:
+def _read_cache_v1(path: Path, verify: str) -> FeatureSet:
+    return load_cache_v1(path, verify=verify != "none")
+
+
+def _read_npz(path: Path, verify: str) -> FeatureSet:
+    return load_npz_features(path)
+
+
+# (predicate, reader, check finiteness after reading), tried in order: the first predicate
+# that accepts the path reads it. The cache folder checked finiteness when it was written
+# (and hashes its layers), so its memory maps are not read again here.
+READERS: list[tuple[Callable[[Path], bool], Callable[[Path, str], FeatureSet], bool]] = [
+    (is_cache_dir, _read_cache_dir, False),
+    (is_cache_v1, _read_cache_v1, True),
+    (_is_npz, _read_npz, True),
+]
+
+
+def load_features(path: str | Path, *, verify: str = "auto") -> FeatureSet:
     """Load per-layer features from ``path``.
 
     Parameters
     ----------
     path : str or Path
-        A ``.npz`` in the plain interchange format (see module docstring), or any other
-        format a registered reader accepts (the ONNX feature cache).
+        A ``.npz`` in the plain interchange format (see module docstring), a feature cache
+        folder (memory-mapped), or an old single-file feature cache.
+    verify : {"auto", "full", "inputs", "none"}
+        How much of a cache to check (see :func:`~neuralign.io.feature_cache.load_cache_dir`).
 
     Returns
     -------
@@ -70,15 +78,17 @@ def load_features(path: str | Path) -> FeatureSet:
     ------
     NeuralignError
         Missing file, unknown format, missing ``stimulus_ids``, wrong rank, row count that
-        differs from the number of ids, non-float data, NaN/Inf (naming the layer).
+        differs from the number of ids, non-float data, NaN/Inf (naming the layer), a stale
+        or corrupt cache.
     """
     path = Path(path)
     if not path.exists():
         raise NeuralignError("features file not found", path=path)
-    for accepts, reader in READERS:
+    for accepts, reader, check in READERS:
         if accepts(path):
-            fs = reader(path)
-            fs.check_finite(source=path)
+            fs = reader(path, verify)
+            if check:
+                fs.check_finite(source=path)
             return fs
     raise NeuralignError(
         "unknown features format (expected a .npz with stimulus_ids and one (N, D) array "
@@ -177,5 +187,3 @@ def save_features(path: str | Path, fs: FeatureSet) -> Path:
     tmp.replace(path)
     return path
 
-
-READERS.extend([(_is_cache, _load_cache), (_is_npz, load_npz_features)])

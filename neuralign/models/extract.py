@@ -1,22 +1,57 @@
-"""Stimuli + model -> feature cache, with ONNX Runtime (batched, progress bar, optional PCA)."""
+"""Stimuli + model -> per-layer feature caches: batched, streamed to disk, resumable.
+
+One call extracts one or more *feature sets* from one pass over the images: one per prompt
+for LVLMs (``--prompt`` repeatable or a prompts file; the vision tower runs once per batch, the
+language model once per prompt), or the captions' features (``text``). Each feature set is a
+cache folder (:mod:`neuralign.io.feature_cache`) written batch by batch; a killed extraction
+resumes where it stopped; a changed model file or image recomputes it.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NeuralignError
-from .cache import FORMAT, cache_key, is_cache, read_provenance, write_cache
-from .spec import ModelSpec, graph_sha256
+from ..io.cache_reader import cache_progress, load_cache_dir
+from ..io.feature_cache import FORMAT, CacheWriter, clear_cache_dir, is_cache_dir
+from .jobs import Job, make_jobs, stimulus_record
+from .spec import ModelSpec
 from .stimuli import StimulusSet, open_source
 
 
 @dataclass
 class ExtractResult:
+    """What one feature set's extraction did.
+
+    Parameters
+    ----------
+    path : Path
+        The cache folder.
+    reused : bool
+        A valid cache was there already.
+    n_stimuli, n_layers : int
+        Rows and layers of the cache.
+    skipped : list of (str, str)
+        Unreadable stimuli (file, reason).
+    seconds : float
+        Wall time of the whole call.
+    providers : list of str
+        ONNX Runtime providers used (``torch`` listed when torch parts ran).
+    stale_reason : str, optional
+        Why an existing cache was recomputed.
+    label : str, optional
+        Prompt label (LVLM prompts) or ``text``.
+    resumed_from : int
+        Rows already on disk when this call started.
+    batch_size : int
+        Images per batch, and ``batch_reason`` how it was chosen.
+    """
+
     path: Path
     reused: bool
     n_stimuli: int
@@ -25,195 +60,252 @@ class ExtractResult:
     seconds: float
     providers: list[str]
     stale_reason: str | None = None
+    label: str | None = None
+    resumed_from: int = 0
+    batch_size: int = 0
+    batch_reason: str = ""
+    extra: dict = field(default_factory=dict)
 
 
-def _model_record(spec: ModelSpec) -> dict:
-    graphs = []
-    for g, p in zip(spec.graphs, spec.graph_paths()):
-        if not p.is_file():
-            raise NeuralignError("model graph file is missing", path=p)
-        digest = graph_sha256(p)
-        if g.get("sha256") and g["sha256"] != digest:
-            raise NeuralignError("model file does not match the hash recorded when it was "
-                                 "exported (modified? export it again)", path=p)
-        graphs.append({"file": g["file"], "path": str(p.resolve()), "sha256": digest})
-    return {"name": spec.name, "family": spec.family, "graphs": graphs, "notes": spec.notes,
-            "verification": spec.verification}
+def _open_writer(job: Job, stim: StimulusSet, *, raw: bool, force: bool) -> CacheWriter:
+    path = job.raw_path if raw else job.path
+    key = job.raw_key if raw else job.key
+    if force and is_cache_dir(path):
+        clear_cache_dir(path)
+    return CacheWriter.open(path, key=key, stimulus_ids=stim.ids,
+                            image_sha256=[s.sha256 for s in stim.stimuli],
+                            layers=job.layer_records, provenance=job.provenance(raw=raw),
+                            inputs=job.inputs)
 
 
-def _stale_reason(old: dict, new: dict, old_hashes: dict, new_hashes: dict) -> str:
-    if [g["sha256"] for g in old.get("model", {}).get("graphs", [])] != [
-            g["sha256"] for g in new["model"]["graphs"]]:
-        return "the model file changed"
-    changed = [s for s in new_hashes if s in old_hashes and old_hashes[s] != new_hashes[s]]
-    if changed:
-        return f"{len(changed)} image(s) changed (e.g. {changed[0]!r})"
-    if set(old_hashes) != set(new_hashes):
-        return "the stimulus set changed"
-    return "settings changed (preprocessing, pooling or PCA)"
+def _reusable(job: Job, force: bool) -> bool:
+    prog = cache_progress(job.path)
+    if force or prog is None or prog["state"] != "complete" or prog["key"] != job.key:
+        return False
+    try:
+        load_cache_dir(job.path, verify="auto")
+    except NeuralignError as e:
+        job.stale = f"the cache failed its check ({e})"
+        return False
+    return True
 
 
-def default_cache_name(spec: ModelSpec, stim: StimulusSet, pooling: str, pca: int | None) -> str:
-    pc = f"_pca{pca}" if pca else ""
-    return f"{spec.name}_{pooling}_{stim.name}{pc}.npz"
-
-
-def extract_features(
-    model: str | ModelSpec,
-    source: str | StimulusSet,
-    out: str | Path,
-    *,
-    pca: int | None = None,
-    batch_size: int = 16,
-    pooling: str | None = None,
-    providers: list[str] | None = None,
-    threads: int | None = None,
-    progress: bool = True,
-    force: bool = False,
-) -> ExtractResult:
-    """Compute (or reuse) the feature cache of ``model`` on ``source``.
+def extract_features(model: str | ModelSpec, source: str | StimulusSet, out: str | Path, *,
+                     pca: int | None = None, batch_size: int | str = "auto",
+                     memory: int | None = None, pooling: str | None = None,
+                     prompts: list | None = None, template: str | None = None,
+                     stages: list[str] | None = None, text: str | None = None,
+                     text_template: str | None = None, providers: list[str] | None = None,
+                     threads: int | None = None, progress: bool = True, force: bool = False,
+                     on_batch=None) -> list[ExtractResult]:
+    """Compute (or reuse, or resume) the feature caches of ``model`` on ``source``.
 
     Parameters
     ----------
     model : str or ModelSpec
-        Built-in name, exported model folder, ``.onnx`` file (see
-        :func:`~neuralign.models.registry.resolve_model`).
+        Built-in name, exported model folder or ``.onnx`` file
+        (:func:`~neuralign.models.registry.resolve_model`).
     source : str or StimulusSet
         ``builtin``, an image folder or a THINGS image folder.
-    out : path
-        The cache file (``.npz``), or a folder where a file named after model, pooling, stimulus
-        set and PCA is written.
+    out : str or Path
+        The cache folder (when it does not exist yet, or is a cache), or a folder in which
+        caches named after model, pooling, stimuli, PCA, stages and prompt are written
+        (always so with several prompts).
     pca : int, optional
-        Keep this many principal components per layer, fit on the training stimuli only (all
-        stimuli except the source's test set).
-    batch_size : int
-        Images per ONNX Runtime call.
+        Keep this many principal components per layer, fit on the training stimuli only.
+    batch_size : int or "auto"
+        Images per batch; ``auto`` chooses from the memory available (or ``memory``).
+    memory : int, optional
+        Memory budget in bytes for ``auto``.
     pooling : str, optional
-        ``cls``, ``mean`` or ``last``; the model's default when None. Layers that do not offer
-        it use their own default (recorded per layer).
+        ``cls``, ``mean``, ``last`` or ``all``; layers that do not offer it use their
+        default (recorded per layer).
+    prompts : list of Prompt, optional
+        LVLMs: one feature set per prompt (default: the model's default prompt).
+    template : str, optional
+        LVLMs: overrides the family's prompt template.
+    stages : list of str, optional
+        Only layers of these stages (e.g. ``["vision", "projector"]``).
+    text : str, optional
+        Caption features instead of images: ``concepts`` or a captions file.
+    text_template : str, optional
+        Template of the captions (``{text}`` marker), e.g. ``"a photo of a {text}."``.
+    providers : list of str, optional
+        ONNX Runtime providers (default: CUDA when present, else CPU).
+    threads : int, optional
+        Intra-op threads.
+    progress : bool
+        A progress bar per model on stderr.
     force : bool
         Recompute even when a valid cache exists.
+    on_batch : callable, optional
+        Called with the number of rows done after each batch is on disk.
+
+    Returns
+    -------
+    list of ExtractResult
+        One per feature set (prompt).
     """
-    from .preprocess import preprocess
+    from .batching import choose_batch_size
     from .registry import resolve_model
-    from .runtime import LayerRunner
+    from .runtime import LayerRunner, choose_providers
 
     t0 = time.perf_counter()
     spec = resolve_model(model) if isinstance(model, str) else model
     stim = open_source(source) if isinstance(source, str) else source
-    if batch_size < 1:
-        raise NeuralignError(f"--batch-size must be >= 1, got {batch_size}")
-    per_layer = spec.resolve_pooling(pooling)
-    pool_name = pooling or spec.default_pooling
-    out = Path(out)
-    path = out / default_cache_name(spec, stim, pool_name, pca) if out.suffix != ".npz" else out
-    stim_record = {"kind": "builtin" if stim.source == "builtin" else
-                   ("things" if stim.test_ids is not None else "folder"),
-                   "name": stim.name, "source": stim.source,
-                   "files": ({s.id: Path(s.path).relative_to(stim.source).as_posix()
-                              for s in stim.stimuli} if stim.source != "builtin" else None)}
-    settings = {
-        "format": FORMAT,
-        "model": _model_record(spec),
-        "preprocessing": spec.preprocessing,
-        "pooling": pool_name,
-        "pooling_per_layer": per_layer,
-        "pca": pca,
-        "layers": spec.layer_names,
-    }
-    hashes = stim.hashes()
-    key = cache_key({k: v for k, v in settings.items() if k != "model"} |
-                    {"model_sha256": [g["sha256"] for g in settings["model"]["graphs"]]}, hashes)
-    stale = None
-    if path.exists() and not force:
-        if not is_cache(path):
+    jobs = make_jobs(spec, stim, Path(out), pca=pca, pooling=pooling, prompts=prompts,
+                     template=template, stages=stages, text=text, text_template=text_template)
+    bs, why = choose_batch_size(spec, requested=batch_size, memory=memory)
+    results: dict[int, ExtractResult] = {}
+    active: list[tuple[Job, CacheWriter]] = []
+    for k, job in enumerate(jobs):
+        if _reusable(job, force):
+            fs = load_cache_dir(job.path, verify="none")
+            results[k] = ExtractResult(job.path, True, fs.n_stimuli, fs.n_layers, stim.skipped,
+                                       0.0, [], label=job.label, batch_size=bs, batch_reason=why)
+            continue
+        if job.stale is None:
+            job.stale = job.stale_reason()
+        if job.stale:
+            print(f"neuralign: cache {job.path} is stale ({job.stale}): recomputing",
+                  file=sys.stderr)
+        if job.raw_path is not None and job.path.exists() and not is_cache_dir(job.path):
             raise NeuralignError("exists and is not a feature cache; refusing to overwrite",
-                                 path=path)
-        old = read_provenance(path)
-        if old.get("key") == key:
-            from .cache import load_cache
+                                 path=job.path)
+        w = _open_writer(job, stim, raw=job.raw_path is not None, force=force)
+        if w.rows_done:
+            print(f"neuralign: resuming {w.path} at row {w.rows_done} of {w.n_stimuli}",
+                  file=sys.stderr)
+        active.append((job, w))
+    providers = providers or choose_providers()
+    used: list[str] = []
+    if active:
+        runner = LayerRunner(spec, providers=providers, threads=threads, mode=jobs[0].mode,
+                             stages=stages)
+        used = list(providers) + (["torch"] if runner.uses_torch else [])
+        starts = {id(w): w.rows_done for _, w in active}
+        if jobs[0].mode == "text":
+            _run_text(runner, jobs[0], active[0][1], stim, bs, progress, on_batch)
+        else:
+            _run_images(runner, active, stim, bs, progress, on_batch)
+        done = time.perf_counter() - t0
+        for job, w in active:
+            extra = {"providers": used, "batch_size": bs, "batch_size_reason": why,
+                     "seconds": round(done, 3), "skipped": [{"file": f, "reason": r}
+                                                            for f, r in _skipped(stim, w)]}
+            path = _finish(job, w, stim, extra)
+            fs = load_cache_dir(path, verify="none")
+            results[jobs.index(job)] = ExtractResult(
+                path, False, fs.n_stimuli, fs.n_layers, _skipped(stim, w), done, used,
+                job.stale, job.label, starts[id(w)], bs, why)
+    seconds = time.perf_counter() - t0
+    for r in results.values():
+        r.seconds = r.seconds or seconds
+    return [results[k] for k in range(len(jobs))]
 
-            fs = load_cache(path)
-            return ExtractResult(path, True, fs.n_stimuli, fs.n_layers, stim.skipped,
-                                 time.perf_counter() - t0, [], None)
-        with np.load(path, allow_pickle=False) as z:
-            old_hashes = dict(zip(z["stimulus_ids"].tolist(), z["image_sha256"].tolist()))
-        stale = _stale_reason(old, settings, old_hashes, hashes)
-        print(f"neuralign: cache {path} is stale ({stale}): recomputing", file=sys.stderr)
 
-    runner = LayerRunner(spec, providers=providers, threads=threads)
-    skipped = list(stim.skipped)
-    ids: list[str] = []
-    digests: list[str] = []
-    chunks: dict[str, list[np.ndarray]] = {n: [] for n in spec.layer_names}
+def _skipped(stim: StimulusSet, w: CacheWriter) -> list[tuple[str, str]]:
+    failed = [(str(stim.stimuli[r].path or stim.stimuli[r].id), "could not be preprocessed")
+              for r in w.failed]
+    return list(stim.skipped) + failed
+
+
+def _finish(job: Job, w: CacheWriter, stim: StimulusSet, extra: dict) -> Path:
+    extra = {**extra, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if job.raw_path is None:
+        return w.finalize(provenance=extra)
+    from .pca import write_pca
+
+    w.finalize(provenance=extra)
+    return write_pca(job, stim, extra)
+
+
+def _progress_bar(spec: ModelSpec, total: int, initial: int, label: str, enabled: bool):
     from tqdm import tqdm
 
-    bar = tqdm(total=len(stim.stimuli), desc=f"features {spec.name}", unit="img",
-               disable=not progress, file=sys.stderr)
+    return tqdm(total=total, initial=initial, desc=f"{spec.name}{label}", unit="img",
+                disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def _run_images(runner, active: list[tuple[Job, CacheWriter]], stim: StimulusSet, bs: int,
+                progress: bool, on_batch) -> None:
+    from .preprocess import preprocess
+
+    spec = runner.spec
+    start = min(w.rows_done for _, w in active)
+    contexts = [job.context for job, _ in active]
+    label = f" [{active[0][0].label}]" if len(active) == 1 and active[0][0].label else (
+        f" [{len(active)} prompts]" if len(active) > 1 else "")
+    n = len(stim.stimuli)
+    bar = _progress_bar(spec, n, start, label, progress)
     try:
-        for i in range(0, len(stim.stimuli), batch_size):
-            batch, bids = [], []
-            for s in stim.stimuli[i : i + batch_size]:
+        for i in range(start, n, bs):
+            chunk = stim.stimuli[i:i + bs]
+            ok, failed, batch = [], [], []
+            for r, s in enumerate(chunk, start=i):
                 try:
                     batch.append(preprocess(s.load(), spec.preprocessing))
-                    bids.append(s)
-                except NeuralignError as e:
-                    skipped.append((str(s.path or s.id), str(e)))
+                    ok.append(r)
+                except NeuralignError:
+                    failed.append(r)
             if batch:
-                res = runner.run(np.stack(batch), per_layer)
-                for n in spec.layer_names:
-                    chunks[n].append(res[n])
-                ids += [s.id for s in bids]
-                digests += [s.sha256 for s in bids]
-            bar.update(len(stim.stimuli[i : i + batch_size]))
+                values = runner.outputs_many(np.stack(batch), contexts)
+                for (job, w), vals in zip(active, values):
+                    rows = runner.pool(vals, job.pooling_per_layer)
+                    _check_finite(rows, spec)
+                    _write_rows(w, ok, rows)
+            for _, w in active:
+                w.commit(max(w.rows_done, i + len(chunk)), failed=failed)
+            bar.update(len(chunk))
+            if on_batch is not None:
+                on_batch(i + len(chunk))
     finally:
         bar.close()
-    if not ids:
-        raise NeuralignError("no stimulus could be read", path=stim.source)
-    arrays = [np.concatenate(chunks[n], axis=0) for n in spec.layer_names]
-    for n, a in zip(spec.layer_names, arrays):
+
+
+def _write_rows(w: CacheWriter, rows: list[int], values: dict[str, np.ndarray]) -> None:
+    """Rows are contiguous except where a stimulus failed: write each contiguous run."""
+    runs, s = [], 0
+    for k in range(1, len(rows) + 1):
+        if k == len(rows) or rows[k] != rows[k - 1] + 1:
+            runs.append((rows[s], s, k))
+            s = k
+    for first, a, b in runs:
+        w.write(first, {name: v[a:b] for name, v in values.items()})
+
+
+def _check_finite(rows: dict[str, np.ndarray], spec: ModelSpec) -> None:
+    for name, a in rows.items():
         if not np.isfinite(a).all():
-            raise NeuralignError(f"layer {n!r} produced NaN/Inf features", path=spec.root)
-    test_ids = [t for t in (stim.test_ids or []) if t in set(ids)]
-    pca_store = None
-    pca_info = None
-    if pca:
-        arrays, pca_store, pca_info = _fit_pca(arrays, ids, test_ids, pca)
-    provenance = dict(settings)
-    provenance.update({
-        "key": key,
-        "stimuli": stim_record,
-        "n_stimuli": len(ids),
-        "test_ids": test_ids or None,
-        "skipped": [{"file": f, "reason": r} for f, r in skipped],
-        "pca_info": pca_info,
-        "providers": runner.providers,
-        "batch_size": batch_size,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    if stim_record["files"]:
-        provenance["stimuli"]["files"] = {k: v for k, v in stim_record["files"].items()
-                                          if k in set(ids)}
-    write_cache(path, stimulus_ids=ids, layers=spec.layer_names, arrays=arrays,
-                image_sha256=digests, provenance=provenance, pca=pca_store)
-    return ExtractResult(path, False, len(ids), len(arrays), skipped, time.perf_counter() - t0,
-                         runner.providers, stale)
+            raise NeuralignError(f"layer {name!r} produced NaN/Inf features", path=spec.root)
 
 
-def _fit_pca(arrays, ids, test_ids, n):
-    """PCA per layer fit on the training stimuli (all but ``test_ids``), applied to all."""
-    from sklearn.decomposition import PCA
+def _run_text(runner, job: Job, w: CacheWriter, stim: StimulusSet, bs: int, progress: bool,
+              on_batch) -> None:
+    """Captions: each distinct caption runs once (one call per caption, no padding)."""
+    spec = runner.spec
+    n = len(stim.stimuli)
+    memo: dict[str, dict[str, np.ndarray]] = {}
+    bar = _progress_bar(spec, n, w.rows_done, " [text]", progress)
+    try:
+        for i in range(w.rows_done, n, bs):
+            chunk = stim.stimuli[i:i + bs]
+            rows: dict[str, list[np.ndarray]] = {}
+            for s in chunk:
+                cap = job.captions[s.id]
+                if cap not in memo:
+                    vals = runner.outputs(None, **job.text_context(cap))
+                    memo[cap] = runner.pool(vals, job.pooling_per_layer)
+                    _check_finite(memo[cap], spec)
+                for name, v in memo[cap].items():
+                    rows.setdefault(name, []).append(v)
+            w.write(i, {name: np.concatenate(v, axis=0) for name, v in rows.items()})
+            w.commit(i + len(chunk))
+            bar.update(len(chunk))
+            if on_batch is not None:
+                on_batch(i + len(chunk))
+    finally:
+        bar.close()
 
-    test = set(test_ids)
-    train = np.array([s not in test for s in ids])
-    if train.sum() < 2:
-        raise NeuralignError(f"PCA needs at least 2 training stimuli, got {int(train.sum())}")
-    out, store, info = [], {}, []
-    for i, a in enumerate(arrays):
-        k = int(min(n, train.sum(), a.shape[1]))
-        p = PCA(n_components=k, svd_solver="full", random_state=0).fit(a[train].astype(np.float64))
-        out.append(p.transform(a.astype(np.float64)).astype(np.float32))
-        store[i] = (p.components_, p.mean_)
-        info.append({"n_components": k, "explained_variance": float(p.explained_variance_ratio_.sum())})
-    return out, store, {"n_requested": n, "fit_on": "training stimuli",
-                        "n_fit": int(train.sum()), "layers": info}
+
+__all__ = ["FORMAT", "ExtractResult", "extract_features", "stimulus_record"]

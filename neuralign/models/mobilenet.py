@@ -34,6 +34,7 @@ class ConvBNReLU(nn.Sequential):
 
 
 class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expansion, 3x3 depthwise, 1x1 projection (+ residual)."""
     def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
         super().__init__()
         hidden = int(round(cin * expand))
@@ -49,6 +50,7 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module applied to ``x``."""
         return x + self.conv(x) if self.use_res else self.conv(x)
 
 
@@ -70,6 +72,7 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The module applied to ``x``."""
         x = self.features(x)
         x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.classifier(x)
@@ -83,6 +86,7 @@ class MobileNetV2Layers(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every block's global-average-pooled output, then the logits."""
         outs = []
         for block in self.net.features:
             x = block(x)
@@ -92,4 +96,5 @@ class MobileNetV2Layers(nn.Module):
 
 
 def layer_names() -> list[str]:
+    """Layer names: ``features.00`` .. ``features.18``, ``classifier``."""
     return [f"features.{i:02d}" for i in range(19)] + ["classifier"]

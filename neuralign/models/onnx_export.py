@@ -40,19 +40,38 @@ def export_module(
     *,
     input_names: list[str],
     output_names: list[str],
-    dynamic_batch: bool = True,
+    dynamic_axes: dict | None = None,
     opset: int = 17,
 ) -> str:
     """Export ``module(*example)`` (a tuple of tensors out) to ``path`` with the legacy
     TorchScript exporter (fast, works for ViT/CLIP/LLaVA/Qwen2-VL here); falls back to the
-    dynamo exporter when the legacy one fails. Returns the exporter used."""
+    dynamo exporter when the legacy one fails.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Returns a tuple of tensors.
+    example : tuple of Tensor
+        Example inputs.
+    path : str or Path
+        The ``.onnx`` file to write.
+    input_names, output_names : list of str
+        Graph input and output names.
+    dynamic_axes : dict, optional
+        Name -> {axis: symbolic name}; None: all shapes fixed.
+    opset : int
+        ONNX opset of the legacy exporter (the dynamo one uses at least 18).
+
+    Returns
+    -------
+    str
+        The exporter used (``torchscript`` or ``dynamo``).
+    """
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = None
-    if dynamic_batch:
-        axes = {n: {0: "batch"} for n in input_names + output_names}
+    axes = dynamic_axes or None
     module.eval()
     with torch.no_grad(), warnings.catch_warnings(), redirect_stdout(io.StringIO()), \
             quiet_stderr():
@@ -67,9 +86,13 @@ def export_module(
         except Exception as legacy_error:  # noqa: BLE001 - try the other exporter
             try:
                 dyn = None
-                if dynamic_batch:
-                    b = torch.export.Dim("batch", min=1, max=1024)
-                    dyn = tuple({0: b} for _ in example)
+                if axes:
+                    dims: dict[str, object] = {}
+                    dyn = tuple(
+                        {ax: dims.setdefault(nm, torch.export.Dim(nm, min=0 if "image" in nm
+                                                                  else 1, max=1 << 16))
+                         for ax, nm in axes.get(n, {}).items()} or None
+                        for n in input_names)
                 prog = torch.onnx.export(
                     module, example, input_names=input_names, output_names=output_names,
                     dynamic_shapes=dyn, opset_version=max(opset, 18), dynamo=True,
@@ -86,7 +109,23 @@ def export_module(
 
 def verify_export(module, inputs: tuple, path: str | Path, *, input_names: list[str],
                   output_names: list[str]) -> float:
-    """Max abs difference between torch ``module(*inputs)`` and ONNX Runtime on ``path``."""
+    """Max abs difference between torch ``module(*inputs)`` and ONNX Runtime on ``path``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The exported module.
+    inputs : tuple of Tensor
+        Inputs (may differ in shape from the export example along dynamic axes).
+    path : str or Path
+        The ``.onnx`` file.
+    input_names, output_names : list of str
+        As exported.
+
+    Returns
+    -------
+    float
+    """
     import onnxruntime as ort
     import torch
 

@@ -12,52 +12,75 @@ from pathlib import Path
 from ..errors import NeuralignError
 from .spec import SPEC_FILE, ModelSpec, read_spec
 
-# family -> what is needed to run it. ``model_type`` is the Hugging Face config.json value.
+# family -> what `neuralign models list` shows. ``model_type`` is the config.json value;
+# ``stages`` the stages and layer names an export has; ``runtime`` what ran in the tests here.
+_VISION_POOL = "cls (default) or mean over patch tokens"
+_LLM = "llm.NN: decoder layers on the prompt (last prompt token (default), mean over image " \
+       "tokens, or all tokens); captions: last / all tokens"
+_PROMPTS = "prompts chosen at extraction (--prompt, --prompts FILE); captions (--text)"
 FAMILIES: dict[str, dict] = {
-    "vit": {"model_type": ["vit"], "kind": "vision encoder",
-            "architecture": "ViTModel", "layers": "vision.00 .. vision.{N-1}",
-            "pooling": "cls (default), mean over patch tokens",
-            "preprocessing": "resize 224x224, mean/std 0.5 (or preprocessor_config.json)"},
-    "clip_vision": {"model_type": ["clip", "clip_vision_model"], "kind": "vision encoder",
-                    "architecture": "CLIPVisionModel (vision tower of CLIP)",
-                    "layers": "vision.00 .. vision.{N-1}",
-                    "pooling": "cls (default), mean over patch tokens",
-                    "preprocessing": "shorter side 224 bicubic, centre crop 224, CLIP mean/std"},
-    "siglip_vision": {"model_type": ["siglip", "siglip_vision_model"], "kind": "vision encoder",
-                      "architecture": "SiglipVisionModel (vision tower of SigLIP)",
-                      "layers": "vision.00 .. vision.{N-1}",
-                      "pooling": "mean over patch tokens (SigLIP has no CLS token)",
-                      "preprocessing": "resize 224x224 bicubic, mean/std 0.5"},
+    "vit": {"model_type": ["vit"], "kind": "vision encoder", "architecture": "ViTModel",
+            "stages": {"vision": f"vision.NN (blocks; {_VISION_POOL})"},
+            "graphs": "model.onnx", "runtime": "onnx"},
     "dinov2": {"model_type": ["dinov2"], "kind": "vision encoder", "architecture": "Dinov2Model",
-               "layers": "vision.00 .. vision.{N-1}",
-               "pooling": "cls (default), mean over patch tokens",
-               "preprocessing": "shorter side 256 bicubic, centre crop 224, ImageNet mean/std"},
-    "llava": {"model_type": ["llava"], "kind": "LVLM",
-              "architecture": "LlavaForConditionalGeneration (CLIP-style tower + MLP projector "
-                              "+ decoder LM)",
-              "layers": "vision.00 .. (tower), llm.00 .. (decoder layers)",
-              "pooling": "vision: cls/mean; llm: last token of the fixed prompt (default) "
-                         "or mean over image tokens",
-              "preprocessing": "from preprocessor_config.json, else CLIP",
-              "graphs": "vision.onnx (tower + projector), llm.onnx (decoder on inputs_embeds)"},
-    "qwen2_vl": {"model_type": ["qwen2_vl"], "kind": "LVLM",
-                 "architecture": "Qwen2VLForConditionalGeneration (ViT with 2x2 merger + Qwen2 "
-                                 "decoder with M-RoPE)",
-                 "layers": "vision.00 .., llm.00 ..",
-                 "pooling": "vision: mean; llm: last token (default) or mean over image tokens",
-                 "preprocessing": "fixed image size (resize exact), CLIP mean/std; batch 1",
-                 "graphs": "vision.onnx (tower + merger), llm.onnx (decoder on inputs_embeds, "
-                           "fixed 3-D positions)"},
-    "internvl": {"model_type": ["internvl"], "kind": "LVLM",
-                 "architecture": "InternVLForConditionalGeneration (InternViT tower + pixel "
-                                 "shuffle + MLP projector + Qwen2-style decoder)",
-                 "layers": "vision.00 .., llm.00 ..",
-                 "pooling": "vision: cls/mean; llm: last token (default) or mean over image "
-                            "tokens",
-                 "preprocessing": "resize exact (image_size), ImageNet mean/std",
-                 "graphs": "vision.onnx (tower + projector), llm.onnx (decoder on "
-                           "inputs_embeds)"},
+               "stages": {"vision": f"vision.NN ({_VISION_POOL})"},
+               "graphs": "model.onnx", "runtime": "onnx"},
+    "clip_vision": {"model_type": ["clip_vision_model"], "kind": "vision encoder",
+                    "architecture": "CLIPVisionModel",
+                    "stages": {"vision": f"vision.NN ({_VISION_POOL})"},
+                    "graphs": "model.onnx", "runtime": "onnx"},
+    "siglip_vision": {"model_type": ["siglip_vision_model"], "kind": "vision encoder",
+                      "architecture": "SiglipVisionModel",
+                      "stages": {"vision": "vision.NN (mean over patch tokens; no CLS)"},
+                      "graphs": "model.onnx", "runtime": "onnx"},
+    "clip": {"model_type": ["clip"], "kind": "contrastive image-text",
+             "architecture": "CLIPModel (image and text towers + projections)",
+             "stages": {"vision": f"vision.NN ({_VISION_POOL})",
+                        "embed": "embed.image (projected image embedding); embed.text",
+                        "text": "text.NN (captions: last (EOS) token or mean)"},
+             "graphs": "image.onnx, text.onnx", "runtime": "onnx", "text": "captions (--text)"},
+    "siglip": {"model_type": ["siglip"], "kind": "contrastive image-text",
+               "architecture": "SiglipModel (image and text towers + pooling heads)",
+               "stages": {"vision": "vision.NN (mean)",
+                          "embed": "embed.image (attention-pool head); embed.text (text head)",
+                          "text": "text.NN (captions padded to 64 tokens: last or mean)"},
+               "graphs": "image.onnx, text.onnx", "runtime": "onnx", "text": "captions (--text)"},
 }
+_LVLM_ROWS = {
+    "llava": ("LlavaForConditionalGeneration", "CLIP tower + MLP projector + Llama-style LM",
+              "vision.NN (cls/mean)", "onnx"),
+    "llava_next": ("LlavaNextForConditionalGeneration", "anyres tiles (fixed square grid) + "
+                   "newline tokens", "vision.NN (cls/mean over every tile)", "onnx"),
+    "llava_onevision": ("LlavaOnevisionForConditionalGeneration", "SigLIP tower, anyres_max "
+                        "tiles + newline tokens, Qwen2 LM", "vision.NN (mean)", "onnx"),
+    "qwen2_vl": ("Qwen2VLForConditionalGeneration", "ViT with 2x2 merger, Qwen2 LM with "
+                 "M-RoPE (positions computed from the prompt)", "vision.NN (mean; one image "
+                 "per call)", "onnx"),
+    "qwen2_5_vl": ("Qwen2_5_VLForConditionalGeneration", "window-attention ViT + merger, "
+                   "Qwen2.5 LM with M-RoPE", "vision.NN (mean; one image per call)", "onnx"),
+    "internvl": ("InternVLForConditionalGeneration", "InternViT + pixel shuffle + MLP, "
+                 "Qwen2-style LM", "vision.NN (cls/mean)", "onnx"),
+    "paligemma": ("PaliGemmaForConditionalGeneration", "SigLIP tower + linear projector, Gemma "
+                  "LM with bidirectional prefix attention", "vision.NN (mean)", "onnx"),
+    "idefics3": ("Idefics3ForConditionalGeneration", "SigLIP-style tower (one global image) + "
+                 "pixel-shuffle connector, Llama LM", "vision.NN (mean)",
+                 "vision: torch eager (ONNX Runtime rejects the exported graph: Gather with a "
+                 "float index from the position bucketing); llm: onnx"),
+    "smolvlm": ("SmolVLMForConditionalGeneration", "as Idefics3", "vision.NN (mean)",
+                "vision: torch eager (as Idefics3); llm: onnx"),
+    "blip2": ("Blip2ForConditionalGeneration", "ViT + Q-Former (learned queries) + projection, "
+              "OPT decoder", "vision.NN (cls/mean); qformer.NN (mean over the queries)", "onnx"),
+}
+for _fam, (_cls, _arch, _vision, _rt) in _LVLM_ROWS.items():
+    FAMILIES[_fam] = {
+        "model_type": ["blip-2" if _fam == "blip2" else _fam], "kind": "LVLM",
+        "architecture": f"{_cls} ({_arch})",
+        "stages": {"vision": _vision,
+                   **({"qformer": "qformer.NN"} if _fam == "blip2" else {}),
+                   "projector": "projector (mean over the image tokens the LM receives)",
+                   "llm": _LLM},
+        "graphs": "vision.onnx (tower + projector), llm.onnx (decoder on input_ids + image "
+                  "tokens)", "runtime": _rt, "text": _PROMPTS}
 
 BUILTIN_MODELS: dict[str, dict] = {
     "mobilenet_v2": {
@@ -81,6 +104,7 @@ BUILTIN_MODELS: dict[str, dict] = {
 
 
 def known_models() -> list[str]:
+    """Names of the built-in models."""
     return list(BUILTIN_MODELS)
 
 

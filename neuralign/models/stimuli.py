@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
+from ..io.hashing import file_sha256
+
+__all__ = ["IMAGE_SUFFIXES", "Stimulus", "StimulusSet", "builtin_arrays", "builtin_ids",
+           "builtin_set", "builtin_stimuli", "file_sha256", "folder_set", "open_source",
+           "read_image", "things_set", "write_builtin_stimuli"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 CROPS = ("tl", "tr", "bl", "br", "c")
@@ -25,6 +30,7 @@ CROP_FRACTION = 0.6
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        """The image as an array."""
         import skimage.data as d
 
         if name.startswith("motorcycle_"):
@@ -37,6 +43,7 @@ def _skimage(name: str) -> Callable[[], np.ndarray]:
 
 def _sklearn(fname: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        """The image as an array."""
         from sklearn.datasets import load_sample_image
 
         return load_sample_image(fname)
@@ -127,15 +134,6 @@ def array_sha256(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------------- sources
 @dataclass
 class Stimulus:
@@ -162,12 +160,15 @@ class StimulusSet:
     stimuli: list[Stimulus]
     test_ids: list[str] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    concepts: dict[str, str] | None = None
 
     @property
     def ids(self) -> list[str]:
+        """Stimulus ids, in order."""
         return [s.id for s in self.stimuli]
 
     def hashes(self) -> dict[str, str]:
+        """Stimulus id -> content sha256."""
         return {s.id: s.sha256 for s in self.stimuli}
 
 
@@ -198,7 +199,11 @@ def _check_image(path: Path) -> str | None:
 def builtin_set() -> StimulusSet:
     """The built-in stimulus set as a :class:`StimulusSet` (no test split)."""
     stimuli = [Stimulus(sid, array_sha256(a), array=a) for sid, a in builtin_arrays()]
-    return StimulusSet("builtin", "builtin", stimuli)
+    concepts = {}
+    for s in stimuli:
+        base = next(b for b in BASE_IMAGES if s.id == b or s.id.startswith(b + "_"))
+        concepts[s.id] = base.split("_")[0]
+    return StimulusSet("builtin", "builtin", stimuli, concepts=concepts)
 
 
 def folder_set(folder: str | Path) -> StimulusSet:
@@ -229,7 +234,20 @@ def folder_set(folder: str | Path) -> StimulusSet:
                  file_sha256(p), path=p)
         for p in images
     ]
-    return StimulusSet(root.name, str(root.resolve()), stimuli, skipped=skipped)
+    # images in sub-folders (THINGS-style `concept/image.jpg`): the folder names the concept
+    concepts = None
+    if all(p.parent != root for p in images):
+        concepts = {s.id: _concept_name(p.parent.name) for s, p in zip(stimuli, images)}
+    return StimulusSet(root.name, str(root.resolve()), stimuli, skipped=skipped,
+                       concepts=concepts)
+
+
+def _concept_name(name: str) -> str:
+    """``00001_aardvark`` -> ``aardvark``; ``ice_cream`` -> ``ice cream``."""
+    head, _, rest = str(name).partition("_")
+    if head.isdigit() and rest:
+        name = rest
+    return name.replace("_", " ").strip()
 
 
 def things_set(folder: str | Path) -> StimulusSet:
@@ -260,8 +278,15 @@ def things_set(folder: str | Path) -> StimulusSet:
     for f in wanted:
         s = by_name[Path(f).name]
         stimuli.append(Stimulus(f, s.sha256, path=s.path))
+    names = [str(c) for key in ("train_img_concepts", "test_img_concepts")
+             for c in np.atleast_1d(meta.get(key, []))]
+    concepts = None
+    if len(names) == len(wanted):
+        concepts = {f: _concept_name(c) for f, c in zip(wanted, names)}
+    elif full.concepts:
+        concepts = {f: full.concepts[by_name[Path(f).name].id] for f in wanted}
     return StimulusSet(root.name, str(root.resolve()), stimuli, test_ids=test_ids,
-                       skipped=full.skipped)
+                       skipped=full.skipped, concepts=concepts)
 
 
 def open_source(source: str) -> StimulusSet:

@@ -84,6 +84,13 @@ def test_unknown_ids_counted_not_fatal():
     assert res.counts["unknown_ids"] == ["not-a-stimulus", "x1", "x2"]
 
 
+def test_empty_batch_adds_nothing():
+    fs, sids, epochs, times, ch = make_problem()
+    eng = AlignmentEngine(fs, times=times, ch_names=ch)
+    assert eng.add_epochs(sids[:0], epochs[:0]) == 0
+    assert eng.n_epochs == 0
+
+
 def test_bad_epochs_refused():
     from neuralign.errors import NeuralignError
 

@@ -109,10 +109,22 @@ def _reference(fs, sids, epochs, *, test_ids, n_folds, selection):
 REGIMES = {"n<D": (60, (150, 40)), "n=D": (60, (48, 20)), "n>D": (120, (12, 6))}
 
 
+def _backends():
+    out = ["numpy"]
+    try:
+        import torch  # noqa: F401
+
+        out.append("torch")
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("backend", _backends())
 @pytest.mark.parametrize("selection", ["gcv", "kfold"])
 @pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
 @pytest.mark.parametrize("regime", list(REGIMES))
-def test_matches_sklearn_in_every_regime(regime, design, selection):
+def test_matches_sklearn_in_every_regime(regime, design, selection, backend):
     n, dims = REGIMES[regime]
     fs, sids, epochs, times, ch = _problem(n, dims, seed=len(regime) + design)
     test_ids = fs.stimulus_ids[:12].tolist() if design else None
@@ -121,7 +133,8 @@ def test_matches_sklearn_in_every_regime(regime, design, selection):
     ref = _reference(fs, sids, epochs, test_ids=test_ids, n_folds=4, selection=selection)
     for form in ("auto", "dual", "primal"):
         eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids, alphas=ALPHAS,
-                              n_folds=4, alpha_selection=selection, form=form)
+                              n_folds=4, alpha_selection=selection, form=form,
+                              backend=backend)
         eng.add_epochs(sids, epochs)
         res = eng.refresh()
         np.testing.assert_allclose(res.encoding_r, ref, atol=1e-6, err_msg=form)
@@ -199,3 +212,23 @@ def test_constant_target_is_nan():
     res = eng.refresh()
     assert np.isnan(res.encoding_r[:, 1, :]).all()
     assert np.isfinite(res.encoding_r[:, 0, :]).all()
+
+
+@pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
+def test_extended_refit_equals_rebuilt_refit(design):
+    """A refit with the alphas kept, through extended eigendecompositions (stimuli added since
+    the last rebuild), equals the same refit from freshly rebuilt ones."""
+    fs, sids, epochs, times, ch = _problem(90, (300,), reps=2, seed=7)
+    test_ids = fs.stimulus_ids[:18].tolist() if design else None
+    order = np.argsort(np.array([s[1:] for s in sids]), kind="stable")[::-1]  # new stimuli last
+    sids, epochs = sids[order], epochs[order]
+    out = []
+    for reanchor in (False, True):
+        eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids)
+        eng.add_epochs(sids[:120], epochs[:120])
+        eng.refresh()
+        eng.add_epochs(sids[120:], epochs[120:])  # unseen stimuli join the training sets
+        out.append(eng.refresh(select_alphas=False, reanchor=reanchor))
+    assert out[0].counts["solver_forms"] == ["dual"]
+    np.testing.assert_array_equal(out[0].encoding_alpha, out[1].encoding_alpha)
+    np.testing.assert_allclose(out[0].encoding_r, out[1].encoding_r, atol=1e-10)

@@ -30,17 +30,19 @@ _EXPORTS: dict[str, tuple] = {}
 
 @pytest.fixture(scope="session")
 def hf_export(tmp_path_factory):
-    """``hf_export(family) -> (model_dir, ModelSpec)``: tiny model saved and exported once."""
-    from neuralign.models.hf_export import export_hf
+    """``hf_export(family, runtime="auto") -> (model_dir, ModelSpec)``: tiny model (with its
+    tokenizer) saved and exported once per session."""
+    from neuralign.models.hf import export_hf
 
-    def get(family: str):
-        if family not in _EXPORTS:
+    def get(family: str, runtime: str = "auto"):
+        key = f"{family}:{runtime}"
+        if key not in _EXPORTS:
             base = tmp_path_factory.mktemp(f"hf_{family}")
             model_dir = tiny.save(family, base / family)
-            size = 16 if family == "qwen2_vl" else None
-            spec = export_hf(model_dir, base / "export", image_size=size)
-            _EXPORTS[family] = (model_dir, spec)
-        return _EXPORTS[family]
+            spec = export_hf(model_dir, base / "export", image_size=tiny.IMAGE_SIZE.get(family),
+                             runtime=runtime)
+            _EXPORTS[key] = (model_dir, spec)
+        return _EXPORTS[key]
 
     return get
 

@@ -9,8 +9,9 @@ import pytest
 
 from neuralign.cli import main
 from neuralign.errors import NeuralignError
+from neuralign.io.cache_reader import load_cache_dir
+from neuralign.io.feature_cache import is_cache_dir
 from neuralign.io.features import load_features
-from neuralign.models.cache import is_cache, load_cache
 from neuralign.models.extract import extract_features
 from neuralign.models.stimuli import (
     builtin_ids,
@@ -43,27 +44,28 @@ def test_folder_skips_unreadable_files(image_folder):
 
 def test_cache_reuse_and_invalidation(hf_export, image_folder, tmp_path, capsys):
     _, spec = hf_export("vit")
-    out = tmp_path / "feat.npz"
-    r1 = extract_features(spec, str(image_folder), out, batch_size=3, progress=False)
+    out = tmp_path / "feat"
+    [r1] = extract_features(spec, str(image_folder), out, batch_size=3, progress=False)
     assert not r1.reused
     assert r1.n_stimuli == 8
-    assert is_cache(out)
+    assert is_cache_dir(out)
     fs = load_features(out)  # the io dispatch accepts caches
     assert fs.layers == ("vision.00", "vision.01")
     assert fs.arrays[0].shape == (8, 32)
     assert fs.provenance["pooling"] == "cls"
-    r2 = extract_features(spec, str(image_folder), out, progress=False)
+    assert fs.provenance["stages"] == {"vision.00": "vision", "vision.01": "vision"}
+    [r2] = extract_features(spec, str(image_folder), out, progress=False)
     assert r2.reused
     # change one image: loading the old cache is refused, re-running recomputes
     from PIL import Image
 
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(image_folder / "astronaut.png")
     with pytest.raises(NeuralignError, match="stale: 1 image"):
-        load_cache(out)
-    r3 = extract_features(spec, str(image_folder), out, progress=False)
+        load_cache_dir(out)
+    [r3] = extract_features(spec, str(image_folder), out, progress=False)
     assert not r3.reused
     assert "1 image(s) changed" in r3.stale_reason
-    fs3 = load_cache(out)
+    fs3 = load_cache_dir(out)
     i = list(fs3.stimulus_ids).index("astronaut")
     assert not np.allclose(fs3.arrays[0][i], fs.arrays[0][i])
     j = list(fs3.stimulus_ids).index("chelsea")
@@ -72,27 +74,32 @@ def test_cache_reuse_and_invalidation(hf_export, image_folder, tmp_path, capsys)
 
 def test_tampered_cache_refused(hf_export, image_folder, tmp_path):
     _, spec = hf_export("vit")
-    out = tmp_path / "feat.npz"
+    out = tmp_path / "feat"
     extract_features(spec, str(image_folder), out, progress=False)
-    with np.load(out) as z:
-        data = {k: z[k] for k in z.files}
-    data["layer_000"] = data["layer_000"] + 1.0
-    np.savez(out, **data)
-    with pytest.raises(NeuralignError, match="do not match their recorded hash"):
-        load_cache(out)
+    a = np.load(out / "layer_000.npy", mmap_mode="r+")
+    a[0, 0] += 1.0
+    a.flush()
+    del a
+    with pytest.raises(NeuralignError, match="does not match its recorded hash"):
+        load_cache_dir(out)
 
 
 def test_pooling_option_recorded(hf_export, image_folder, tmp_path):
     _, spec = hf_export("llava")
-    r = extract_features(spec, str(image_folder), tmp_path, pooling="mean", progress=False)
-    fs = load_cache(r.path)
+    [r] = extract_features(spec, str(image_folder), tmp_path, pooling="mean", progress=False)
+    fs = load_cache_dir(r.path)
     prov = fs.provenance
     assert prov["pooling"] == "mean"
-    assert r.path.name == "llava_mean_stim.npz"
+    assert r.path.name == "llava_mean_stim"
     assert prov["pooling_per_layer"] == {"vision.00": "mean", "vision.01": "mean",
-                                         "llm.00": "mean", "llm.01": "mean"}
-    r2 = extract_features(spec, str(image_folder), tmp_path, progress=False)
-    assert load_cache(r2.path).provenance["pooling_per_layer"]["llm.01"] == "last"
+                                         "projector": "mean", "llm.00": "mean",
+                                         "llm.01": "mean"}
+    [r2] = extract_features(spec, str(image_folder), tmp_path, progress=False)
+    assert load_cache_dir(r2.path).provenance["pooling_per_layer"]["llm.01"] == "last"
+    [r3] = extract_features(spec, str(image_folder), tmp_path, pooling="all", progress=False)
+    per = load_cache_dir(r3.path).provenance["pooling_per_layer"]
+    assert per == {"vision.00": "cls", "vision.01": "cls", "projector": "mean",
+                   "llm.00": "all", "llm.01": "all"}
     with pytest.raises(NeuralignError, match="offers pooling"):
         extract_features(hf_export("siglip_vision")[1], str(image_folder), tmp_path,
                          pooling="cls", progress=False)
@@ -118,10 +125,10 @@ def test_pca_fit_on_training_stimuli_only(hf_export, tmp_path):
     np.save(root / "image_metadata.npy",
             {"train_img_files": np.array(train), "test_img_files": np.array(test)},
             allow_pickle=True)
-    raw = load_cache(extract_features(spec, str(root), tmp_path / "raw.npz",
-                                      progress=False).path)
-    red = load_cache(extract_features(spec, str(root), tmp_path / "pca.npz", pca=3,
-                                      progress=False).path)
+    raw = load_cache_dir(extract_features(spec, str(root), tmp_path / "raw",
+                                          progress=False)[0].path)
+    red = load_cache_dir(extract_features(spec, str(root), tmp_path / "pca", pca=3,
+                                          progress=False)[0].path)
     assert red.provenance["test_ids"] == test
     assert set(red.stimulus_ids) == set(train + test)
     is_train = np.array([s not in set(red.provenance["test_ids"]) for s in raw.stimulus_ids])
@@ -130,12 +137,12 @@ def test_pca_fit_on_training_stimuli_only(hf_export, tmp_path):
     # components are defined up to sign
     signs = np.sign((proj * red.arrays[1]).sum(axis=0))
     np.testing.assert_allclose(red.arrays[1], proj * signs, atol=1e-3)
-    with np.load(tmp_path / "pca.npz") as z:
-        assert z["pca_components_001"].shape == (3, 32)
+    assert np.load(tmp_path / "pca" / "pca_components_001.npy").shape == (3, 32)
+    assert not (tmp_path / "pca.raw").exists()  # the raw features are removed after PCA
 
 
 def test_cli_features_builtin_mobilenet(tmp_path, capsys, mobilenet_spec):
-    out = tmp_path / "mb.npz"
+    out = tmp_path / "mb"
     assert main(["features", "--model", "mobilenet_v2", "--stimuli", "builtin",
                  "--out", str(out), "--no-progress"]) == 0
     assert "102 stimuli x 20 layers" in capsys.readouterr().out
@@ -150,7 +157,7 @@ def test_cli_features_builtin_mobilenet(tmp_path, capsys, mobilenet_spec):
 def test_cli_features_vit_s14_focus(tmp_path, capsys, image_folder, focus_spec):
     assert main(["features", "--model", "vit_s14_focus", "--stimuli", str(image_folder),
                  "--out", str(tmp_path), "--no-progress", "--batch-size", "4"]) == 0
-    fs = load_features(tmp_path / "vit_s14_focus_cls_stim.npz")
+    fs = load_features(tmp_path / "vit_s14_focus_cls_stim")
     assert fs.n_layers == 12
     assert fs.dims == (384,) * 12
 
@@ -187,8 +194,15 @@ def test_cli_bad_inputs(tmp_path, capsys, hf_export, image_folder):
                                       str(tmp_path / "o")])
     notcache = tmp_path / "x.npz"
     np.savez(notcache, a=np.zeros(3))
-    assert "not a feature cache" in err_of(["features", "--model", "mobilenet_v2", "--stimuli",
-                                            str(image_folder), "--out", str(notcache)])
+    assert "give --out without .npz" in err_of(["features", "--model", "mobilenet_v2",
+                                                "--stimuli", str(image_folder), "--out",
+                                                str(notcache)])
+    assert "--batch-size" in err_of(["features", "--model", "mobilenet_v2", "--stimuli",
+                                     str(image_folder), "--out", str(tmp_path / "c"),
+                                     "--batch-size", "x"])
+    assert "unknown stage" in err_of(["features", "--model", "mobilenet_v2", "--stimuli",
+                                      str(image_folder), "--out", str(tmp_path / "c"),
+                                      "--stages", "vision,brain"])
 
 
 def test_changed_model_invalidates_cache(hf_export, image_folder, tmp_path):
@@ -200,13 +214,13 @@ def test_changed_model_invalidates_cache(hf_export, image_folder, tmp_path):
     plain.mkdir()
     onnx_file = plain / "m.onnx"
     shutil.copy(vit.root / "model.onnx", onnx_file)
-    out = tmp_path / "c.npz"
-    r1 = extract_features(str(onnx_file), str(image_folder), out, progress=False)
+    out = tmp_path / "c"
+    [r1] = extract_features(str(onnx_file), str(image_folder), out, progress=False)
     assert r1.n_layers == 4  # a plain ONNX file: every output is a layer
     shutil.copy(dino.root / "model.onnx", onnx_file)
     with pytest.raises(NeuralignError, match="stale: model file"):
-        load_cache(out)
-    r2 = extract_features(str(onnx_file), str(image_folder), out, progress=False)
+        load_cache_dir(out)
+    [r2] = extract_features(str(onnx_file), str(image_folder), out, progress=False)
     assert not r2.reused
     assert r2.stale_reason == "the model file changed"
     # an exported model folder whose graph was modified after export is refused
@@ -214,4 +228,4 @@ def test_changed_model_invalidates_cache(hf_export, image_folder, tmp_path):
     shutil.copytree(vit.root, exported)
     shutil.copy(dino.root / "model.onnx", exported / "model.onnx")
     with pytest.raises(NeuralignError, match="does not match the hash recorded"):
-        extract_features(str(exported), str(image_folder), tmp_path / "d.npz", progress=False)
+        extract_features(str(exported), str(image_folder), tmp_path / "d", progress=False)

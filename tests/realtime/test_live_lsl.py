@@ -147,6 +147,49 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
                                    equal_nan=True, err_msg=k)
 
 
+def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_path):
+    """LVLM-wide layers (n < D): ``neuralign live`` solves them in the dual form, extends its
+    eigendecompositions refresh after refresh, shows the refresh time and form, and its final
+    maps equal ``neuralign analyze`` of the recording."""
+    rng = np.random.default_rng(4)
+    ids = [f"stim_{i:03d}" for i in range(60)]
+    narrow = hierarchical_features(ids, n_layers=3, dim=10, seed=4)
+    wide = [a @ rng.standard_normal((10, 1024)).astype(np.float32)
+            + 0.05 * rng.standard_normal((60, 1024)).astype(np.float32) for a in narrow.arrays]
+    fpath = tmp_path / "wide.npz"
+    save_features(fpath, type(narrow)(narrow.stimulus_ids, narrow.layers, wide))
+    name = unique("wide")
+    design_path = tmp_path / "design.json"
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
+                     str(fpath), "--schedule", "--design-out", str(design_path), "--n-test", "12",
+                     "--train-reps", "2", "--test-reps", "4", "--soa", "0.05", "--snr", "1.0"],
+                    tmp_path / "amp.log")
+    out = tmp_path / "live"
+    try:
+        wait_for_stream(name)
+        assert wait_until(design_path.exists, 30)
+        live = neuralign(["live", "--eeg-stream", name, "--marker-stream", f"{name}-markers",
+                          "--features", str(fpath), "--design", str(design_path), "--out",
+                          str(out), "--duration", "14", "--refresh-every", "0.25"],
+                         tmp_path / "live.log")
+        assert live.wait(120) == 0, (tmp_path / "live.log").read_text()[-2000:]
+    finally:
+        stop(amp)
+    log = (tmp_path / "live.log").read_text()
+    assert "refresh=" in log
+    assert "(dual 3)" in log
+    res = json.loads((out / "results.json").read_text())
+    assert res["counts"]["solver_forms"] == ["dual"] * 3
+    assert res["counts"]["n_refresh"] >= 3
+    off = tmp_path / "offline"
+    assert main(["analyze", "--dataset", f"recording:{out}", "--features", str(fpath),
+                 "--out", str(off), "--quiet"]) == 0
+    a, b = AlignmentResult.load(out), AlignmentResult.load(off)
+    assert np.isfinite(a.encoding_r).all()
+    np.testing.assert_allclose(a.encoding_r, b.encoding_r, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(a.encoding_alpha, b.encoding_alpha)
+
+
 # ---------------------------------------------------------------------- loss and return
 def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, features_file):
     features = features_file[1]

@@ -1,0 +1,98 @@
+"""Several models on the same EEG: which explains it better, and how sure is that.
+
+Each model has its own engine (its own layers and maps) over the same epochs. A model's
+score is the peak r of its best layer (the channel-mean encoding map); models are compared
+pairwise over the *same held-out stimuli* by a paired bootstrap
+(:func:`~neuralign.align.confidence.compare_models`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .confidence import HeldOut, PeakIntervals, bootstrap_peaks, compare_models
+
+
+@dataclass
+class ModelScore:
+    """One model's row of the ranking."""
+
+    label: str
+    best_layer: str
+    best_index: int
+    peak_r: float
+    peak_r_ci: tuple[float, float]
+    peak_latency_s: float
+    peak_latency_ci: tuple[float, float]
+
+
+@dataclass
+class Ranking:
+    """Models ranked by the peak r of their best layer, with paired comparisons."""
+
+    rows: list[ModelScore]
+    #: (better, worse) -> {"diff", "ci", "p", "n_stimuli", "n_boot"}: every ranked neighbour
+    #: pair and the top model against every other
+    pairs: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    @property
+    def top_p(self) -> float:
+        """Largest p of the top model against any other (NaN with fewer than two models)."""
+        if len(self.rows) < 2:
+            return float("nan")
+        top = self.rows[0].label
+        ps = [v["p"] for (a, _b), v in self.pairs.items() if a == top]
+        return float(max(ps)) if ps else float("nan")
+
+    def to_dict(self) -> dict:
+        """JSON-ready content."""
+        return {
+            "models": [r.__dict__ for r in self.rows],
+            "comparisons": [{"better": a, "worse": b, **v} for (a, b), v in self.pairs.items()],
+            "score": "peak r of the best layer (channel-mean encoding map, held-out stimuli)",
+            "test": "paired bootstrap over the same held-out stimuli (two-sided)",
+        }
+
+
+def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
+                peaks: dict[str, PeakIntervals] | None = None) -> Ranking:
+    """Rank models by the peak r of their best layer and compare them pairwise.
+
+    Parameters
+    ----------
+    held : dict of str to HeldOut
+        Each model's held-out predictions at the last refresh (model label -> predictions).
+    n_boot : int
+        Bootstrap resamples for intervals and comparisons.
+    seed : int
+        Seed of the resampling.
+    peaks : dict of str to PeakIntervals, optional
+        Intervals already computed for these predictions (saves recomputing them).
+
+    Returns
+    -------
+    Ranking
+    """
+    rows = []
+    for label, h in held.items():
+        pk = (peaks or {}).get(label) or bootstrap_peaks(h, n_boot=n_boot, seed=seed)
+        if not np.isfinite(pk.peak_r).any():
+            continue
+        i = int(np.nanargmax(pk.peak_r))
+        rows.append(ModelScore(
+            label=label, best_layer=h.layers[i] if h.layers else str(i), best_index=i,
+            peak_r=float(pk.peak_r[i]),
+            peak_r_ci=(float(pk.peak_r_ci[i, 0]), float(pk.peak_r_ci[i, 1])),
+            peak_latency_s=float(pk.latency_s[i]),
+            peak_latency_ci=(float(pk.latency_ci[i, 0]), float(pk.latency_ci[i, 1]))))
+    rows.sort(key=lambda r: -r.peak_r)
+    out = Ranking(rows)
+    pairs = {(rows[j].label, rows[j + 1].label) for j in range(len(rows) - 1)}
+    pairs |= {(rows[0].label, r.label) for r in rows[1:]} if rows else set()
+    by = {r.label: r for r in rows}
+    for a, b in sorted(pairs):
+        out.pairs[(a, b)] = compare_models(held[a], by[a].best_index, held[b],
+                                           by[b].best_index, n_boot=n_boot, seed=seed)
+    return out
