@@ -16,7 +16,8 @@ C. ``live``: one live refresh with 32 layers x 4096 (1,200 candidate stimuli, 1,
    and refit; the form each layer used.
 D. ``memory`` (own processes): ``analyze`` of 10 layers x 4096 x 700 stimuli; with ``--full``
    also 32 layers x 4096 x the full THINGS-EEG2 set (16,740 stimuli, 82,160 epochs) from a
-   memory-mapped per-layer cache (8.8 GB on disk). Peak RSS of each process.
+   per-layer feature cache (8.8 GB on disk, layers read on demand). Peak RSS of each
+   process.
 E. ``gpu``: the torch backend on CUDA when a GPU is present (says so when it is not).
 """
 
@@ -36,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neuralign.align import AlignmentEngine  # noqa: E402
-from neuralign.base import FeatureSet  # noqa: E402
+from neuralign.base import FeatureSet, LayerFile  # noqa: E402
 
 C, T = 17, 100
 ALPHAS = np.logspace(-1, 6, 8)
@@ -305,7 +306,7 @@ def child_memory(tmp: str, argv: list[str]) -> None:
                 (blk.shape[0], a.dim)).astype(np.float32)
         mm.flush()
         del mm
-        arrays.append(np.load(f, mmap_mode="r"))
+        arrays.append(LayerFile(f))  # as the per-layer feature cache opens its layers
     fs = FeatureSet(ids, [f"layer{i:02d}" for i in range(a.layers)], arrays)
     sig = (z @ (rng.standard_normal((64, C * T)).astype(np.float32) / 8)).reshape(n, C, T)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2

@@ -328,6 +328,14 @@ class AlignmentEngine:
             result.counts["peak_rss_gb"] = peak_rss_bytes() / 1024**3
             return result
 
+    def alpha_indices(self, layer: int) -> list[np.ndarray] | None:
+        """Index into :attr:`alphas` of every target's alpha, per outer split (last refresh)."""
+        return self._alpha_idx[layer]
+
+    def outer_splits(self):
+        """The scoring splits of the stimuli seen so far (see :mod:`~neuralign.align.folds`)."""
+        return self.geometry.outer_splits(self.store.count > 0)
+
     def _held_out(self, ri: RefreshInput, preds: list[np.ndarray]) -> HeldOut:
         """The scored stimuli's held-out predictions, EEG and repetition statistics."""
         rows = np.concatenate([sp.predict for sp in ri.outer])

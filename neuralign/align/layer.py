@@ -114,7 +114,7 @@ class LayerSolver:
         self._anchors: dict[tuple, DualAnchor] = {}
         # stimuli added to an anchor before re-anchoring; staggered over layers so that not
         # every layer pays for its eigendecomposition in the same refresh
-        self.k_max = 40 + 6 * (li % 8)
+        self.k_max = 64 + 8 * (li % 8)
 
     # ------------------------------------------------------------------ features
     def rows(self, rows: np.ndarray, dtype: str = "float64") -> np.ndarray:
@@ -247,8 +247,7 @@ class LayerSolver:
             if anchored:
                 an = self._anchor(sp, ri, pos)
                 anchors[sp.left_out] = an
-                y_added = ri.y[pos[an.added(sp.train)]]
-                idx[o], pred = an.solve(sp.train, sp.predict, y_added, ri.alphas, idx[o],
+                idx[o], pred = an.solve(sp.train, sp.predict, lambda r: ri.y[pos[r]], idx[o],
                                         self.dtype)
                 preds.append(pred)
                 continue
@@ -270,8 +269,9 @@ class LayerSolver:
         """The split's anchor: kept while it covers the training set and few rows were added."""
         an = self._anchors.get(split.left_out)
         if (an is None or ri.reanchor or not an.covers(split.train)
-                or an.added(split.train).size > self.k_max):
-            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]])
+                or an.added(split.train).size > self.k_max
+                or not np.array_equal(an.alphas, ri.alphas)):
+            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas)
         return an
 
     # ------------------------------------------------------------------ primal statistics

@@ -104,11 +104,18 @@ def compare_rdms(model: np.ndarray, brain: np.ndarray, *, method: str = "spearma
 def model_rdm_ranks(layer_features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Correlation-distance RDMs of every layer (L, P) and their z-scored ranks and values.
 
-    Returns ``(z_ranks, z_values)``, ready for :func:`compare_prepared`. Cache them: they only
-    change when the set of RSA stimuli changes.
+    Returns ``(z_ranks, z_values)``. Cache them: they only change when the set of RSA stimuli
+    changes. A layer whose correlation distance is undefined (fewer than two feature
+    dimensions, or a constant pattern) has NaN rows, so its RSA is NaN, never a number.
     """
     model = np.stack([correlation_rdms(np.asarray(f, float)[None])[0] for f in layer_features])
-    return _zscore_rows(rank_rows(model)), _zscore_rows(model)
+    bad = ~np.isfinite(model).all(axis=1) | (np.asarray([np.shape(f)[1] for f in layer_features])
+                                             < 2)
+    model[bad] = 0.0
+    zr, zv = _zscore_rows(rank_rows(model)), _zscore_rows(model)
+    zr[bad] = np.nan
+    zv[bad] = np.nan
+    return zr, zv
 
 
 def rsa_maps(

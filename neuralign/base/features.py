@@ -1,9 +1,11 @@
 """Per-layer model features of a set of stimuli: :class:`FeatureSet`.
 
-A layer's array may be an in-memory array or a read-only ``numpy.memmap`` (the per-layer
-feature cache): nothing here reads a whole layer unless asked to, so a 32-layer x 16,740 x
-4096 cache (8.8 GB) can be opened on a machine with less memory than that and processed one
-layer at a time.
+A layer's array may be an in-memory array, a read-only ``numpy.memmap``, or a
+:class:`LayerFile` (the per-layer feature cache): nothing here reads a whole layer unless asked
+to, so a 32-layer x 16,740 x 4096 cache (8.8 GB) can be opened on a machine with less memory
+than that and processed one layer at a time. A :class:`LayerFile` maps its file only while a
+read runs, so the pages of layers already processed do not stay in the process's resident
+memory (a plain memory map keeps every page it ever touched).
 """
 
 from __future__ import annotations
@@ -17,6 +19,82 @@ import numpy as np
 from ..errors import NeuralignError, few
 
 
+class LayerFile:
+    """One layer stored as a 2-D ``.npy`` file, read on demand (never with pickles).
+
+    Indexing (``layer[rows]``, ``layer[a:b]``) maps the file, copies what is asked for and
+    unmaps it; ``numpy.asarray(layer)`` reads it whole. The file stays open, so the layer is
+    the one that was opened even if a new file later replaces it at the same path.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npy`` file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._open()
+
+    def _open(self) -> None:
+        fh = open(self.path, "rb")  # noqa: SIM115 - held for the object's life
+        try:
+            fmt = np.lib.format
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
+        except ValueError:
+            fh.close()
+            raise
+        if fortran or dtype.hasobject:
+            fh.close()
+            raise ValueError(f"{self.path}: not a C-ordered numeric array")
+        self._fh, self._offset = fh, fh.tell()
+        self.shape = tuple(int(x) for x in shape)
+        self.dtype = np.dtype(dtype)
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path = Path(state["path"])
+        self._open()
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions (2)."""
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored array."""
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if 0 in self.shape:
+            return np.zeros(self.shape, self.dtype)[key]
+        a = np.memmap(self._fh, dtype=self.dtype, mode="r", offset=self._offset,
+                      shape=self.shape)
+        try:
+            return np.array(a[key])
+        finally:
+            del a
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype) -> np.ndarray:
+        """The whole layer read into memory as ``dtype``."""
+        return self[:].astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"LayerFile({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """Per-layer features of one model for a set of stimuli.
@@ -27,9 +105,9 @@ class FeatureSet:
         Stimulus ids, unique.
     layers : tuple of str
         Layer names in depth order.
-    arrays : tuple of ndarray
+    arrays : tuple of ndarray or LayerFile
         One ``(N, D_l)`` float array per layer, rows in ``stimulus_ids`` order. Arrays may be
-        memory-mapped; they are never copied here.
+        memory-mapped or :class:`LayerFile`; they are never copied here.
     provenance : dict
         Where the features come from (model, pooling, PCA, hashes...). JSON-serialisable.
     """
@@ -43,7 +121,8 @@ class FeatureSet:
         ids = np.asarray(self.stimulus_ids).astype(str)
         object.__setattr__(self, "stimulus_ids", ids)
         object.__setattr__(self, "layers", tuple(str(x) for x in self.layers))
-        arrays = tuple(a if isinstance(a, np.ndarray) else np.asarray(a) for a in self.arrays)
+        arrays = tuple(a if isinstance(a, np.ndarray | LayerFile) else np.asarray(a)
+                       for a in self.arrays)
         object.__setattr__(self, "arrays", arrays)
         if ids.ndim != 1:
             raise NeuralignError(f"stimulus_ids must be 1-D, got shape {ids.shape}")

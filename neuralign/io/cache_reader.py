@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import FeatureSet
+from ..base import FeatureSet, LayerFile
 from ..errors import NeuralignError
 from .cache_checks import check_files, check_images
 from .feature_cache import (
@@ -44,7 +44,8 @@ def load_cache_dir(path: str | Path, *, verify: str = "auto") -> FeatureSet:
     Returns
     -------
     FeatureSet
-        Arrays are ``numpy.memmap`` opened read-only.
+        Arrays are :class:`~neuralign.base.LayerFile`: each read maps the layer's file, copies
+        what it needs and unmaps it, so layers already processed leave no resident pages.
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {VERIFY_MODES}")
@@ -72,10 +73,11 @@ def load_cache_dir(path: str | Path, *, verify: str = "auto") -> FeatureSet:
             raise NeuralignError(f"layer {lay['name']!r}: not a readable .npy file "
                                  f"({str(e)[:80]})", path=f) from None
         if a.ndim != 2 or list(a.shape) != list(lay.get("shape") or []) \
-                or a.dtype != np.float32:
+                or a.dtype != np.float32:  # checked on the map; the layer is a LayerFile
             raise NeuralignError(f"layer {lay['name']!r}: {a.dtype} {a.shape} does not match the "
                                  f"manifest's float32 {lay.get('shape')}", path=f)
-        arrays.append(a)
+        del a
+        arrays.append(LayerFile(f))
     total = sum(a.nbytes for a in arrays)
     check_hashes = verify == "full" or (verify == "auto" and total <= VERIFY_AUTO_BYTES)
     if check_hashes:

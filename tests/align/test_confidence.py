@@ -101,3 +101,20 @@ def test_engine_keeps_held_out_predictions(design):
     conf = eng.confidence(n_boot=50, n_perm=50)
     assert conf["peaks"].latency_ci.shape == (2, 2)
     assert conf["mask"].mask[0].any()  # the planted layer
+
+
+def test_latency_hierarchy_needs_significant_layers_and_order():
+    L = 6
+    lat = np.linspace(0.08, 0.3, L)
+    samples = lat[None, :] + np.random.default_rng(0).normal(0, 0.005, (200, L))
+    pk = cf.PeakIntervals(lat, np.zeros((L, 2)), np.ones(L), np.zeros((L, 2)), np.ones(L),
+                          np.zeros((L, 2)), np.zeros((L, 2, 3)), 200, 0.95, samples)
+    out = cf.latency_hierarchy(pk)
+    assert out["rho"] == pytest.approx(1.0)
+    assert out["p"] == pytest.approx(2 / 721)  # exact: 1 of 720 orders, plus the observed
+    assert out["ci"][0] > 0.5
+    none = cf.latency_hierarchy(pk, significant=np.array([1, 1, 0, 0, 0, 0], bool))
+    assert np.isnan(none["rho"])
+    assert "fewer than three" in none["note"]
+    shuffled = cf.PeakIntervals(lat[[3, 0, 5, 1, 4, 2]], *([None] * 6), 200, 0.95, None)
+    assert cf.latency_hierarchy(shuffled)["p"] > 0.1

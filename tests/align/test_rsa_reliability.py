@@ -138,3 +138,15 @@ def test_rsa_map_normalised_by_its_ceiling():
     assert np.isnan(res.rsa_map("rsa_cv", normalized=True)).all()
     lat, val = res.peaks("rsa", normalized=True)
     np.testing.assert_allclose(val, np.nanmax(norm, axis=1))
+
+
+def test_rsa_of_a_one_dimensional_layer_is_nan():
+    """Correlation distance needs two feature dimensions at least: NaN, never a number."""
+    from neuralign.align.rsa import rsa_maps
+
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((12, 4, 5))
+    maps = rsa_maps([rng.standard_normal((12, 1)), rng.standard_normal((12, 6))], means)
+    assert np.isnan(maps["spearman"][0]).all()
+    assert np.isnan(maps["pearson"][0]).all()
+    assert np.isfinite(maps["spearman"][1]).all()

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from neuralign.base import FeatureSet
+from neuralign.base import FeatureSet, LayerFile
 from neuralign.errors import NeuralignError
 from neuralign.io.cache_checks import FORMAT_V1
 from neuralign.io.cache_reader import cache_progress, load_cache_dir
@@ -38,7 +38,7 @@ def _write(path, n=10, *, widths=(8, 16, 4), batch=3, stop_after=None, key="k1")
     return w, ids, arrays
 
 
-def test_roundtrip_layers_are_read_only_memmaps(tmp_path):
+def test_roundtrip_layers_are_read_on_demand(tmp_path):
     path = tmp_path / "cache"
     _, ids, arrays = _write(path)
     assert is_cache_dir(path)
@@ -47,9 +47,10 @@ def test_roundtrip_layers_are_read_only_memmaps(tmp_path):
     assert fs.stimulus_ids.tolist() == ids
     assert fs.layers == ("vision.00", "vision.01", "vision.02")
     for a, ref in zip(fs.arrays, arrays):
-        assert isinstance(a, np.memmap)
-        assert not a.flags.writeable
-        np.testing.assert_array_equal(a, ref)
+        assert isinstance(a, LayerFile)
+        assert a.shape == ref.shape
+        np.testing.assert_array_equal(np.asarray(a), ref)
+        np.testing.assert_array_equal(a[3:9], ref[3:9])
     rows = np.array([7, 2])
     np.testing.assert_array_equal(fs.layer(1, rows), arrays[1][rows])
     assert fs.provenance["stages"]["vision.01"] == "vision"
@@ -71,9 +72,28 @@ def test_loading_does_not_read_layers_into_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert fs.nbytes == 4 * 1024 * 2048 * 4
-    assert all(isinstance(a, np.memmap) for a in fs.arrays)
+    assert all(isinstance(a, LayerFile) for a in fs.arrays)
     assert peak < 2 << 20, peak
     assert fs.provenance["verified"]["layer_sha256"] is False
+
+
+def test_read_layers_leave_no_resident_pages(tmp_path):
+    """Reading every layer of a cache does not keep its pages mapped into the process."""
+    path = tmp_path / "big"
+    _write(path, n=2048, widths=(4096,) * 4, batch=512)  # 4 x 32 MB
+    fs = load_features(path, verify="none")
+
+    def rss_file_kb():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        return 0
+
+    before = rss_file_kb()
+    for a in fs.arrays:
+        for start in range(0, a.shape[0], 512):
+            a[start:start + 512].sum()
+    assert rss_file_kb() - before < 16 * 1024  # far less than the 128 MB read
 
 
 def test_interrupted_writer_resumes_where_it_stopped(tmp_path):

@@ -1,0 +1,179 @@
+"""Unit-level encoding: which artificial units (feature dimensions) predict the EEG, with which
+sign, and how many of them a layer needs.
+
+For every unit ``u`` and target ``m`` (channel x time) a univariate encoding model
+``y_m = a + b x_u`` is fitted on the training stimuli and scored on the held-out ones. Its
+held-out Pearson r is ``sign(b_train) * corr_test(x_u, y_m)`` (a linear function of one unit
+correlates with the EEG exactly as the unit does, up to the fitted sign), so every unit and
+target costs two correlation products — a 4096-unit layer is one ``D x n`` by ``n x M`` product
+per split. With nested cross-validation the held-out r is averaged over outer folds.
+
+- **polarity**: the sign of the training correlation (positive: the unit's activation goes
+  with a positive deflection);
+- **top units** of every channel x time, with their held-out r and polarity;
+- **redundancy**: units ranked on the training data by their mean univariate r^2 over the
+  targets around the layer's peak; ridge on the top ``k`` (``k = 1, 2, 4, ...``) against the
+  full layer on the held-out stimuli; the number of units that reach 90% of the layer's
+  held-out r^2;
+- **overlap** of the top units predicting different latencies (Jaccard index, time x time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import solvers
+from .backends import get_backend
+
+
+@dataclass
+class UnitResult:
+    """Unit-level encoding of one layer."""
+
+    layer: str
+    unit_r: np.ndarray  # (D, M) held-out univariate r (float32)
+    polarity: np.ndarray  # (D, M) sign of the training relation (int8)
+    top_units: np.ndarray  # (M, k) best units per target (by held-out r)
+    top_r: np.ndarray  # (M, k)
+    top_polarity: np.ndarray  # (M, k)
+    redundancy: dict  # k -> fraction of the layer's held-out r^2, n_units_90, window
+    overlap: np.ndarray  # (T, T) Jaccard overlap of the top units of each time point
+    n_channels: int
+
+    def unit_peaks(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per unit: peak latency (s), peak channel-mean r, polarity at the peak."""
+        C = self.n_channels
+        m = self.unit_r.reshape(self.unit_r.shape[0], C, -1).mean(1)
+        j = np.argmax(m, axis=1)
+        pol = self.polarity.reshape(self.unit_r.shape[0], C, -1).mean(1)
+        return (np.asarray(times)[j], m[np.arange(m.shape[0]), j],
+                np.sign(pol[np.arange(m.shape[0]), j]).astype(int))
+
+    def to_dict(self, times: np.ndarray, n_units: int = 20) -> dict:
+        """A JSON-ready summary: the best units of the layer and the redundancy figures."""
+        lat, peak, pol = self.unit_peaks(times)
+        best = np.argsort(-peak)[:n_units]
+        return {
+            "layer": self.layer,
+            "best_units": [{"unit": int(u), "peak_r": float(peak[u]),
+                            "peak_latency_s": float(lat[u]), "polarity": int(pol[u])}
+                           for u in best],
+            "redundancy": self.redundancy,
+        }
+
+
+def _zcols(x: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(0)
+    sd = np.sqrt((xc * xc).sum(0))
+    return xc / np.where(sd > 0, sd, np.inf)
+
+
+def univariate_r(x_tr, y_tr, x_te, y_te) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out univariate r (D, M) and training polarity (D, M) of every unit and target."""
+    c_tr = _zcols(x_tr).T @ _zcols(y_tr)
+    c_te = _zcols(x_te).T @ _zcols(y_te)
+    pol = np.sign(c_tr)
+    return pol * c_te, pol
+
+
+def _ridge_r(x_tr, y_tr, x_te, y_te, alphas) -> np.ndarray:
+    """Held-out r of ridge (GCV alpha per target) with the engine's solvers."""
+    B = get_backend("numpy")
+    xm = x_tr.mean(0)
+    xs = x_tr.std(0)
+    xs[xs == 0] = 1.0
+    a, b = (x_tr - xm) / xs, (x_te - xm) / xs
+    if a.shape[0] <= a.shape[1]:
+        spec = solvers.dual_spectrum(B, a @ a.T)
+        basis = solvers.dual_basis(B, spec, y_tr, "float64")
+        E = solvers.embed(B, basis, b @ a.T, "float64")
+    else:
+        spec = solvers.primal_spectrum(B, n=float(a.shape[0]), sx=a.sum(0), sxx=a.T @ a)
+        basis = solvers.primal_basis(B, spec, sy=y_tr.sum(0), syy=(y_tr * y_tr).sum(0),
+                                     sxy=a.T @ y_tr, dtype="float64")
+        E = solvers.embed(B, basis, b, "float64")
+    idx = solvers.gcv_select(B, basis, alphas)
+    pred = solvers.predict(B, basis, E, alphas, idx, "float64")
+    return (_zcols(pred) * _zcols(y_te)).sum(0)
+
+
+def unit_encoding(engine, layer: int, *, top_k: int = 10, window_s: float = 0.05,
+                  max_units_curve: int | None = None) -> UnitResult:
+    """Unit-level encoding of one layer from an engine's accumulated epochs.
+
+    Parameters
+    ----------
+    engine : AlignmentEngine
+        A refreshed engine (its stimulus means, folds and features are used).
+    layer : int
+        Layer index.
+    top_k : int
+        Best units kept per target.
+    window_s : float
+        Half-width of the window around the layer's peak latency for the redundancy curve.
+    max_units_curve : int, optional
+        Largest subset size in the redundancy curve (default: the layer's width).
+    """
+    ly = engine.layers[layer]
+    splits = engine.outer_splits()
+    seen = np.nonzero(engine.store.count > 0)[0]
+    y_all = np.zeros((engine.features.n_stimuli, engine.n_targets))
+    y_all[seen] = engine.store.means(seen)
+    r_sum = None
+    pol_sum = None
+    for sp in splits:
+        x_tr, x_te = ly.rows(sp.train), ly.rows(sp.predict)
+        r, pol = univariate_r(x_tr, y_all[sp.train], x_te, y_all[sp.predict])
+        r_sum = r if r_sum is None else r_sum + r
+        pol_sum = pol if pol_sum is None else pol_sum + pol
+    unit_r = (r_sum / len(splits)).astype(np.float32)
+    polarity = np.sign(pol_sum).astype(np.int8)
+    k = min(top_k, unit_r.shape[0])
+    top = np.argsort(-unit_r, axis=0)[:k].T  # (M, k)
+    cols = np.arange(unit_r.shape[1])[:, None]
+    C, T = engine.n_channels, engine.n_times
+    # overlap of the units predicting each time point (channel-mean r)
+    per_t = unit_r.reshape(-1, C, T).mean(1)  # (D, T)
+    tops = [set(np.argsort(-per_t[:, t])[:k].tolist()) for t in range(T)]
+    overlap = np.array([[len(a & b) / len(a | b) for b in tops] for a in tops])
+    red = _redundancy(engine, ly, layer, splits, y_all, window_s, max_units_curve)
+    return UnitResult(engine.features.layers[layer], unit_r, polarity, top,
+                      unit_r[top, cols], polarity[top, cols], red, overlap, C)
+
+
+def _redundancy(engine, ly, layer, splits, y_all, window_s, max_units):
+    """Fraction of the layer's held-out r^2 reached by its best k units (design: test set)."""
+    C, T = engine.n_channels, engine.n_times
+    h = engine.held_out
+    times = engine.times
+    if h is None:
+        return {"note": "no refreshed maps"}
+    m = np.nanmean(np.stack([np.asarray(r, float) for r in _map_r(h)])[layer]
+                   .reshape(C, T), axis=0)
+    t_peak = times[int(np.nanargmax(m))] if np.isfinite(m).any() else times[T // 2]
+    tsel = np.nonzero(np.abs(times - t_peak) <= window_s + 1e-9)[0]
+    targets = (np.arange(C)[:, None] * T + tsel[None, :]).ravel()
+    sp = splits[0]  # the design's test set, or the first outer fold
+    x_tr, x_te = ly.rows(sp.train), ly.rows(sp.predict)
+    y_tr, y_te = y_all[sp.train][:, targets], y_all[sp.predict][:, targets]
+    c_tr = _zcols(x_tr).T @ _zcols(y_tr)
+    order = np.argsort(-(c_tr * c_tr).mean(1))  # ranked on training data only
+    full = np.nanmean(_ridge_r(x_tr, y_tr, x_te, y_te, engine.alphas) ** 2)
+    D = x_tr.shape[1] if max_units is None else min(max_units, x_tr.shape[1])
+    ks = sorted({int(2**i) for i in range(int(np.log2(D)) + 1)} | {D})
+    curve = {}
+    for k in ks:
+        r = _ridge_r(x_tr[:, order[:k]], y_tr, x_te[:, order[:k]], y_te, engine.alphas)
+        curve[k] = float(np.nanmean(r * r) / full) if full > 0 else float("nan")
+    n90 = next((k for k in ks if curve[k] >= 0.9), None)
+    return {"peak_latency_s": float(t_peak), "window_s": float(window_s),
+            "layer_r2": float(full), "fraction_by_units": {str(k): v for k, v in curve.items()},
+            "n_units_90": n90, "ranking": "mean training r^2 around the peak"}
+
+
+def _map_r(h) -> list[np.ndarray]:
+    """Per-layer held-out r per target from kept predictions."""
+    y = _zcols(h.y)
+    return [(_zcols(p.astype(float)) * y).sum(0) for p in h.pred]
