@@ -95,15 +95,15 @@ def refresh_time(n_layers: int, *, n_train: int = 300, n_test: int = 50, dim: in
 
 def _amp(args: list[str], log: Path) -> subprocess.Popen:
     env = dict(os.environ, LSLAPICFG=str(configure_lsl()))
-    return subprocess.Popen([sys.executable, "-m", "neuralign.cli", "simulate-amp", *args],
+    return subprocess.Popen([sys.executable, "-m", "neuralign", "simulate-amp", *args],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
                             cwd=str(ROOT), start_new_session=True)
 
 
 def live_latency_and_idle_cpu(*, n_ch: int = 17, idle_s: float = 10.0, quick: bool) -> dict:
+    from neuralign.base import load_design
     from neuralign.io.features import save_features
-    from neuralign.realtime.design import load_design
-    from neuralign.realtime.lsl_io import resolve
+    from neuralign.lsl import resolve
     from neuralign.realtime.session import LiveSession
 
     tmp = Path(tempfile.mkdtemp(prefix="nl-bench-"))
@@ -111,10 +111,10 @@ def live_latency_and_idle_cpu(*, n_ch: int = 17, idle_s: float = 10.0, quick: bo
     feats = hierarchical_features(ids, n_layers=12, dim=64)
     save_features(tmp / "f.npz", feats)
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    amp = _amp(["--name", name, "--source-id", name, "--channels", str(n_ch), "--features",
+    amp = _amp(["--eeg-stream", name, "--source-id", name, "--channels", str(n_ch), "--features",
                 str(tmp / "f.npz"), "--schedule", "--design-out", str(tmp / "d.json"),
                 "--n-test", "12", "--train-reps", "2" if quick else "4", "--test-reps", "4",
-                "--soa", "0.2", "--wait-consumers", "600"], tmp / "amp.log")
+                "--soa", "0.2", "--wait-consumer", "600"], tmp / "amp.log")
     res: dict = {}
     try:
         resolve(name, what="EEG", timeout=30)
@@ -122,9 +122,9 @@ def live_latency_and_idle_cpu(*, n_ch: int = 17, idle_s: float = 10.0, quick: bo
             time.sleep(0.1)
         # idle: a connected session receiving EEG, before any marker (schedule waits for us)
         idle = LiveSession(feats, eeg_stream=name, marker_stream=f"{name}-markers-none-yet",
-                           out_dir=tmp / "idle", refresh_hz=1.0)
+                           out_dir=tmp / "idle", refresh_every=1.0)
         # connect to a marker stream that has no markers yet: use a private outlet
-        from neuralign.realtime.lsl_io import get_pylsl
+        from neuralign.lsl import get_pylsl
 
         pylsl = get_pylsl()
         quiet = pylsl.StreamOutlet(pylsl.StreamInfo(f"{name}-markers-none-yet", "Markers", 1, 0,
@@ -140,7 +140,7 @@ def live_latency_and_idle_cpu(*, n_ch: int = 17, idle_s: float = 10.0, quick: bo
         # latency: the real scheduled session
         sess = LiveSession(feats, eeg_stream=name, marker_stream=f"{name}-markers",
                            out_dir=tmp / "live", design=load_design(tmp / "d.json"),
-                           refresh_hz=1.0)
+                           refresh_every=1.0)
         sess.start()
         n = 48 * (2 if quick else 4) + 12 * 4
         t_end = time.monotonic() + n * 0.2 + 30

@@ -28,12 +28,14 @@ import numpy as np
 
 PROBE = r"""
 import resource, sys, json
-from neuralign.offline.study_config import load_study_config
-from neuralign.offline.study import _tasks, _file_sha, run_task
+from neuralign.commands.datasets import load_dataset
+from neuralign.offline.study import load_study_config
+from neuralign.offline.study.run import study_tasks
+from neuralign.offline.study.tasks import file_sha, run_task
 cfg = load_study_config(sys.argv[1])
 cfg.cache = cfg.cache.parent / "probe_cache"
-sha = {m.name: _file_sha(__import__("pathlib").Path(m.features)) for m in cfg.models}
-tasks = [t for t in _tasks(cfg, sha) if t["subject"] == cfg.subjects[0].name]
+sha = {m.name: file_sha(__import__("pathlib").Path(m.features)) for m in cfg.models}
+tasks = [t for t in study_tasks(cfg, sha, load_dataset) if t["subject"] == cfg.subjects[0].name]
 for t in tasks:
     run_task(t)
 print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -58,9 +60,9 @@ def main() -> None:
                     help="reuse the simulated data already in --keep (skip the simulation)")
     args = ap.parse_args()
 
-    from neuralign.offline.sim_study import write_simulated_study
-    from neuralign.offline.study import run_study
-    from neuralign.offline.study_config import load_study_config
+    from neuralign.commands.datasets import load_dataset
+    from neuralign.offline.study import load_study_config, run_study
+    from neuralign.sim.study import write_simulated_study
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_study_"))
     try:
@@ -89,8 +91,8 @@ def main() -> None:
             cfg.out = work / ("out_" + sched)
             cfg.cache = cfg.out / "cache"
             t = time.perf_counter()
-            res = run_study(cfg, scheduler=sched, workers=args.workers, processes=args.processes,
-                            progress=False)
+            res = run_study(cfg, load_dataset=load_dataset, scheduler=sched,
+                            workers=args.workers, processes=args.processes, progress=False)
             runs[label] = (time.perf_counter() - t, res)
             print(f"{label:<22} wall {runs[label][0]:8.1f} s   ({res['run']['computed']} tasks "
                   f"computed, {res['run']['task_seconds']:.1f} s in tasks)")
@@ -106,7 +108,7 @@ def main() -> None:
         cfg.out = work / "out_none"
         cfg.cache = cfg.out / "cache"
         t = time.perf_counter()
-        res = run_study(cfg, scheduler="none", progress=False)
+        res = run_study(cfg, load_dataset=load_dataset, scheduler="none", progress=False)
         print(f"re-run, all cached:     wall {time.perf_counter() - t:8.1f} s   "
               f"({res['run']['cached']} cached)")
 

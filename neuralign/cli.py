@@ -33,6 +33,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``neuralign`` parser, importing only the sub-command ``argv`` asks for.
+
+    Parameters
+    ----------
+    argv : list of str | None
+        The command line (without the program); ``None`` registers every sub-command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With one sub-parser per command (the others are help-only stubs).
+    """
     parser = argparse.ArgumentParser(
         prog="neuralign",
         description="Live and offline layer-by-latency alignment of vision(-language) models with EEG.",
@@ -46,17 +58,23 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if wanted is not None and wanted in COMMANDS and name != wanted:
             sub.add_parser(name, help=help_)
             continue
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("neuralign.commands"):
-                continue  # command not built yet
-            raise
-        mod.register(sub)
+        importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``neuralign`` command.
+
+    Parameters
+    ----------
+    argv : list of str | None
+        The command line (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, 2 for a user error (one line on stderr), 130 on Ctrl-C.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)

@@ -18,6 +18,10 @@ class NeuralignError(Exception):
         super().__init__(text)
 
 
+class NeuralignWarning(UserWarning):
+    """A user-facing warning (the CLI prints it on one line, without a source excerpt)."""
+
+
 def few(items, n: int = 5) -> str:
     """Format the first ``n`` items of a collection for an error message."""
     items = list(items)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .align.data import AlignmentResult, jsonable
+from .base import fill_doc
+from .base.truth import planted_latencies
 
 
 def _plt():
@@ -81,7 +83,7 @@ def _peak_plot(path: Path, result: AlignmentResult, extra: dict) -> Path:
     rsa_lat, _ = result.peaks("rsa")
     ax.plot(x, enc_lat * 1000, "o-", label="encoding r peak")
     ax.plot(x, rsa_lat * 1000, "s--", label="RSA rho peak", alpha=0.8)
-    planted = _planted_latencies(extra, result.layers)
+    planted = planted_latencies((extra or {}).get("planted"), result.layers)
     if planted is not None:
         ax.plot(x, planted * 1000, "k*:", ms=10, label="planted (simulation truth)")
     ax.set_xticks(x)
@@ -134,19 +136,6 @@ def _noise_plot(path: Path, result: AlignmentResult) -> Path:
     return path
 
 
-def _planted_latencies(extra: dict, layers: list[str]) -> np.ndarray | None:
-    planted = (extra or {}).get("planted") or {}
-    lat = planted.get("peak_latencies_s")
-    names = planted.get("layers")
-    if lat is None:
-        return None
-    lat = np.asarray(lat, dtype=float)
-    if names is not None and list(names) != list(layers):
-        by_name = dict(zip(names, lat))
-        return np.array([by_name.get(n, np.nan) for n in layers])
-    return lat if lat.size == len(layers) else None
-
-
 def layer_table(result: AlignmentResult) -> list[dict]:
     """Per-layer summary rows: peak latency (ms) and peak value of encoding and RSA."""
     with warnings.catch_warnings():  # layers/times without a usable ceiling are NaN
@@ -187,7 +176,7 @@ def _html(out: Path, result: AlignmentResult, figures: dict[str, Path], *, title
         return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
-    planted = _planted_latencies(extra, result.layers)
+    planted = planted_latencies((extra or {}).get("planted"), result.layers)
     head = ["layer", "encoding peak (ms)", "peak r", "normalised peak (ms)", "peak r / ceiling",
             "RSA peak (ms)", "peak rho"]
     if planted is not None:
@@ -246,6 +235,7 @@ channels; RSA rho is the Spearman correlation between the layer's and the EEG's 
     return path
 
 
+@fill_doc
 def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
                   extra: dict | None = None) -> dict[str, Path]:
     """Write results, figures and ``report.html`` into ``out_dir``.
@@ -253,14 +243,12 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     Parameters
     ----------
     result : AlignmentResult
-    out_dir : str or Path
-        Created if needed.
-    title : str
-        Title of the report.
-    extra : dict, optional
-        Anything else worth recording (dataset, command line...). ``extra["planted"]`` with
-        ``peak_latencies_s`` (and ``layers``) overlays a simulation's truth on the peak plot;
-        ``extra["simulated"] = True`` labels the report as simulated data.
+        The maps.
+    %(out_dir)s
+    %(title)s
+    %(extra)s
+        ``extra["planted"]`` (:mod:`neuralign.base.truth`) overlays a simulation's truth on
+        the peak plot; ``extra["simulated"] = True`` labels the report as simulated data.
 
     Returns
     -------

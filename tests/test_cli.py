@@ -9,7 +9,7 @@ from neuralign.cli import COMMANDS, main
 
 
 def test_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "neuralign.cli", "--help"],
+    out = subprocess.run([sys.executable, "-m", "neuralign", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for name in COMMANDS:
         assert name in out
@@ -37,3 +37,32 @@ def test_unknown_dataset_kind(tmp_path, capsys):
     rc = main(["analyze", "--dataset", "bogus:x", "--features", "f.npz", "--out", str(tmp_path)])
     assert rc == 2
     assert "things-eeg2" in capsys.readouterr().err
+
+
+OLD_FLAGS = [  # (command line with a renamed option, dest, value it must give)
+    (["gui", "--eeg", "amp", "--markers", "mk"], "eeg_stream", "amp"),
+    (["gui", "--eeg", "amp", "--markers", "mk"], "marker_stream", "mk"),
+    (["simulate-amp", "--name", "amp"], "eeg_stream", "amp"),
+    (["simulate-amp", "--marker-name", "mk"], "marker_stream", "mk"),
+    (["simulate-amp", "--wait-consumers", "3"], "wait_consumer", 3.0),
+    (["replay", "--dataset", "sim:x", "--lsl", "--lsl-name", "rp"], "eeg_stream", "rp"),
+    (["replay", "--dataset", "sim:x", "--refresh", "0.5"], "refresh_every", 0.5),
+    (["live", "--eeg-stream", "e", "--marker-stream", "m", "--features", "f", "--out", "o",
+      "--refresh-hz", "4"], "refresh_every", 0.25),
+    (["present", "--refresh-hz", "144"], "monitor_hz", 144.0),
+    (["session", "--simulate", "--refresh-hz", "144"], "monitor_hz", 144.0),
+]
+
+
+def test_old_flag_names_are_hidden_aliases():
+    """Renamed options still work for one release, and --help shows only the new names."""
+    from neuralign.cli import build_parser
+
+    for argv, dest, value in OLD_FLAGS:
+        assert getattr(build_parser(argv).parse_args(argv), dest) == value, argv
+    for cmd, old in (("gui", "--markers"), ("simulate-amp", "--marker-name"),
+                     ("replay", "--lsl-name"), ("live", "--refresh-hz")):
+        out = subprocess.run([sys.executable, "-m", "neuralign", cmd, "--help"],
+                             capture_output=True, text=True, check=True).stdout
+        assert old not in out
+        assert "--marker-stream" in out or "--eeg-stream" in out or "--refresh-every" in out

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
-import pyqtgraph as pg  # noqa: E402
-from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from ..realtime.snapshot import Snapshot  # noqa: E402
-from . import qt as _qt  # noqa: F401  (binding choice before pyqtgraph)
+from PySide6 import QtCore, QtWidgets  # isort: skip  (before pyqtgraph: it picks PySide6)
+import pyqtgraph as pg  # isort: skip
 
-pg.setConfigOptions(antialias=False, background="w", foreground="k")
+from ..realtime.snapshot import Snapshot
 
 PALETTE = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
@@ -53,6 +50,22 @@ def f32(a) -> np.ndarray:
 
 
 def fmt(x: float, spec: str = ".3f", unit: str = "") -> str:
+    """A number for a label: ``x`` formatted with ``spec`` and ``unit``, ``-`` when missing.
+
+    Parameters
+    ----------
+    x : float
+        The value (anything ``float()`` accepts).
+    spec : str
+        Format spec (``".3f"``).
+    unit : str
+        Appended unit.
+
+    Returns
+    -------
+    str
+        E.g. ``"0.123"`` or ``"-"``.
+    """
     try:
         xf = float(x)
     except (TypeError, ValueError):
@@ -92,6 +105,15 @@ class StreamPanel(QtWidgets.QGroupBox):
             form.addRow(text + ":", lab)
 
     def update_from(self, snap: Snapshot | None, *, now: float | None = None) -> None:
+        """Show the stream health and counts of ``snap`` (dashes when ``None``).
+
+        Parameters
+        ----------
+        snap : Snapshot | None
+            The latest snapshot.
+        now : float | None
+            Wall clock for the "last refresh" age (default: now).
+        """
         if snap is None:
             for lab in self.labels.values():
                 lab.setText("-")
@@ -138,11 +160,24 @@ class StreamPanel(QtWidgets.QGroupBox):
             self.labels["refresh"].setText("none yet")
 
 
-class _PlotPanel(QtWidgets.QWidget):
-    """A titled pyqtgraph plot plus an optional row of controls and a status line."""
+#: How every plot of the window looks (white background, no antialiasing: fast repaints).
+PLOT_STYLE = {"antialias": False, "background": "w", "foreground": "k"}
+
+
+class PlotPanel(QtWidgets.QWidget):
+    """A titled pyqtgraph plot plus an optional row of controls and a status line.
+
+    Parameters
+    ----------
+    title : str
+        Shown above the plot.
+    parent : QWidget | None
+        The parent widget.
+    """
 
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(parent)
+        pg.setConfigOptions(**PLOT_STYLE)  # before the first plot is made (idempotent)
         self.title = title
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -167,7 +202,7 @@ class _PlotPanel(QtWidgets.QWidget):
         return bool(self.grab().save(str(path)))
 
 
-class MapPanel(_PlotPanel):
+class MapPanel(PlotPanel):
     """Layer x latency heat map with colour bar, hover read-out and per-layer peaks."""
 
     def __init__(self, title: str, *, value_name: str, parent=None) -> None:
@@ -279,7 +314,7 @@ class MapPanel(_PlotPanel):
             self.status.setText(text)
 
 
-class PeakPanel(_PlotPanel):
+class PeakPanel(PlotPanel):
     """Peak latency per layer (encoding and RSA)."""
 
     def __init__(self, parent=None) -> None:
@@ -297,6 +332,15 @@ class PeakPanel(_PlotPanel):
         }
 
     def set_peaks(self, layers: list[str], **lat: np.ndarray) -> None:
+        """Plot per-layer peak latencies.
+
+        Parameters
+        ----------
+        layers : list of str
+            Layer names (x axis).
+        **lat : ndarray
+            ``encoding=`` and ``rsa=`` peak latencies in seconds, one per layer.
+        """
         x = np.arange(len(layers), dtype=np.float32)
         for key, curve in self.curves.items():
             y = lat.get(key)
@@ -316,7 +360,7 @@ class PeakPanel(_PlotPanel):
             self.status.setText(f"encoding peak latency slope: {1000 * slope:+.1f} ms per layer")
 
 
-class CeilingPanel(_PlotPanel):
+class CeilingPanel(PlotPanel):
     """Noise ceiling (mean over channels) over time."""
 
     KINDS = (
@@ -337,6 +381,7 @@ class CeilingPanel(_PlotPanel):
         }
 
     def set_ceiling(self, result) -> None:
+        """Plot the noise ceilings over time of ``result`` (an AlignmentResult)."""
         t = f32(result.times)
         shown = []
         for k, curve in self.curves.items():
@@ -348,179 +393,3 @@ class CeilingPanel(_PlotPanel):
             else:
                 curve.setData([], [])
         self.status.setText(", ".join(shown[:2]) or "no repetitions yet")
-
-
-class ScopePanel(_PlotPanel):
-    """Scrolling raw EEG with channel selection, gain and marker ticks."""
-
-    MAX_MARKERS = 200
-
-    def __init__(self, parent=None) -> None:
-        super().__init__("EEG scope", parent)
-        self.channels = QtWidgets.QComboBox()
-        self.channels.setToolTip("channels shown")
-        self.channels.setMinimumContentsLength(12)
-        self.gain = QtWidgets.QDoubleSpinBox()
-        self.gain.setRange(0.05, 100.0)
-        self.gain.setValue(1.0)
-        self.gain.setSingleStep(0.25)
-        self.gain.setPrefix("gain x")
-        self.gain.setToolTip("vertical scaling (1 = 3 robust SDs per channel spacing)")
-        self.controls.addWidget(QtWidgets.QLabel("show"))
-        self.controls.addWidget(self.channels)
-        self.controls.addWidget(self.gain)
-        pi = self.plot.getPlotItem()
-        pi.setLabel("bottom", "session time (s)")
-        pi.getAxis("bottom").enableAutoSIPrefix(False)  # LSL clocks are large: no "ks"
-        pi.setClipToView(True)
-        pi.setDownsampling(auto=True, mode="peak")
-        self.curves: list = []
-        self.marker_lines: list = []
-        self.ch_names: tuple[str, ...] = ()
-        self.selected: list[int] = []
-        self._spacing: float | None = None
-        self.channels.currentIndexChanged.connect(self._selection_changed)
-
-    def set_channels(self, ch_names) -> None:
-        ch_names = tuple(ch_names)
-        if ch_names == self.ch_names:
-            return
-        self.ch_names = ch_names
-        self.channels.blockSignals(True)
-        self.channels.clear()
-        self.channels.addItem("first 16")
-        self.channels.addItem("all")
-        regions = sorted({r for c in ch_names if (r := region_of(c))})
-        for r in regions:
-            self.channels.addItem(f"region: {r}")
-        for c in ch_names:
-            self.channels.addItem(c)
-        self.channels.blockSignals(False)
-        self._selection_changed()
-
-    def select(self, text: str) -> None:
-        """Select an entry of the channel menu by its text (``'all'``, ``'region: occipital'``, a channel)."""
-        i = self.channels.findText(text)
-        if i < 0:
-            raise ValueError(f"no scope selection {text!r}")
-        self.channels.setCurrentIndex(i)
-
-    def _selection_changed(self, *_) -> None:
-        text = self.channels.currentText()
-        n = len(self.ch_names)
-        if text == "all":
-            sel = list(range(n))
-        elif text.startswith("region: "):
-            r = text.split(": ", 1)[1]
-            sel = [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
-        elif text in self.ch_names:
-            sel = [self.ch_names.index(text)]
-        else:
-            sel = list(range(min(16, n)))
-        self.selected = sel
-        self._spacing = None
-        pi = self.plot.getPlotItem()
-        for c in self.curves:
-            pi.removeItem(c)
-        self.curves = [
-            pi.plot(pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1)) for k in range(len(sel))
-        ]
-        ax = pi.getAxis("left")
-        ax.setTicks([[(-k, self.ch_names[i]) for k, i in enumerate(sel)], []])
-
-    def set_scope(self, data: np.ndarray | None, times: np.ndarray | None, markers) -> None:
-        if data is None or times is None or not self.selected:
-            return
-        sub = data[self.selected]
-        with warnings.catch_warnings():  # samples not covered yet are NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self._draw_scope(sub, times, markers)
-
-    def _draw_scope(self, sub: np.ndarray, times: np.ndarray, markers) -> None:
-        if self._spacing is None:
-            with np.errstate(all="ignore"):
-                med = np.nanmedian(sub, axis=1, keepdims=True)
-                mad = np.nanmedian(np.abs(sub - med))
-            self._spacing = float(6 * 1.4826 * mad) if np.isfinite(mad) and mad > 0 else None
-        spacing = (self._spacing or 1.0) / self.gain.value()
-        t = f32(times)
-        with np.errstate(all="ignore"):
-            base = np.nanmean(sub, axis=1, keepdims=True)
-        base = np.where(np.isfinite(base), base, 0.0)
-        y = f32((sub - base) / spacing - np.arange(len(self.selected))[:, None])
-        for k, curve in enumerate(self.curves):
-            curve.setData(t, y[k], connect="finite")
-        pi = self.plot.getPlotItem()
-        markers = [m for m in markers if t[0] <= m <= t[-1]][-self.MAX_MARKERS:]
-        while len(self.marker_lines) < len(markers):
-            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#d62728", width=1))
-            pi.addItem(line)
-            self.marker_lines.append(line)
-        for k, line in enumerate(self.marker_lines):
-            if k < len(markers):
-                line.setValue(markers[k])
-                line.show()
-            else:
-                line.hide()
-        pi.setXRange(float(t[0]), float(t[-1]), padding=0)
-        pi.setYRange(-len(self.selected) + 0.2, 0.8, padding=0)
-        self.status.setText(f"{len(markers)} markers in view, {len(self.selected)} channels")
-
-
-class ErpPanel(_PlotPanel):
-    """Running average epoch (ERP) of one channel or a region (mean of its channels)."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__("Live ERP", parent)
-        self.choice = QtWidgets.QComboBox()
-        self.choice.setMinimumContentsLength(12)
-        self.controls.addWidget(self.choice)
-        pi = self.plot.getPlotItem()
-        pi.setLabel("bottom", "time after onset", units="s")
-        pi.setLabel("left", "amplitude")
-        pi.addItem(pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#888", style=QtCore.Qt.PenStyle.DashLine)))
-        self.curve = pi.plot(pen=pg.mkPen(PALETTE[0], width=2))
-        self.ch_names: tuple[str, ...] = ()
-        self._last = None
-        self.choice.currentIndexChanged.connect(lambda *_: self._redraw())
-
-    def set_channels(self, ch_names) -> None:
-        ch_names = tuple(ch_names)
-        if ch_names == self.ch_names:
-            return
-        self.ch_names = ch_names
-        self.choice.blockSignals(True)
-        self.choice.clear()
-        self.choice.addItem("mean of all channels")
-        for r in sorted({r for c in ch_names if (r := region_of(c))}):
-            self.choice.addItem(f"region: {r}")
-        for c in ch_names:
-            self.choice.addItem(c)
-        occ = self.choice.findText("region: occipital")
-        self.choice.setCurrentIndex(max(occ, 0))
-        self.choice.blockSignals(False)
-
-    def rows(self) -> list[int]:
-        text = self.choice.currentText()
-        if text.startswith("region: "):
-            r = text.split(": ", 1)[1]
-            return [i for i, c in enumerate(self.ch_names) if region_of(c) == r]
-        if text in self.ch_names:
-            return [self.ch_names.index(text)]
-        return list(range(len(self.ch_names)))
-
-    def set_erp(self, erp: np.ndarray | None, times: np.ndarray | None, n_epochs: int) -> None:
-        self._last = (erp, times, n_epochs)
-        self._redraw()
-
-    def _redraw(self) -> None:
-        if self._last is None:
-            return
-        erp, times, n = self._last
-        if erp is None or times is None:
-            self.curve.setData([], [])
-            return
-        rows = self.rows() or list(range(erp.shape[0]))
-        y = f32(np.mean(erp[rows], axis=0))
-        self.curve.setData(f32(times), y)
-        self.status.setText(f"{self.choice.currentText()}: average of {n} epochs")

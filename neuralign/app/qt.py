@@ -1,7 +1,9 @@
-"""Qt bootstrap: pick PySide6 for pyqtgraph, choose the platform, make the QApplication.
+"""Qt bootstrap: choose the platform, make the QApplication, guard a PySide6 bug.
 
-Import this module before anything imports pyqtgraph: pyqtgraph picks its Qt binding at import
-time and would take PyQt6 if that were installed too (REFERENCE.md section 4).
+Nothing happens at import time. pyqtgraph picks its Qt binding when first imported, preferring
+one that is already imported: the window's modules import PySide6 before pyqtgraph, so the
+window draws with PySide6 even where PyQt6 is installed too (REFERENCE.md section 4; setting
+``PYQTGRAPH_QT_LIB`` still wins). Report figures force matplotlib's Agg backend themselves.
 """
 
 from __future__ import annotations
@@ -10,11 +12,6 @@ import os
 import sys
 
 from ..errors import NeuralignError
-
-os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
-os.environ.setdefault("QT_API", "pyside6")
-# Exports draw report figures in a worker thread: never let matplotlib pick a Qt backend there.
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def has_display() -> bool:
@@ -121,17 +118,18 @@ def _pad_to(obj, target: int) -> None:
 def install_refcount_guard() -> bool:
     """Protect against the PySide6 6.12.0 refcount leak (idempotent); True if active."""
     if "active" in _guard_state:
-        _top_up()
+        top_up()
         return _guard_state["active"]
     active = refcount_leak_detected()
     _guard_state["active"] = active
     if active:
         _guard_state["targets"] = [sys.getrefcount(o) + _GUARD_MARGIN for o in _singletons()]
-        _top_up()
+        top_up()
     return active
 
 
-def _top_up() -> None:
+def top_up() -> None:
+    """Restore the reference cushion of ``None``/``True``/``False`` (when the guard is on)."""
     targets = _guard_state.get("targets")
     if not targets:
         return
@@ -148,6 +146,6 @@ def guard_timer(parent):
 
     timer = QtCore.QTimer(parent)
     timer.setInterval(1000)
-    timer.timeout.connect(_top_up)
+    timer.timeout.connect(top_up)
     timer.start()
     return timer

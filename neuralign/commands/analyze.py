@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import fill_doc
+from ..base.truth import planted_latencies, planted_record
 from ..errors import NeuralignError, few
 
 
 def register(subparsers) -> None:
+    """Add the ``analyze`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "analyze",
         help="offline layer x latency alignment of a dataset",
@@ -27,7 +30,13 @@ def register(subparsers) -> None:
 
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``analyze`` and ``demo``."""
+    """The options of ``analyze`` (dataset, features, output, engine settings).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    """
     p.add_argument("--dataset", required=True, metavar="KIND:PATH",
                    help="e.g. things-eeg2:/data/sub-01 (kinds: things-eeg2, sim, ...)")
     p.add_argument("--features", required=True, type=Path, metavar="FEATURES",
@@ -76,14 +85,43 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
             raise NeuralignError(f"only {n_test} test stimuli with EEG; need at least 3")
 
 
+@fill_doc
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
             alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200,
             memory: int | None = None):
-    """Run the engine on ``data`` (EpochData) and ``features`` (FeatureSet) with progress.
+    """Run the engine on ``data`` with progress bars (epochs, then layers).
 
     All the features' stimuli are given to the engine, as a live session does: feature
     standardisation then does not depend on which stimuli happened to be shown (live = offline).
+
+    Parameters
+    ----------
+    %(epoch_data)s
+    %(features)s
+    alphas : sequence of float | None
+        Ridge penalties (default: the engine's).
+    n_folds : int
+        Cross-validation folds.
+    backend : str
+        ``numpy``, ``torch`` or ``torch_cuda``.
+    dtype : str
+        ``float64`` or ``float32``.
+    quiet : bool
+        No progress bar and no message.
+    chunk : int
+        Epochs per accumulation step.
+    alpha_selection : str
+        ``gcv`` or ``kfold``.
+    max_rsa_stimuli : int | None
+        Cap on the stimuli in the RDMs (``None``: no cap).
+    memory : int | None
+        Memory budget in bytes (default: the engine's, 80% of the memory available).
+
+    Returns
+    -------
+    AlignmentResult
+        The maps.
     """
     from tqdm import tqdm
 
@@ -116,13 +154,26 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
 
 
 def summary_lines(result, planted: dict | None = None) -> list[str]:
-    """A short per-layer table (peak latency ms, peak r, RSA peak) and, when the data are
-    simulated, how well the planted latencies were recovered."""
+    """A short per-layer table and, for simulated data, how well the truth was recovered.
+
+    Parameters
+    ----------
+    result : AlignmentResult
+        The maps.
+    planted : dict | None
+        The planted truth of simulated data (:mod:`neuralign.base.truth`).
+
+    Returns
+    -------
+    list of str
+        Peak latency (ms), peak r and RSA peak per layer, then the recovery line.
+    """
     from ..report import layer_table
+    from ..sim.truth import RECOVERY_CRITERION, recovery
 
     rows = layer_table(result)
     width = max(8, *(len(r["layer"]) for r in rows))
-    planted_lat = _planted(planted, result.layers)
+    planted_lat = planted_latencies(planted, result.layers)
     head = f"{'layer':<{width}}  enc peak ms  peak r  RSA peak ms  peak rho"
     if planted_lat is not None:
         head += "  planted ms"
@@ -139,7 +190,7 @@ def summary_lines(result, planted: dict | None = None) -> list[str]:
             f"planted hierarchy: Spearman(peak latency, planted) = {rec['spearman']:.3f}, "
             f"mean |error| = {rec['mae_ms']:.1f} ms -> "
             + ("RECOVERED" if rec["recovered"] else "NOT recovered")
-            + " (criterion: Spearman >= 0.9 and mean |error| <= 20 ms)"
+            + f" (criterion: {RECOVERY_CRITERION})"
         )
     return lines
 
@@ -161,37 +212,13 @@ def _n(x, nd: int = 3) -> str:
     return "-" if x is None or not np.isfinite(x) else (f"{x:.0f}" if nd == 0 else f"{x:.{nd}f}")
 
 
-def _planted(planted: dict | None, layers: list[str]) -> np.ndarray | None:
-    if not planted or planted.get("peak_latencies_s") is None:
-        return None
-    lat = np.asarray(planted["peak_latencies_s"], dtype=float)
-    names = planted.get("layers")
-    if names is not None and list(names) != list(layers):
-        m = dict(zip(names, lat))
-        return np.array([m.get(n, np.nan) for n in layers])
-    return lat if lat.size == len(layers) else None
-
-
-def recovery(result, planted_lat) -> dict:
-    """Spearman and mean absolute error (ms) of encoding peak latencies vs planted ones."""
-    from scipy.stats import spearmanr
-
-    lat, _ = result.peaks("encoding")
-    planted_lat = np.asarray(planted_lat, dtype=float)
-    ok = np.isfinite(lat) & np.isfinite(planted_lat)
-    if ok.sum() < 2:
-        return {"spearman": float("nan"), "mae_ms": float("nan"), "recovered": False}
-    rho = float(spearmanr(lat[ok], planted_lat[ok])[0])
-    mae = float(np.abs(lat[ok] - planted_lat[ok]).mean() * 1000)
-    return {"spearman": rho, "mae_ms": mae, "recovered": bool(rho >= 0.9 and mae <= 20.0),
-            "criterion": "Spearman >= 0.9 and mean |error| <= 20 ms"}
-
-
 def run(args: argparse.Namespace) -> int:
+    """Load the dataset and the features, run the engine, write the results and report."""
     from ..align.memory import parse_memory
     from ..io.features import load_features
-    from ..offline.datasets import load_dataset, parse_spec
     from ..report import write_outputs
+    from ..sim.truth import recovery
+    from .datasets import load_dataset, parse_spec
 
     kind, path = parse_spec(args.dataset)
     memory = None if args.memory is None else parse_memory(args.memory)
@@ -222,10 +249,9 @@ def run(args: argparse.Namespace) -> int:
         "features": str(args.features),
     }
     if planted:
-        extra["planted"] = {"layers": planted.get("layers"),
-                            "peak_latencies_s": planted.get("peak_latencies_s")}
+        extra["planted"] = planted_record(planted)
         extra["simulated"] = True
-        pl = _planted(planted, result.layers)
+        pl = planted_latencies(planted, result.layers)
         if pl is not None:
             extra["recovery"] = recovery(result, pl)
     title = args.title or f"neuralign analyze: {args.dataset}"
@@ -242,7 +268,7 @@ def _planted_from(kind: str, path: str) -> dict | None:
     """The planted truth of a simulated subject, if ``path`` is one."""
     if kind not in ("things-eeg2", "sim"):
         return None
-    from ..sim.dataset import read_planted
+    from ..sim.truth import read_planted
 
     p = read_planted(path)
     return p if p and p.get("simulated") else None

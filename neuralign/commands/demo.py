@@ -24,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..base import FeatureSet
+from ..base.truth import planted_record
 from ..errors import NeuralignError
+from . import neuralign_command
 
 
 def _synthetic(stimulus_ids: list[str], *, n_layers: int, dim: int, seed: int) -> FeatureSet:
@@ -41,6 +43,7 @@ DEMO = {"n_train": 1000, "n_test": 200, "train_reps": 4, "test_reps": 40, "n_lay
 
 
 def register(subparsers) -> None:
+    """Add the ``demo`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "demo",
         help="run the embedded demo end to end",
@@ -72,6 +75,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo's stages and print a summary."""
     stages = [x.strip() for x in args.stages.split(",") if x.strip()]
     bad = [x for x in stages if x not in ("offline", "real", "live")]
     if bad or not stages:
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _cli(*argv: str, quiet: bool = False) -> subprocess.CompletedProcess:
     """Run a neuralign sub-command in a child process (its own LSL/ONNX state); fail loudly."""
-    cmd = [sys.executable, "-m", "neuralign.cli", *argv]
+    cmd = neuralign_command(*argv)
     proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL if quiet else None)
     if proc.returncode != 0:
@@ -167,13 +171,13 @@ def _stage_live(args, out: Path, feats: Path) -> str:
     live_dir.mkdir(parents=True, exist_ok=True)
     name = f"neuralign-demo-eeg-{uuid.uuid4().hex[:6]}"
     design = live_dir / "design.json"
-    amp_cmd = [sys.executable, "-m", "neuralign.cli", "simulate-amp", "--name", name,
-               "--features", str(feats), "--schedule", "--design-out", str(design),
-               "--n-test", str(n_test), "--train-reps", str(train_reps), "--test-reps",
-               str(test_reps), "--soa", str(soa),
-               "--seed", str(args.seed), "--snr", "0.5",
-               # keep streaming past the schedule: the demo stops the amplifier after `live`
-               "--duration", f"{seconds + 60:.0f}"]
+    amp_cmd = neuralign_command(
+        "simulate-amp", "--eeg-stream", name, "--features", str(feats), "--schedule",
+        "--design-out", str(design), "--n-test", str(n_test), "--train-reps", str(train_reps),
+        "--test-reps", str(test_reps), "--soa", str(soa), "--seed", str(args.seed),
+        "--snr", "0.5",
+        # keep streaming past the schedule: the demo stops the amplifier after `live`
+        "--duration", f"{seconds + 60:.0f}")
     amp_log = (live_dir / "simulate-amp.log").open("w")
     amp = subprocess.Popen(amp_cmd, stdout=amp_log, stderr=subprocess.STDOUT)
     try:
@@ -208,7 +212,8 @@ def _stage_offline(args: argparse.Namespace, out: Path) -> str:
     from ..offline.things_eeg2 import load_things_eeg2
     from ..report import write_outputs
     from ..sim.dataset import things_like_ids, write_things_eeg2
-    from .analyze import analyze, recovery, summary_lines
+    from ..sim.truth import recovery
+    from .analyze import analyze, summary_lines
 
     if args.n_test < 3 or args.n_train < 5:
         raise NeuralignError("the demo needs at least 5 train and 3 test images")
@@ -240,8 +245,7 @@ def _stage_offline(args: argparse.Namespace, out: Path) -> str:
         "dataset": f"things-eeg2:{sdir}",
         "features": str(data_dir / "features.npz"),
         "features_source": args.features_source,
-        "planted": {"layers": planted["layers"],
-                    "peak_latencies_s": planted["peak_latencies_s"]},
+        "planted": planted_record(planted),
         "recovery": rec,
         "simulation": planted.get("settings", {}),
     }

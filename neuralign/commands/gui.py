@@ -7,23 +7,27 @@ import sys
 import time
 from pathlib import Path
 
+from ..base import load_design
 from ..errors import NeuralignError
-from . import add_window_args
+from . import add_alias, add_stream_args, add_window_args
 
 
 def register(subparsers) -> None:
+    """Add the ``gui`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "gui",
         help="the live Qt window",
         description=(
-            "Open the live window. Connect to LSL streams from it (Connect...), or pass --eeg "
-            "and --markers (and --features) to connect at once, or --results DIR to look at "
+            "Open the live window. Connect to LSL streams from it (Connect...), or pass "
+            "--eeg-stream and --marker-stream (and --features) to connect at once, or --results "
+            "DIR to look at "
             "saved maps. With --out, a live session is recorded there and its results are "
             "written there when the window closes (the `neuralign live` contract)."
         ),
     )
-    p.add_argument("--eeg", default=None, help="EEG stream (name, source id, type:X, name:X)")
-    p.add_argument("--markers", default=None, help="marker stream (same forms)")
+    add_stream_args(p, required=False)
+    add_alias(p, "--eeg", dest="eeg_stream")
+    add_alias(p, "--markers", dest="marker_stream")
     p.add_argument("--features", type=Path, default=None,
                    help="features of the stimuli (.npz or feature cache)")
     p.add_argument("--design", type=Path, default=None,
@@ -38,7 +42,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _result_snapshot(path: Path):
+def result_snapshot(path: Path):
+    """A snapshot that shows saved results (``--results DIR``).
+
+    Parameters
+    ----------
+    path : Path
+        A folder with ``results.json`` and ``maps.npz``.
+
+    Returns
+    -------
+    Snapshot
+        Holding the loaded maps.
+    """
     import math
 
     from ..align.data import AlignmentResult
@@ -59,24 +75,25 @@ def _result_snapshot(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..app.live import connected_line, live_source_factory
-    from ..app.source import StaticSource
+    """Open the window (connected, on saved results, or empty) until it is closed."""
+    from ..app.connect import live_source_factory
+    from ..app.run import run_window
+    from ..app.settings import load_settings
+    from ..realtime.source import LiveSource, StaticSource
+    from ..report import write_outputs
 
+    eeg, markers = args.eeg_stream, args.marker_stream
     if args.exit_after is not None and args.exit_after < 0:
         raise NeuralignError("--exit-after must be >= 0 seconds")
-    if (args.eeg is None) != (args.markers is None):
-        raise NeuralignError("give both --eeg and --markers (or neither, and use Connect...)")
-    if args.results is not None and args.eeg is not None:
-        raise NeuralignError("--results shows saved maps: drop --eeg/--markers")
-    design = None
-    if args.design is not None:
-        from ..realtime.design import load_design
-
-        design = load_design(args.design)
-    from ..app.settings import load_settings
+    if (eeg is None) != (markers is None):
+        raise NeuralignError("give both --eeg-stream and --marker-stream (or neither, and use "
+                             "Connect...)")
+    if args.results is not None and eeg is not None:
+        raise NeuralignError("--results shows saved maps: drop --eeg-stream/--marker-stream")
+    design = load_design(args.design) if args.design is not None else None
 
     def announce(session) -> None:
-        print(connected_line(session), file=sys.stderr, flush=True)
+        print(session.connected_line(), file=sys.stderr, flush=True)
 
     def factory(s: dict):
         s = dict(s)
@@ -89,18 +106,16 @@ def run(args: argparse.Namespace) -> int:
 
     source = None
     if args.results is not None:
-        source = StaticSource(_result_snapshot(args.results))
-    elif args.eeg is not None:
+        source = StaticSource(result_snapshot(args.results))
+    elif eeg is not None:
         settings = load_settings()
-        settings.update(eeg_stream=args.eeg, marker_stream=args.markers)
+        settings.update(eeg_stream=eeg, marker_stream=markers)
         source = factory(settings)
-        print(f"connecting to {args.eeg!r} + {args.markers!r}...", file=sys.stderr, flush=True)
-
-    from ..app.window import run_window
+        print(f"connecting to {eeg!r} + {markers!r}...", file=sys.stderr, flush=True)
 
     title = "neuralign" if args.results is None else f"neuralign: {args.results}"
-    if args.eeg is not None:
-        title = f"neuralign live: {args.eeg}"
+    if eeg is not None:
+        title = f"neuralign live: {eeg}"
     live = {}
 
     def on_exit(win) -> None:
@@ -111,17 +126,11 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:
         print(f"screenshot written to {args.screenshot}")
     src = live.get("source") or source
-    err = getattr(src, "error", None)
-    result = getattr(src, "result", None)  # LiveSource: the final maps after stop()
+    err = src.error if src is not None else None
+    result = src.result if isinstance(src, LiveSource) else None  # final maps after stop()
     if result is not None and args.out is not None:
-        from ..app.export import write_results
-
-        sess = getattr(src, "session", None)
-        extra = {}
-        rec = getattr(getattr(sess, "recorder", None), "dir", None)
-        if rec is not None:
-            extra["recording"] = str(rec)
-        paths = write_results(result, args.out, title=title, extra=extra)
+        paths = write_outputs(result, args.out, title=title,
+                              extra={"recording": str(src.session.recorder.dir)})
         snap = src.latest()
         if snap is not None:
             print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected; "

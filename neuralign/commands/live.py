@@ -10,8 +10,13 @@ import threading
 import time
 from pathlib import Path
 
+from ..base import load_design
+from ..errors import NeuralignError
+from . import add_alias, add_stream_args, hz_to_seconds
+
 
 def register(subparsers) -> None:
+    """Add the ``live`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "live",
         help="headless live session from LSL streams",
@@ -22,8 +27,7 @@ def register(subparsers) -> None:
             "Stream specs: NAME (name or source id), name:X, type:X or source_id:X."
         ),
     )
-    p.add_argument("--eeg-stream", required=True, help="EEG stream (name, or type:/source_id:)")
-    p.add_argument("--marker-stream", required=True, help="marker stream (strings or int codes)")
+    add_stream_args(p, required=True)
     p.add_argument("--features", required=True, type=Path, help="layer features (.npz / cache)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--design", type=Path, default=None,
@@ -44,7 +48,9 @@ def register(subparsers) -> None:
     p.add_argument("--flat-ptp", type=float, default=0.0,
                    help="reject epochs with a channel's peak-to-peak <= this (0)")
     p.add_argument("--gap", type=float, default=0.05, help="timestamp jump counted as a gap, s")
-    p.add_argument("--refresh-hz", type=float, default=1.0, help="map refreshes per second")
+    p.add_argument("--refresh-every", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between map refreshes (1)")
+    add_alias(p, "--refresh-hz", dest="refresh_every", convert=hz_to_seconds)
     p.add_argument("--backend", default="numpy", choices=["numpy", "torch", "torch_cuda"],
                    help="engine backend")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"],
@@ -68,50 +74,53 @@ def _baseline(args):
     return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
 
 
-def write_results(result, out_dir: Path, *, title: str, extra: dict | None = None) -> dict:
-    """The ``analyze`` output contract (report helper when present, else results + maps)."""
+def read_codes(path: Path | None) -> dict | None:
+    """Read a ``{code: stimulus_id}`` JSON table (``--codes``) for integer marker streams.
+
+    Parameters
+    ----------
+    path : Path | None
+        The JSON file (``None``: no table).
+
+    Returns
+    -------
+    dict | None
+        The table.
+    """
+    if path is None:
+        return None
     try:
-        from ..report import write_outputs
-    except ImportError:
-        return result.save(out_dir)
-    return write_outputs(result, out_dir, title=title, extra=extra)
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
     from ..io.features import load_features
-    from ..realtime.design import load_design
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
     memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None
-    codes = None
-    if args.codes:
-        from ..errors import NeuralignError
-
-        try:
-            codes = json.loads(Path(args.codes).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise NeuralignError(f"cannot read the code table ({e})", path=args.codes) from e
+    codes = read_codes(args.codes)
     settings = EpochSettings(
         tmin=args.tmin, tmax=args.tmax, sfreq=args.sfreq, baseline=_baseline(args),
         l_freq=args.l_freq, h_freq=args.h_freq, reject_ptp=args.reject_ptp,
         flat_ptp=args.flat_ptp, gap_s=args.gap)
     sess = LiveSession(features, eeg_stream=args.eeg_stream, marker_stream=args.marker_stream,
                        out_dir=args.out, settings=settings, design=design, codes=codes,
-                       refresh_hz=args.refresh_hz, connect_timeout=args.connect_timeout,
+                       refresh_every=args.refresh_every,
+                       connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
                        blas_threads=args.blas_threads or None)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)
     sess.connect()
-    print(f"connected: {sess.eeg.name} ({sess.eeg.n_channels} ch @ {sess.eeg.sfreq:g} Hz), "
-          f"markers {sess.mk.name}; scoring: "
-          f"{'design test set' if sess.test_ids else 'nested cross-validation'}; "
-          f"recording to {sess.recorder.dir}", file=sys.stderr, flush=True)
+    print(sess.connected_line(), file=sys.stderr, flush=True)
     stop = threading.Event()
     old: dict = {}
 
@@ -148,8 +157,10 @@ def run(args: argparse.Namespace) -> int:
     result = sess.stop()
     if not args.quiet:
         print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
+    from ..report import write_outputs  # matplotlib: only once the session is over
+
     title = args.title or f"neuralign live: {sess.eeg.name}"
-    paths = write_results(result, args.out, title=title,
+    paths = write_outputs(result, args.out, title=title,
                           extra={"recording": str(sess.recorder.dir)})
     snap = sess.snapshot
     print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "

@@ -11,9 +11,25 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..base import Stimulus
 from ..errors import NeuralignError
+from ..stimulus.presenter import has_display
+from . import add_alias, neuralign_command
 
 XVFB_ENV = "NEURALIGN_UNDER_XVFB"
+
+
+def builtin_stimuli() -> list[Stimulus]:
+    """The built-in natural image set (:mod:`neuralign.models.stimuli`) as stimuli.
+
+    Returns
+    -------
+    list of Stimulus
+        In-memory images with their stable ids (``astronaut``, ``astronaut_tl``...).
+    """
+    from ..models.stimuli import builtin_arrays
+
+    return [Stimulus(id=sid, image=pixels) for sid, pixels in builtin_arrays()]
 
 
 def add_session_options(p: argparse.ArgumentParser) -> None:
@@ -23,7 +39,9 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    "features:PATH (overrides stimuli.source)")
     p.add_argument("--seed", type=int, help="design seed (overrides seed)")
     p.add_argument("--marker-stream", help="LSL marker stream name (markers.stream_name)")
-    p.add_argument("--refresh-hz", type=float, help="monitor refresh rate (monitor.refresh_hz)")
+    p.add_argument("--monitor-hz", type=float, metavar="HZ",
+                   help="monitor refresh rate (monitor.refresh_hz)")
+    add_alias(p, "--refresh-hz", dest="monitor_hz", convert=float)
     p.add_argument("--fullscreen", action="store_true", help="full-screen window")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set timing.on_ms=50 (repeatable)")
@@ -40,14 +58,15 @@ def config_overrides(args: argparse.Namespace) -> dict:
         over["seed"] = args.seed
     if args.marker_stream:
         over.setdefault("markers", {})["stream_name"] = args.marker_stream
-    if args.refresh_hz:
-        over.setdefault("monitor", {})["refresh_hz"] = args.refresh_hz
+    if args.monitor_hz:
+        over.setdefault("monitor", {})["refresh_hz"] = args.monitor_hz
     if args.fullscreen:
         over.setdefault("monitor", {})["fullscreen"] = True
     return over
 
 
 def register(subparsers) -> None:
+    """Add the ``present`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "present",
         help="PsychoPy RSVP presenter with LSL markers",
@@ -87,12 +106,6 @@ def one_line_warnings():
         yield
 
 
-def has_display() -> bool:
-    if not sys.platform.startswith(("linux", "freebsd")):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def xvfb_command(argv: list[str], *, resolution=(1024, 768)) -> list[str]:
     """``argv`` (a neuralign command line, without the program) wrapped in xvfb-run."""
     if shutil.which("xvfb-run") is None:
@@ -100,10 +113,11 @@ def xvfb_command(argv: list[str], *, resolution=(1024, 768)) -> list[str]:
                              "xvfb libgl1-mesa-dri libglu1-mesa) or run on a desktop")
     w, h = (max(int(v), 64) for v in resolution)
     return ["xvfb-run", "-a", f"--server-args=-screen 0 {w}x{h}x24",
-            sys.executable, "-m", "neuralign.cli", *argv]
+            *neuralign_command(*argv)]
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the config, write the design and present (under xvfb-run when asked)."""
     from ..stimulus.config import load_config
     from ..stimulus.run import parse_inject, present
 
@@ -122,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
             cmd = xvfb_command(argv, resolution=config.monitor.resolution)
             print("no display: running under " + " ".join(cmd[:3]), file=sys.stderr, flush=True)
             return subprocess.call(cmd, env={**os.environ, XVFB_ENV: "1"})
-        return present(config, args.out, design_only=args.design_only,
+        return present(config, args.out, builtin=builtin_stimuli, design_only=args.design_only,
                        inject_keys=parse_inject(args.inject_key), progress=not args.no_progress,
                        wait_file=args.wait_file, stop_file=args.stop_file)

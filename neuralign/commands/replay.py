@@ -14,11 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+from ..base import EpochData
 from ..errors import NeuralignError
-from . import add_window_args
+from . import add_alias, add_window_args
+from .datasets import load_dataset
 
 
 def register(subparsers) -> None:
+    """Add the ``replay`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "replay",
         help="replay a recording or dataset through the engine",
@@ -46,16 +49,18 @@ def register(subparsers) -> None:
                         "since dataset files group training and test epochs)")
     p.add_argument("--seed", type=int, default=0, help="seed of --order shuffle")
     p.add_argument("--max-epochs", type=int, default=None, help="play only the first N epochs")
-    p.add_argument("--refresh", type=float, default=2.0,
+    p.add_argument("--refresh-every", type=float, default=2.0, metavar="SECONDS",
                    help="seconds between map refreshes in the window (default 2)")
+    add_alias(p, "--refresh", dest="refresh_every", convert=float)
     p.add_argument("--loop", action="store_true", help="start over when the data run out")
     p.add_argument("--backend", default="numpy", help="engine backend: numpy, torch, torch_cuda")
     p.add_argument("--headless", action="store_true", help="no window: play, write --out, exit")
     p.add_argument("--lsl", action="store_true",
                    help="stream the data over LSL (EEG + string markers, machine scope) instead "
                         "of feeding the engine in-process: connect `neuralign live` or `gui` to it")
-    p.add_argument("--lsl-name", default=None,
+    p.add_argument("--eeg-stream", default=None, metavar="NAME",
                    help="with --lsl: EEG stream name (markers: NAME-markers; default unique)")
+    add_alias(p, "--lsl-name", dest="eeg_stream")
     p.add_argument("--out", type=Path, default=None,
                    help="write results here (at the end, or when the window closes)")
     add_window_args(p)
@@ -88,22 +93,57 @@ def _default_features(args, data) -> Path:
                          path=base)
 
 
-def build_source(args):
-    """(ReplaySource, EpochData, features path) from the parsed arguments."""
-    from ..app.replay import ReplaySource, make_engine, reorder, truncate
-    from ..io.features import load_features
-    from ..offline.datasets import load_dataset
+def replay_data(args: argparse.Namespace) -> tuple[EpochData, str]:
+    """The epochs to replay, in replay order, and their dataset spec.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``recording`` or ``dataset``, ``order``, ``seed``, ``max_epochs``.
+
+    Returns
+    -------
+    data : EpochData
+        Reordered (``--order``) and cut (``--max-epochs``).
+    spec : str
+        The dataset as ``KIND:PATH``.
+    """
     spec = f"recording:{args.recording}" if args.recording is not None else args.dataset
     data = load_dataset(spec)
-    if data.epochs.shape[0] == 0:
+    if data.n_epochs == 0:
         raise NeuralignError("the dataset holds no epochs", path=spec.partition(":")[2])
     order = args.order or ("as-is" if args.recording is not None else "shuffle")
-    data = reorder(data, order, seed=args.seed)
+    data = data.sorted_by(order, seed=args.seed)
     if args.max_epochs is not None:
         if args.max_epochs < 1:
             raise NeuralignError("--max-epochs must be at least 1")
-        data = truncate(data, args.max_epochs)
+        data = data.head(args.max_epochs)
+    return data, spec
+
+
+def build_source(args: argparse.Namespace):
+    """The replay source for the parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The ``replay`` options.
+
+    Returns
+    -------
+    source : ReplaySource
+        Not started.
+    data : EpochData
+        What it plays.
+    features : Path
+        The features file used.
+    spec : str
+        The dataset as ``KIND:PATH``.
+    """
+    from ..io.features import load_features
+    from ..realtime.replay import ReplaySource, make_engine
+
+    data, spec = replay_data(args)
     fpath = _default_features(args, data)
     features = load_features(fpath)
     engine = make_engine(data, features, backend=args.backend)
@@ -112,11 +152,11 @@ def build_source(args):
         speed = math.inf if args.headless else 1.0
     if speed < 0:
         raise NeuralignError("--speed must be >= 0 (0 = as fast as possible)")
-    if args.refresh <= 0:
-        raise NeuralignError("--refresh must be > 0 seconds")
+    if args.refresh_every <= 0:
+        raise NeuralignError("--refresh-every must be > 0 seconds")
     name = Path(spec.partition(":")[2]).name or spec
     source = ReplaySource(data, engine, speed=speed if speed > 0 else math.inf, soa=args.soa,
-                          refresh_interval=args.refresh, name=name, loop=args.loop)
+                          refresh_interval=args.refresh_every, name=name, loop=args.loop)
     return source, data, fpath, spec
 
 
@@ -147,20 +187,11 @@ def _summary(snap, out=sys.stdout) -> None:
 
 def _run_lsl(args: argparse.Namespace) -> int:
     """Stream a dataset or recording over LSL as if it were live."""
-    from ..app.replay import reorder, truncate
-    from ..offline.datasets import load_dataset
-    from ..offline.replay_lsl import LSLReplayer
+    from ..sim.player import LSLReplayer
 
-    spec = f"recording:{args.recording}" if args.recording is not None else args.dataset
-    data = load_dataset(spec)
-    if data.epochs.shape[0] == 0:
-        raise NeuralignError("the dataset holds no epochs", path=spec.partition(":")[2])
-    data = reorder(data, args.order or ("as-is" if args.recording is not None else "shuffle"),
-                   seed=args.seed)
-    if args.max_epochs is not None:
-        data = truncate(data, max(1, args.max_epochs))
+    data, _ = replay_data(args)
     speed = 1.0 if args.speed is None else args.speed
-    rep = LSLReplayer(data, name=args.lsl_name, speed=speed)
+    rep = LSLReplayer(data, name=args.eeg_stream, speed=speed)
     print(f"streaming {data.epochs.shape[0]} epochs over LSL: EEG {rep.name!r} "
           f"({len(data.ch_names)} ch @ {rep.sfreq:g} Hz), markers {rep.name + '-markers'!r}; "
           "waiting for a consumer (e.g. neuralign live)...", flush=True)
@@ -176,6 +207,7 @@ def _run_lsl(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Replay in the window, headless, or over LSL; write the results when asked."""
     if args.lsl:
         return _run_lsl(args)
     if args.headless and (args.screenshot is not None or args.exit_after is not None):
@@ -202,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"results written to {args.out} ({len(paths)} files)")
         return 0
 
-    from ..app.window import run_window
+    from ..app.run import run_window
 
     rc = run_window(source, screenshot=args.screenshot, exit_after=args.exit_after, title=title)
     if args.screenshot is not None:
@@ -225,6 +257,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(result, out, *, title, extra):
-    from ..app.export import write_results
+    from ..report import write_outputs
 
-    return write_results(result, out, title=title, extra=extra)
+    return write_outputs(result, out, title=title, extra=extra)

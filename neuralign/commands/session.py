@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from ..errors import NeuralignError
+from ..stimulus.presenter import has_display
 from . import add_window_args
-from .present import add_session_options, config_overrides, has_display, one_line_warnings
+from .present import add_session_options, config_overrides, one_line_warnings
 
 # Without --config, a simulated session shows the built-in images, 20 of them as test stimuli
 # (scored like THINGS-EEG2's test set), in about a minute.
@@ -20,6 +21,7 @@ SIMULATE_DEFAULTS = {
 
 
 def register(subparsers) -> None:
+    """Add the ``session`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "session",
         help="presenter + amplifier + live engine together",
@@ -54,16 +56,14 @@ def register(subparsers) -> None:
 
 
 def _gui_available() -> bool:
-    try:
-        return all(importlib.util.find_spec(m) is not None
-                   for m in ("neuralign.app.window", "neuralign.commands.gui", "PySide6"))
-    except (ImportError, ValueError):
-        return False
+    """Whether the gui extra (PySide6, pyqtgraph) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("PySide6", "pyqtgraph"))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Plan a simulated session, then run presenter, amplifier and engine together."""
     from ..stimulus.config import load_config
-    from ..stimulus.orchestrate import SessionPlan, run_session
+    from .orchestrate import SessionSetup, run_session
 
     if not args.simulate:
         raise NeuralignError(
@@ -72,16 +72,16 @@ def run(args: argparse.Namespace) -> int:
             "(docs/stimulus.md)")
     gui = not args.headless
     if gui and not _gui_available():
-        raise NeuralignError("the GUI (neuralign gui: neuralign.app + PySide6) is not available "
-                             "in this installation: use --headless")
+        raise NeuralignError("the GUI needs the gui extra (PySide6, pyqtgraph): pip install "
+                             "'neuralign[gui]', or use --headless")
     if gui and not has_display() and args.screenshot is None:
         raise NeuralignError("no display for the GUI: use --headless (the presenter then runs "
                              "under xvfb-run)")
     over = config_overrides(args)
     if args.config is None:
-        from ..stimulus.config import _merge
+        from ..stimulus.config import merge_settings
 
-        over = _merge(SIMULATE_DEFAULTS, over)
+        over = merge_settings(SIMULATE_DEFAULTS, over)
     with one_line_warnings():
         config = load_config(args.config, overrides=over)
         if args.headless and config.blocks.break_mode == "self-paced" and \
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
             # a simulated session must not collide with a real one on this machine
             config.markers.stream_name = f"neuralign-markers-{uuid.uuid4().hex[:6]}"
-        plan = SessionPlan(
+        plan = SessionSetup(
             config=config, out=args.out, features=args.features, model=args.model, gui=gui,
             duration=args.duration, snr=args.snr, channels=args.channels, sfreq=args.sfreq,
             xvfb=not has_display(), connect_timeout=args.connect_timeout,

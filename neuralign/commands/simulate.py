@@ -10,6 +10,7 @@ from ..errors import NeuralignError
 
 
 def register(subparsers) -> None:
+    """Add the ``simulate`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "simulate",
         help="write a simulated subject with a planted answer",
@@ -38,6 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write a simulated THINGS-EEG2 subject with a planted answer."""
     from ..sim.dataset import write_things_eeg2
 
     for name in ("n_train", "n_test", "train_reps", "test_reps", "layers", "dim"):

@@ -7,8 +7,13 @@ import sys
 import uuid
 from pathlib import Path
 
+from ..errors import NeuralignError
+from . import add_alias
+from .live import read_codes
+
 
 def register(subparsers) -> None:
+    """Add the ``simulate-amp`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "simulate-amp",
         help="simulated EEG amplifier on LSL",
@@ -19,7 +24,9 @@ def register(subparsers) -> None:
             "session design file). Uses the machine-scope LSL configuration."
         ),
     )
-    p.add_argument("--name", default="neuralign-sim-eeg", help="EEG stream name")
+    p.add_argument("--eeg-stream", default="neuralign-sim-eeg", metavar="NAME",
+                   help="name of the EEG stream it creates")
+    add_alias(p, "--name", dest="eeg_stream")
     p.add_argument("--source-id", default=None, help="source id (default: NAME-<random>)")
     p.add_argument("--sfreq", type=float, default=1000.0, help="sampling rate, Hz (1000)")
     p.add_argument("--channels", type=int, default=17,
@@ -34,7 +41,9 @@ def register(subparsers) -> None:
                    help="JSON {code: stimulus_id} for an integer marker stream on --listen")
     p.add_argument("--schedule", action="store_true",
                    help="push a random stimulus sequence on an own marker outlet")
-    p.add_argument("--marker-name", default=None, help="own marker stream name (NAME-markers)")
+    p.add_argument("--marker-stream", default=None, metavar="NAME",
+                   help="with --schedule: name of its own marker stream (EEG_STREAM-markers)")
+    add_alias(p, "--marker-name", dest="marker_stream")
     p.add_argument("--design-out", type=Path, default=None,
                    help="write the session design here (default: NAME-design.json)")
     p.add_argument("--n-test", type=int, default=None, help="test stimuli (default N/5, <=40)")
@@ -55,14 +64,15 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["float32", "double64"], default="float32")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to stream (default: until Ctrl-C; with --schedule: its end + 2 s)")
-    p.add_argument("--wait-consumers", type=float, default=30.0,
+    p.add_argument("--wait-consumer", type=float, default=30.0, metavar="SECONDS",
                    help="with --schedule: wait this long for a marker consumer before starting")
+    add_alias(p, "--wait-consumers", dest="wait_consumer", convert=float)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import NeuralignError
-    from ..realtime.simamp import SimulatedAmp, default_ch_names, make_schedule
+    """Stream simulated EEG until Ctrl-C, SIGTERM or ``--duration``."""
+    from ..sim.amp import SimulatedAmp, default_ch_names, make_schedule
 
     if args.channels < 1:
         raise NeuralignError("--channels must be >= 1")
@@ -80,17 +90,11 @@ def run(args: argparse.Namespace) -> int:
                     else [f"ch{i + 1}" for i in range(args.channels)])
         if args.counter:
             ch_names[0] = "counter"
-    codes = None
-    if args.codes is not None:
-        import json
-
-        try:
-            codes = json.loads(args.codes.read_text())
-        except (OSError, ValueError) as e:
-            raise NeuralignError(f"cannot read the code table ({e})", path=args.codes) from e
-    source_id = args.source_id or f"{args.name}-{uuid.uuid4().hex[:8]}"
+    codes = read_codes(args.codes)
+    name = args.eeg_stream
+    source_id = args.source_id or f"{name}-{uuid.uuid4().hex[:8]}"
     schedule = None
-    marker_name = args.marker_name or f"{args.name}-markers"
+    marker_name = args.marker_stream or f"{name}-markers"
     if args.schedule:
         if features is None:
             raise NeuralignError("--schedule needs --features (the stimulus ids to show)")
@@ -101,17 +105,17 @@ def run(args: argparse.Namespace) -> int:
             test_reps=args.test_reps, soa=args.soa, jitter=args.jitter, seed=args.seed,
             unknown_every=args.unknown_every, control_every=args.control_every,
             marker_stream=marker_name, n_channels=len(ch_names), ch_names=ch_names)
-        out = args.design_out or Path(f"{args.name}-design.json")
+        out = args.design_out or Path(f"{name}-design.json")
         schedule.design.save(out)
         print(f"design: {out} ({len(schedule.design.train_ids)} train, "
               f"{len(schedule.design.test_ids)} test stimuli, {len(schedule.ids)} presentations, "
               f"{schedule.duration:.1f} s)", file=sys.stderr)
     amp = SimulatedAmp(
-        name=args.name, source_id=source_id, sfreq=args.sfreq, ch_names=ch_names, brain=brain,
+        name=name, source_id=source_id, sfreq=args.sfreq, ch_names=ch_names, brain=brain,
         listen=args.listen, schedule=schedule, marker_name=marker_name, counter=args.counter,
         delay_s=args.delay, seed=args.seed, nan_every=args.nan_every, nan_len=args.nan_len,
-        channel_format=args.format, wait_consumers_s=args.wait_consumers, codes=codes)
-    print(f"streaming {args.name!r} (source_id {source_id}, {len(ch_names)} ch @ {args.sfreq:g} Hz)"
+        channel_format=args.format, wait_consumers_s=args.wait_consumer, codes=codes)
+    print(f"streaming {name!r} (source_id {source_id}, {len(ch_names)} ch @ {args.sfreq:g} Hz)"
           + (f", markers on {marker_name!r}" if schedule else ""), file=sys.stderr, flush=True)
     import signal
     import threading

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add the ``study`` sub-command to ``subparsers``."""
     p = subparsers.add_parser(
         "study",
         help="many subjects x many models, with statistics",
@@ -33,10 +34,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..offline.study import run_study
-    from ..offline.study_config import load_study_config
+    """Run (or resume) the study of ``--config`` and print its summary."""
+    from ..offline.study import load_study_config, run_study
+    from .datasets import LOADERS, load_dataset
 
-    cfg = load_study_config(args.config)
+    cfg = load_study_config(args.config, dataset_kinds=LOADERS)
     if args.out is not None:
         default_cache = cfg.cache == cfg.out / "cache"
         cfg.out = args.out.resolve()
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     scheduler = args.scheduler or scale.get("scheduler", "local")
     workers = args.workers or int(scale.get("workers", 2))
     processes = bool(args.processes or scale.get("processes", False))
-    res = run_study(cfg, scheduler=scheduler, workers=workers, processes=processes,
+    res = run_study(cfg, load_dataset=load_dataset, scheduler=scheduler, workers=workers, processes=processes,
                     progress=not args.quiet, report=not args.no_report)
     if not args.quiet:
         s, r = res["summary"], res["run"]

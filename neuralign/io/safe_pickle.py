@@ -83,6 +83,7 @@ class SafeUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102
+        """The allowed class for ``module.name``; anything else is refused."""
         try:
             return ALLOWED[(module, name)]
         except KeyError:
@@ -92,6 +93,7 @@ class SafeUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
+        """Refuse persistent references (nothing outside the pickle is loaded)."""
         raise NeuralignError("pickle holds a persistent reference; refused", path=self._path)
 
 

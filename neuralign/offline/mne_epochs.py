@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError, few
-from ._tables import missing_value, read_table, truthy
-from .datasets import EpochData
+from .tables import missing_value, read_table, truthy
 
 _SUFFIXES = (".tsv", ".csv", ".json")
 

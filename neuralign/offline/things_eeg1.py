@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError, few
-from ._tables import missing_value, read_table, truthy
-from .datasets import EpochData
+from .tables import missing_value, read_table, truthy
 
 RAW_SUFFIXES = (".set", ".vhdr", ".edf", ".bdf", ".fif", ".gdf", ".cnt")
 _TEST_COLS = ("isteststim", "istest", "is_test", "test")

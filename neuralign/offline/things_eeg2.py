@@ -17,18 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NeuralignError, few
+from ..base import EpochData
+from ..errors import NeuralignError, NeuralignWarning, few
+from ..io import things
 from ..io.safe_pickle import load_npy
-from .datasets import EpochData
 
 TRAIN_FILE = "preprocessed_eeg_training.npy"
 TEST_FILE = "preprocessed_eeg_test.npy"
-METADATA_FILE = "image_metadata.npy"
-
-
-class NeuralignWarning(UserWarning):
-    """A user-facing warning (the CLI prints it on one line)."""
-
 
 def _read_part(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     obj = load_npy(path)
@@ -69,20 +64,9 @@ def _read_part(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     return data, ch_names, times
 
 
-def _read_metadata(path: Path) -> dict:
-    meta = load_npy(path)
-    if not isinstance(meta, dict):
-        raise NeuralignError(
-            f"expected a pickled dict of image lists, got {type(meta).__name__}", path=path
-        )
-    for key in ("train_img_files", "test_img_files"):
-        if key not in meta:
-            raise NeuralignError(f"missing key {key!r}", path=path)
-    return meta
-
-
-def _ids(meta: dict, key: str, n: int, meta_path: Path, data_path: Path) -> np.ndarray:
-    ids = np.asarray([str(x) for x in np.atleast_1d(np.asarray(meta[key], dtype=object))])
+def _ids(meta: dict, part: str, n: int, meta_path: Path, data_path: Path) -> np.ndarray:
+    key = f"{part}_img_files"
+    ids = np.asarray(things.image_list(meta, part))
     if ids.size != n:
         raise NeuralignError(
             f"{key} lists {ids.size} images but {data_path.name} has {n}", path=meta_path
@@ -107,8 +91,8 @@ def load_things_eeg2(
     subject_dir : str or Path
         Folder with ``preprocessed_eeg_training.npy`` and ``preprocessed_eeg_test.npy``.
     metadata : str or Path, optional
-        ``image_metadata.npy``; default: the one in ``subject_dir``'s parent (or in
-        ``subject_dir`` itself).
+        ``image_metadata.npy``; default: found by :func:`neuralign.io.things.find_metadata`
+        (in ``subject_dir``, its parents, or their ``image_set/``).
     include_train, include_test : bool
         Which parts to load (both by default; train stimuli train, test stimuli score).
 
@@ -121,34 +105,23 @@ def load_things_eeg2(
     sdir = Path(subject_dir)
     if not sdir.is_dir():
         raise NeuralignError("subject folder not found", path=sdir)
-    if metadata is None:
-        candidates = [sdir.parent / METADATA_FILE, sdir / METADATA_FILE]
-        meta_path = next((p for p in candidates if p.is_file()), None)
-        if meta_path is None:
-            raise NeuralignError(
-                f"{METADATA_FILE} not found in the parent folder (give it with --metadata)",
-                path=candidates[0],
-            )
-    else:
-        meta_path = Path(metadata)
-        if not meta_path.is_file():
-            raise NeuralignError("metadata file not found", path=meta_path)
-    parts = [(TRAIN_FILE, "train_img_files")] if include_train else []
-    parts += [(TEST_FILE, "test_img_files")] if include_test else []
+    meta_path = things.find_metadata(sdir, metadata)
+    parts = [(TRAIN_FILE, "train")] if include_train else []
+    parts += [(TEST_FILE, "test")] if include_test else []
     if not parts:
         raise NeuralignError("nothing to load (include_train and include_test are both off)")
     for fname, _ in parts:
         if not (sdir / fname).is_file():
             raise NeuralignError("file not found", path=sdir / fname)
 
-    meta = _read_metadata(meta_path)
+    meta = things.read_metadata(meta_path)
     blocks: list[np.ndarray] = []
     ids_all: list[np.ndarray] = []
     ref: tuple[Path, list[str], np.ndarray] | None = None
     test_ids: list[str] | None = None
     n_dropped = 0
     reps: dict[str, int] = {}
-    for fname, key in parts:
+    for fname, part in parts:
         path = sdir / fname
         data, ch_names, times = _read_part(path)
         if ref is None:
@@ -167,7 +140,7 @@ def load_things_eeg2(
                     f"with {rtimes.size} ({rtimes[0]:.3f}..{rtimes[-1]:.3f} s) in {rpath.name}",
                     path=path,
                 )
-        ids = _ids(meta, key, data.shape[0], meta_path, path)
+        ids = _ids(meta, part, data.shape[0], meta_path, path)
         n_img, n_rep, n_ch, n_t = data.shape
         flat = data.reshape(n_img * n_rep, n_ch, n_t)
         flat = flat.astype(np.float32, copy=False)
@@ -187,8 +160,8 @@ def load_things_eeg2(
             flat, stim = flat[finite], stim[finite]
         blocks.append(flat)
         ids_all.append(stim)
-        reps[key.split("_")[0]] = n_rep
-        if key == "test_img_files":
+        reps[part] = n_rep
+        if part == "test":
             test_ids = ids.tolist()
     assert ref is not None
     if include_train and include_test:

@@ -1,15 +1,7 @@
 """THINGS-EEG2 raw data, preprocessed the way the official pipeline does (Gifford et al. 2022).
 
-Two raw sources per session are read:
-
-- the converted ``raw_eeg_training.npy`` / ``raw_eeg_test.npy`` (pickled dicts with
-  ``raw_eeg_data`` (64 x samples, last row ``stim`` = image index + 1, 99999 = target),
-  ``ch_names``, ``ch_types``, ``sfreq``, ...), read with the restricted unpickler;
-- the BrainVision source files (``*.vhdr`` + ``.vmrk`` + ``.eeg``), read with MNE; the integer
-  at the end of each marker description (``Stimulus/S 17`` -> 17) is the event code, with the
-  same meaning as the ``stim`` channel of the ``.npy`` files. Parts of one session are
-  concatenated in file-name order; ``task-test`` files are the test partition, ``task-train``
-  files the training partition.
+The raw files (converted ``raw_eeg_*.npy`` or BrainVision) are found and read by
+:mod:`neuralign.offline.things_eeg2_files`; MVNN is :mod:`neuralign.offline.mvnn`.
 
 Preprocessing (``gifale95/eeg_encoding`` ``preprocessing.py``): channels matching ``^O *|^P *``
 (17 occipito-parietal channels of the 63-channel cap), target trials (99999) dropped,
@@ -24,115 +16,24 @@ repetitions concatenated, training repetitions collected per image, both shuffle
 
 from __future__ import annotations
 
-import re
+import inspect
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError, few
-from ..io.safe_pickle import load_npy
-from .datasets import EpochData
+from ..io import things
+from .mvnn import inv_sqrtm, mvnn_sigma, whiten
+from .things_eeg2_files import CHANNEL_REGEXP, discover, read_raw_brainvision, read_raw_npy
 
-#: The 17 channels the official preprocessing keeps, in its order.
-THINGS_EEG2_CHANNELS = [
-    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8",
-    "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2",
-]
-#: The 63 EEG channels of the THINGS-EEG2 recordings (the order of the official ``chan_order``).
-THINGS_EEG2_RAW_CHANNELS = [
-    "Fp1", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F7", "F5", "F3", "F1", "F2", "F4", "F6",
-    "F8", "FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T7",
-    "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "T8", "TP9", "TP7", "CP5", "CP3", "CP1", "CPz",
-    "CP2", "CP4", "CP6", "TP8", "TP10", *THINGS_EEG2_CHANNELS,
-]
-CHANNEL_REGEXP = "^O *|^P *"
 TARGET_CODE = 99999
 OFFICIAL_SEED = 20200220
 PARTS = ("training", "test")
-RAW_FILES = {"training": "raw_eeg_training.npy", "test": "raw_eeg_test.npy"}
-METADATA_FILE = "image_metadata.npy"
-_META_KEYS = {"training": "train_img_files", "test": "test_img_files"}
+#: raw partition name -> partition of ``image_metadata.npy`` (:data:`neuralign.io.things.PARTS`)
+META_PART = {"training": "train", "test": "test"}
 _MAX_REP = {"training": 2, "test": 20}
-
-
-# ------------------------------------------------------------------------------ raw readers
-def read_raw_npy(path: str | Path):
-    """One ``raw_eeg_*.npy`` dict -> ``(mne.io.RawArray, events)`` (targets still included).
-
-    Only the channels matching :data:`CHANNEL_REGEXP` and the ``stim`` row are turned into the
-    Raw object (the full 64 x samples array can be several GB).
-    """
-    import mne
-
-    path = Path(path)
-    obj = load_npy(path)
-    if not isinstance(obj, dict):
-        raise NeuralignError(f"expected a pickled dict with 'raw_eeg_data', got {type(obj).__name__}",
-                             path=path)
-    missing = [k for k in ("raw_eeg_data", "ch_names", "sfreq") if k not in obj]
-    if missing:
-        raise NeuralignError(f"missing key(s) {missing}", path=path)
-    data = obj["raw_eeg_data"]
-    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype.kind not in "fiu":
-        raise NeuralignError("'raw_eeg_data' must be a 2-D numeric array (channels x samples)",
-                             path=path)
-    ch_names = [str(c) for c in np.atleast_1d(np.asarray(obj["ch_names"], dtype=object))]
-    if len(ch_names) != data.shape[0]:
-        raise NeuralignError(f"{len(ch_names)} ch_names for {data.shape[0]} rows of raw_eeg_data",
-                             path=path)
-    if "stim" not in ch_names:
-        raise NeuralignError("no 'stim' channel in ch_names (the events)", path=path)
-    try:
-        sfreq = float(obj["sfreq"])
-    except (TypeError, ValueError):
-        raise NeuralignError("'sfreq' must be a number", path=path) from None
-    eeg_idx = [i for i, c in enumerate(ch_names) if c != "stim"]
-    keep = mne.pick_channels_regexp([ch_names[i] for i in eeg_idx], CHANNEL_REGEXP)
-    if len(keep) == 0:
-        raise NeuralignError(f"no channel matches {CHANNEL_REGEXP!r} in {few(ch_names)}", path=path)
-    rows = [eeg_idx[i] for i in keep] + [ch_names.index("stim")]
-    names = [ch_names[i] for i in rows]
-    info = mne.create_info(names, sfreq, ["eeg"] * (len(rows) - 1) + ["stim"])
-    raw = mne.io.RawArray(np.asarray(data[rows], dtype=np.float64), info, verbose=False)
-    events = mne.find_events(raw, stim_channel="stim", verbose=False)
-    raw.drop_channels(["stim"])
-    return raw, events
-
-
-_CODE = re.compile(r"(\d+)\s*$")
-
-
-def read_raw_brainvision(paths: Sequence[str | Path]):
-    """BrainVision parts of one partition of one session -> ``(Raw, events)``.
-
-    Parts are concatenated in the given order; an epoch overlapping a part boundary is dropped
-    later by ``mne.Epochs`` (``BAD boundary``).
-    """
-    import mne
-
-    raws = []
-    for p in paths:
-        try:
-            r = mne.io.read_raw_brainvision(p, preload=True, verbose=False)
-        except (OSError, ValueError, RuntimeError) as e:
-            raise NeuralignError(f"unreadable BrainVision file ({e})", path=p) from None
-        keep = mne.pick_channels_regexp(r.ch_names, CHANNEL_REGEXP)
-        if len(keep) == 0:
-            raise NeuralignError(f"no channel matches {CHANNEL_REGEXP!r}", path=p)
-        r.pick([r.ch_names[i] for i in keep])
-        raws.append(r)
-    raw = raws[0] if len(raws) == 1 else mne.concatenate_raws(raws, verbose=False)
-
-    def code(desc: str):
-        m = _CODE.search(desc)
-        return int(m.group(1)) if m else None
-
-    events, _ = mne.events_from_annotations(raw, event_id=code, verbose=False)
-    if len(events) == 0:
-        raise NeuralignError("no stimulus markers with an integer code", path=paths[0])
-    return raw, events
 
 
 # ------------------------------------------------------------------------------ preprocessing
@@ -180,149 +81,6 @@ def sort_repetitions(data: np.ndarray, codes: np.ndarray, *, max_rep: int | None
     return out, conds
 
 
-def ledoit_wolf_batch(x: np.ndarray) -> np.ndarray:
-    """Ledoit-Wolf covariances of many small data sets at once.
-
-    Equals ``sklearn.discriminant_analysis._cov(x[b], shrinkage="auto")`` (standardise,
-    Ledoit-Wolf, rescale) for every ``b``. ``x``: (B, n_samples, n_features).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    _, n, p = x.shape
-    xc = x - x.mean(axis=1, keepdims=True)
-    sd = np.sqrt((xc**2).mean(axis=1))  # (B, p)
-    sd = np.where(sd < 10 * np.finfo(float).eps, 1.0, sd)
-    z = xc / sd[:, None, :]
-    emp = np.einsum("bni,bnj->bij", z, z) / n
-    z2 = z**2
-    tr = z2.sum(axis=1) / n  # (B, p)
-    mu = tr.sum(axis=1) / p
-    beta_ = np.einsum("bni,bnj->b", z2, z2)
-    delta_ = (emp**2).sum(axis=(1, 2))  # = sum((Z'Z)^2) / n^2
-    beta = (beta_ / n - delta_) / (p * n)
-    delta = (delta_ - 2 * mu * tr.sum(axis=1) + p * mu**2) / p
-    beta = np.minimum(beta, delta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shrink = np.where(beta == 0, 0.0, beta / delta)
-    cov = (1 - shrink)[:, None, None] * emp
-    cov[:, np.arange(p), np.arange(p)] += (shrink * mu)[:, None]
-    return cov * sd[:, :, None] * sd[:, None, :]
-
-
-def mvnn_sigma(parts: Sequence[np.ndarray], *, dim: str = "time", chunk: int = 256) -> np.ndarray:
-    """Session noise covariance: mean over partitions of the mean over images of per-image
-    Ledoit-Wolf covariances (per time point, or per repetition), as the official MVNN does.
-
-    ``parts``: sorted arrays ``(images, reps, C, T)`` of one session.
-    """
-    if dim not in ("time", "epochs"):
-        raise NeuralignError(f"mvnn must be 'time' or 'epochs', got {dim!r}")
-    sig_parts = []
-    for d in parts:
-        n_img, n_rep, c, t = d.shape
-        acc = np.zeros((c, c))
-        for s in range(0, n_img, chunk):
-            blk = np.asarray(d[s:s + chunk], dtype=np.float64)
-            b = blk.shape[0]
-            if dim == "time":  # samples = repetitions, one covariance per (image, time)
-                x = blk.transpose(0, 3, 1, 2).reshape(b * t, n_rep, c)
-                cov = ledoit_wolf_batch(x).reshape(b, t, c, c).mean(axis=1)
-            else:  # samples = time points, one covariance per (image, repetition)
-                x = blk.transpose(0, 1, 3, 2).reshape(b * n_rep, t, c)
-                cov = ledoit_wolf_batch(x).reshape(b, n_rep, c, c).mean(axis=1)
-            acc += cov.sum(axis=0)
-        sig_parts.append(acc / n_img)
-    return np.mean(sig_parts, axis=0)
-
-
-def inv_sqrtm(sigma: np.ndarray) -> np.ndarray:
-    """``sigma^-1/2`` of a symmetric positive-definite matrix (``fractional_matrix_power(s, -0.5)``)."""
-    w, v = np.linalg.eigh((sigma + sigma.T) / 2)
-    if np.any(w <= 0):
-        raise NeuralignError("MVNN: the noise covariance is not positive definite")
-    return (v / np.sqrt(w)) @ v.T
-
-
-def whiten(data: np.ndarray, sigma_inv: np.ndarray) -> np.ndarray:
-    """Apply ``Sigma^-1/2`` over channels to ``(..., C, T)`` data (the official matmul)."""
-    return np.swapaxes(np.swapaxes(data, -1, -2) @ sigma_inv, -1, -2)
-
-
-# ------------------------------------------------------------------------------ discovery
-def _session_key(p: Path) -> str:
-    for part in (p.name, *[q.name for q in p.parents]):
-        m = re.search(r"ses-?(\d+)", part)
-        if m:
-            return f"ses-{int(m.group(1)):02d}"
-    return "ses-01"
-
-
-def _partition_of(p: Path) -> str | None:
-    name = p.name.lower()
-    if "test" in name:
-        return "test"
-    if "train" in name:
-        return "training"
-    return None
-
-
-def discover(path: str | Path) -> tuple[str, dict[str, dict[str, list[Path]]]]:
-    """Find the raw files of one subject: ``(kind, {session: {partition: [files]}})``.
-
-    ``kind`` is ``"npy"`` or ``"brainvision"``. ``path`` may be one raw file, a session folder
-    or a subject folder with ``ses-*`` sub-folders.
-    """
-    root = Path(path)
-    if not root.exists():
-        raise NeuralignError("raw THINGS-EEG2 path not found", path=root)
-    if root.is_file():
-        files = [root]
-    else:
-        files = sorted(root.rglob("raw_eeg_*.npy")) or sorted(root.rglob("*.vhdr"))
-    if not files:
-        raise NeuralignError(
-            "no raw_eeg_{training,test}.npy or BrainVision .vhdr files found", path=root
-        )
-    kinds = {"npy" if f.suffix == ".npy" else "brainvision" if f.suffix == ".vhdr" else "?"
-             for f in files}
-    if "?" in kinds:
-        raise NeuralignError("expected a raw_eeg_*.npy or .vhdr file", path=root)
-    kind = kinds.pop() if len(kinds) == 1 else "npy"
-    subs = {m.group(0) for f in files for m in [re.search(r"sub-[A-Za-z0-9]+", str(f.relative_to(
-        root) if root.is_dir() else f.name))] if m}
-    if len(subs) > 1:
-        raise NeuralignError(
-            f"{len(subs)} subjects ({few(sorted(subs), 3)}) under this folder: give one subject's "
-            "folder", path=root)
-    out: dict[str, dict[str, list[Path]]] = {}
-    for f in files:
-        if kind == "npy" and f.suffix != ".npy":
-            continue
-        part = _partition_of(f)
-        if part is None:
-            raise NeuralignError("cannot tell whether this is a training or a test file", path=f)
-        out.setdefault(_session_key(f), {}).setdefault(part, []).append(f)
-    return kind, dict(sorted(out.items()))
-
-
-def find_metadata(path: str | Path, metadata: str | Path | None = None) -> Path:
-    """``image_metadata.npy``: given, or in ``path`` / its parents (or their ``image_set``)."""
-    if metadata is not None:
-        p = Path(metadata)
-        if not p.is_file():
-            raise NeuralignError("metadata file not found", path=p)
-        return p
-    start = Path(path).resolve()
-    start = start if start.is_dir() else start.parent
-    for d in (start, *list(start.parents)[:4]):
-        for cand in (d / METADATA_FILE, d / "image_set" / METADATA_FILE):
-            if cand.is_file():
-                return cand
-    raise NeuralignError(
-        f"{METADATA_FILE} not found in this folder or its parents (give it with metadata=)",
-        path=start,
-    )
-
-
 # ------------------------------------------------------------------------------ pipeline
 def preprocess_things_eeg2_raw(
     path: str | Path,
@@ -351,12 +109,9 @@ def preprocess_things_eeg2_raw(
     parts = [p for p, on in (("training", include_train), ("test", include_test)) if on]
     if not parts:
         raise NeuralignError("nothing to load (include_train and include_test are both off)")
-    meta_path = find_metadata(path, metadata)
-    meta = load_npy(meta_path)
-    if not isinstance(meta, dict) or any(_META_KEYS[p] not in meta for p in parts):
-        raise NeuralignError(f"expected a dict with {[_META_KEYS[p] for p in parts]}", path=meta_path)
-    names = {p: [str(x) for x in np.atleast_1d(np.asarray(meta[_META_KEYS[p]], dtype=object))]
-             for p in parts}
+    meta_path = things.find_metadata(path, metadata)
+    meta = things.read_metadata(meta_path, parts=tuple(META_PART[p] for p in parts))
+    names = {p: things.image_list(meta, META_PART[p]) for p in parts}
     reps_default = dict(_MAX_REP)
     reps_default.update(max_rep or {})
 
@@ -385,7 +140,7 @@ def preprocess_things_eeg2_raw(
             if bad.size:
                 raise NeuralignError(
                     f"{ses} {part}: event codes {few(np.unique(bad).tolist())} are outside "
-                    f"1..{len(names[part])} (the images in {METADATA_FILE})", path=path)
+                    f"1..{len(names[part])} (the images in {things.METADATA_FILE})", path=path)
             if ref is None:
                 ref = (ch_names, times)
             elif ch_names != ref[0] or times.size != ref[1].size:
@@ -465,18 +220,7 @@ def write_preprocessed(result: dict, subject_dir: str | Path) -> dict[str, Path]
     return paths
 
 
-def load_things_eeg2_raw(
-    path: str | Path,
-    *,
-    metadata: str | Path | None = None,
-    include_train: bool = True,
-    include_test: bool = True,
-    mvnn: str | None = None,
-    sfreq: float = 100.0,
-    seed: int = OFFICIAL_SEED,
-    progress: bool = False,
-    **_ignored,
-) -> EpochData:
+def load_things_eeg2_raw(path: str | Path, **options) -> EpochData:
     """Load raw THINGS-EEG2 files of one subject into :class:`EpochData` (official preprocessing).
 
     Parameters
@@ -484,15 +228,11 @@ def load_things_eeg2_raw(
     path : str or Path
         A subject folder (``ses-*/raw_eeg_*.npy`` or BrainVision ``.vhdr`` files), a session
         folder, or one raw file.
-    metadata : path, optional
-        ``image_metadata.npy`` (default: searched in ``path`` and its parents).
-    include_train, include_test : bool
-    mvnn : {None, "time", "epochs"}
-        Multivariate noise normalisation (off by default; the official files use ``"time"``).
-    sfreq : float
-        Resampling rate (100 Hz as published).
-    seed : int
-        Seed of the repetition selection/shuffles (the official 20200220).
+    **options
+        Passed to :func:`preprocess_things_eeg2_raw` (``metadata``, ``include_train``,
+        ``include_test``, ``mvnn``, ``sfreq``, ``tmin``, ``tmax``, ``seed``, ``max_rep``,
+        ``progress``); the dataset registry hands every loader the same options, so others are
+        left out.
 
     Returns
     -------
@@ -500,10 +240,8 @@ def load_things_eeg2_raw(
         Epochs float32 flattened images x repetitions (training first), stimulus ids = the
         ``*_img_files`` names, ``test_ids`` = the test images.
     """
-    res = preprocess_things_eeg2_raw(
-        path, metadata=metadata, include_train=include_train, include_test=include_test,
-        mvnn=mvnn, sfreq=sfreq, seed=seed, progress=progress,
-    )
+    known = inspect.signature(preprocess_things_eeg2_raw).parameters
+    res = preprocess_things_eeg2_raw(path, **{k: v for k, v in options.items() if k in known})
     blocks, ids = [], []
     reps = {}
     for part in PARTS:

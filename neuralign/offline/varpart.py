@@ -16,20 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import FeatureSet
+from ..align.engine import DEFAULT_ALPHAS, stable_fold
+from ..base import EpochData, FeatureSet
 from ..errors import NeuralignError
-
-DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
-
-
-def stimulus_means(data) -> tuple[list[str], np.ndarray]:
-    """Average repetitions: ``(ids in first-seen order, (n_stimuli, C*T) means)``."""
-    ids, inv = np.unique(data.stimulus_ids, return_inverse=True)
-    n, c, t = data.epochs.shape
-    sums = np.zeros((ids.size, c * t))
-    np.add.at(sums, inv, data.epochs.reshape(n, c * t).astype(np.float64))
-    counts = np.bincount(inv, minlength=ids.size)
-    return ids.tolist(), sums / counts[:, None]
 
 
 def _zscore(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +40,7 @@ def _held_out_r2(xtr, ytr, xte, yte, alphas) -> tuple[np.ndarray, np.ndarray, np
 
 
 def variance_partition(
-    data,
+    data: EpochData,
     features_a: np.ndarray,
     features_b: np.ndarray,
     *,
@@ -76,10 +65,8 @@ def variance_partition(
     dict of str -> ndarray (C, T)
         ``r2_a``, ``r2_b``, ``r2_ab``, ``unique_a``, ``unique_b``, ``shared``.
     """
-    from ..align.engine import stable_fold
-
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
-    ids, y = stimulus_means(data)
+    ids, y = data.stimulus_means()
     index = {s: i for i, s in enumerate(stimulus_ids)}
     missing = [s for s in ids if s not in index]
     if missing:

@@ -42,6 +42,7 @@ class SessionCore:
         self.marker_times: list[float] = []  # session-clock onsets of stimulus markers
 
     def set_offset(self, stream: str, offset: float) -> None:
+        """Use ``offset`` (s) as the clock offset of ``stream`` (``"eeg"`` or ``"markers"``)."""
         self.offsets[stream] = float(offset)
 
     def eeg(self, data: np.ndarray, raw_ts: np.ndarray) -> list[EpochEvent]:
@@ -70,4 +71,5 @@ class SessionCore:
         return self.epocher.poll()
 
     def flush(self) -> list[EpochEvent]:
+        """Cut every epoch still pending (end of data) and return the events."""
         return self.epocher.flush()

@@ -1,51 +1,19 @@
-"""LSL inlets for the live path: resolve by name/type/source id, pull into preallocated arrays.
+"""LSL inlets for the live path: pull into preallocated arrays, recover after a dropout.
 
-Always import pylsl through :func:`get_pylsl`, which applies the machine-scope configuration
-(:func:`neuralign.lsl.configure_lsl`) first.
+Streams are found with :func:`neuralign.lsl.resolve`; ``pylsl`` is imported through
+:func:`neuralign.lsl.get_pylsl`, which applies the machine-scope configuration first.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NeuralignError
-from ..lsl import configure_lsl
+from ..lsl import get_pylsl
 
 FORMATS = {1: "float32", 2: "double64", 3: "string", 4: "int32", 5: "int16", 6: "int8",
            7: "int64"}
 NP_DTYPES = {"float32": np.float32, "double64": np.float64, "int32": np.int32,
              "int16": np.int16, "int8": np.int8, "int64": np.int64}
-
-
-def get_pylsl():
-    """``pylsl``, imported after the machine-scope LSL configuration is in force."""
-    configure_lsl()
-    import pylsl
-
-    return pylsl
-
-
-def predicate(spec: str) -> str:
-    """XPath predicate of a stream spec: ``NAME``, ``name:X``, ``type:X`` or ``source_id:X``."""
-    key, sep, value = spec.partition(":")
-    if sep and key in ("name", "type", "source_id"):
-        return f"{key}='{value}'"
-    return f"(name='{spec}' or source_id='{spec}')"
-
-
-def resolve(spec: str, *, what: str, timeout: float = 10.0):
-    """Find one stream matching ``spec`` or raise a clear error listing the visible streams."""
-    if "'" in spec:
-        raise NeuralignError(f"{what} stream spec {spec!r} must not contain quotes")
-    pylsl = get_pylsl()
-    found = pylsl.resolve_bypred(predicate(spec), 1, timeout)
-    if not found:
-        visible = pylsl.resolve_streams(0.5)
-        names = ", ".join(f"{s.name()!r} ({s.type()})" for s in visible) or "none"
-        raise NeuralignError(
-            f"no LSL {what} stream matching {spec!r} within {timeout:g} s "
-            f"(visible on this machine: {names})")
-    return found[0]
 
 
 class Inlet:
@@ -80,7 +48,21 @@ class Inlet:
             self.buf = np.zeros((self.max_chunk, self.n_channels), dtype=NP_DTYPES[self.fmt])
         self.inlet.open_stream(timeout=5.0)
 
+    def describe(self) -> dict:
+        """The stream as recorded in ``session.json``.
+
+        Returns
+        -------
+        dict
+            ``name``, ``type``, ``source_id``, ``sfreq``, ``n_channels``, ``ch_names`` and
+            ``channel_format``.
+        """
+        return {"name": self.name, "type": self.type, "source_id": self.source_id,
+                "sfreq": self.sfreq, "n_channels": self.n_channels, "ch_names": self.ch_names,
+                "channel_format": self.fmt}
+
     def header_xml(self) -> str:
+        """The stream's full XML header (written into the recording)."""
         return self.info.as_xml()
 
     def pull(self):
@@ -93,12 +75,14 @@ class Inlet:
         return values, np.asarray(ts, dtype=np.float64)
 
     def time_correction(self, timeout: float = 2.0) -> float | None:
+        """The clock offset of the stream (s), or ``None`` on timeout or loss."""
         try:
             return float(self.inlet.time_correction(timeout=timeout))
         except Exception:  # noqa: BLE001 - timeout or lost stream: keep the previous offset
             return None
 
     def close(self) -> None:
+        """Close the stream (errors of a lost stream are ignored)."""
         try:
             self.inlet.close_stream()
         except Exception:  # noqa: BLE001

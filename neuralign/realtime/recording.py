@@ -20,18 +20,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..base import EpochData
 from ..errors import NeuralignError
+from ..lsl import get_pylsl
 from . import xdf
 from .core import EEG, MARKERS, SessionCore
 from .epocher import MarkerClassifier
 from .settings import EpochSettings
-
-if TYPE_CHECKING:
-    from ..offline.datasets import EpochData
 
 EEG_ID, MARKER_ID, LOG_ID = 1, 2, 3
 FORMAT = "neuralign-recording"
@@ -60,12 +58,14 @@ class SessionRecorder:
         self.log("settings", meta=self.meta)
 
     def write_meta(self) -> None:
+        """Write ``session.json`` atomically."""
         p = self.dir / "session.json"
         tmp = p.with_name("session.json.tmp")
         tmp.write_text(json.dumps(self.meta, indent=1, default=_plain))
         tmp.replace(p)
 
     def eeg(self, data: np.ndarray, ts: np.ndarray) -> None:
+        """Append an EEG chunk ``data`` (n, C) with raw LSL timestamps ``ts``."""
         self.xdf.write_numeric(EEG_ID, data, ts)
 
     def markers(self, values, ts) -> None:
@@ -79,23 +79,22 @@ class SessionRecorder:
             self.xdf.write_numeric(MARKER_ID, arr, np.asarray(ts, dtype=float))
 
     def offset(self, stream: str, collection_time: float, offset: float) -> None:
+        """Record a clock offset of ``stream`` measured at ``collection_time``."""
         self.xdf.write_offset(EEG_ID if stream == EEG else MARKER_ID, collection_time, offset)
 
     def log(self, event: str, *, t: float | None = None, **fields) -> None:
-        from ..lsl import configure_lsl
-
+        """Log ``event`` (with ``fields``) at LSL time ``t`` (default now) in the log stream."""
         if t is None:
-            configure_lsl()
-            import pylsl
-
-            t = pylsl.local_clock()
+            t = get_pylsl().local_clock()
         msg = json.dumps({"event": event, **fields}, default=_plain)
         self.xdf.write_strings(LOG_ID, [[msg]], [t])
 
     def flush(self) -> None:
+        """Write what is buffered to disk."""
         self.xdf.flush()
 
     def close(self, final: dict | None = None) -> None:
+        """Log the ``final`` counts, close the XDF and rewrite ``session.json``."""
         if self.xdf.closed:
             return
         if final is not None:
@@ -116,6 +115,7 @@ def _plain(x):
 
 # ---------------------------------------------------------------------- reading back
 def find_xdf(path: str | Path) -> Path:
+    """The ``session.xdf`` of ``path`` (the file, its folder or the session's output folder)."""
     p = Path(path)
     for cand in (p, p / "session.xdf", p / "recording" / "session.xdf"):
         if cand.is_file():
@@ -175,14 +175,12 @@ def replay(path: str | Path, *, on_event=None) -> tuple[SessionCore, dict]:
 
 
 def load_recording(path: str | Path, **options) -> EpochData:
-    """Re-epoch a live-session recording -> :class:`~neuralign.offline.datasets.EpochData`.
+    """Re-epoch a live-session recording -> :class:`~neuralign.base.EpochData`.
 
     ``path`` is the session's output directory, its ``recording/`` folder or the ``.xdf``.
     Epochs come out in the order the live session handed them to the engine; markers with
     ids unknown to the session's features are left out and listed in ``info``.
     """
-    from ..offline.datasets import EpochData  # noqa: F811
-
     ids, epochs = [], []
     rejected: dict[str, int] = {}
 

@@ -22,6 +22,7 @@ class RingBuffer:
 
     @property
     def filled(self) -> int:
+        """Samples held (at most the capacity)."""
         return min(self.total, self.capacity)
 
     @property
@@ -30,6 +31,7 @@ class RingBuffer:
         return self.total - self.filled
 
     def append(self, x: np.ndarray, t: np.ndarray) -> None:
+        """Append ``x`` (n, C) with timestamps ``t`` (n,), overwriting the oldest."""
         n = int(t.shape[0])
         if n == 0:
             return
@@ -61,6 +63,7 @@ class RingBuffer:
         return self.window(self.first_index, self.total)
 
     def last_ts(self) -> float:
+        """Timestamp of the newest sample (NaN when empty)."""
         if self.total == 0:
             return float("nan")
         return float(self.ts[(self.total - 1) % self.capacity])

@@ -3,67 +3,73 @@
 - Acquisition thread (``_acquire``): pulls EEG and marker chunks, writes them to the recording,
   epochs them (:class:`~neuralign.realtime.core.SessionCore`) and adds each epoch to the
   engine (O(C T) accumulation). Nothing slow runs here.
-- Refresh worker (``_refresh_loop``): re-solves the maps (``engine.refresh()``) at
-  ``refresh_hz`` and publishes an immutable :class:`~neuralign.realtime.snapshot.Snapshot`
-  several times a second. Readers take :attr:`LiveSession.snapshot` (one attribute read, no
-  lock), so the GUI and the CLI never block acquisition.
+- Refresh worker (:meth:`~neuralign.realtime.publisher.SnapshotPublisher.refresh_loop`):
+  re-solves the maps (``engine.refresh()``) every ``refresh_every`` seconds and publishes an immutable
+  :class:`~neuralign.realtime.snapshot.Snapshot` several times a second. Readers take
+  :attr:`LiveSession.snapshot` (one attribute read, no lock), so the GUI and the CLI never
+  block acquisition.
 """
 
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 import time
-from collections import Counter, deque
 from pathlib import Path
 
 import numpy as np
 
 from ..align.data import AlignmentResult
-from ..base import FeatureSet
+from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
+from ..lsl import get_pylsl, resolve
 from .core import EEG, MARKERS, SessionCore
-from .design import SessionDesign
 from .epocher import EpochEvent, MarkerClassifier
-from .lsl_io import Inlet, get_pylsl, resolve
+from .lsl_io import Inlet
+from .publisher import SnapshotPublisher
 from .recording import SessionRecorder
 from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
 
 
-def _frozen(a: np.ndarray | None) -> np.ndarray | None:
-    if a is None:
-        return None
-    a = np.array(a, copy=True)
-    a.setflags(write=False)
-    return a
-
-
+@fill_doc
 class LiveSession:
     """One live session: connect, run, stop (flushes everything and returns the final maps).
 
     Parameters
     ----------
     features : FeatureSet
-    eeg_stream, marker_stream : str
-        Stream specs: ``NAME`` (name or source id), ``name:X``, ``type:X`` or ``source_id:X``.
-    out_dir : path
+        The features of the stimuli that may be shown.
+    %(stream_spec)s
+    out_dir : str | Path
         The recording goes to ``out_dir/recording/``.
     settings : EpochSettings
-    design : SessionDesign, optional
+        Epoch window, rate, baseline, filters, rejection.
+    design : SessionDesign | None
         Test stimuli and expected channel count; without it, nested cross-validation.
-    codes : dict, optional
+    codes : dict | None
         Integer marker code -> stimulus id (also read from the design).
-    refresh_hz : float
-        Map re-solves per second (at most; only when new epochs arrived).
-    engine_kw : dict
+    refresh_every : float
+        Seconds between map re-solves (at least; only when new epochs arrived).
+    connect_timeout : float
+        Seconds to wait for each stream.
+    engine_kw : dict | None
         Passed to :class:`~neuralign.align.AlignmentEngine`.
-    blas_threads : int or None
+    scope_s : float
+        Seconds of raw EEG in each snapshot.
+    offset_every_s : float
+        Seconds between clock-offset measurements.
+    stall_s : float
+        Seconds without EEG after which the stream counts as lost.
+    blas_threads : int | None
         BLAS threads while the session runs (process-wide, restored by :meth:`stop`). The
         per-epoch work is a small matrix product that multi-threaded OpenBLAS slows down ~50x
         on a busy machine; 1 (default) keeps acquisition fast. ``None`` leaves BLAS alone
         (more threads can speed up refreshes of big models on an otherwise idle machine).
+    poll_s : float
+        Sleep of the acquisition thread when nothing arrived.
+    keep_epochs : bool
+        Keep every epoch in :attr:`kept` (tests).
     """
 
     def __init__(
@@ -76,7 +82,7 @@ class LiveSession:
         settings: EpochSettings | None = None,
         design: SessionDesign | None = None,
         codes: dict | None = None,
-        refresh_hz: float = 1.0,
+        refresh_every: float = 1.0,
         connect_timeout: float = 10.0,
         engine_kw: dict | None = None,
         scope_s: float = 3.0,
@@ -94,9 +100,9 @@ class LiveSession:
         self.codes = dict(codes or {})
         if design is not None and design.codes:
             self.codes.update(design.codes)
-        if refresh_hz <= 0:
-            raise NeuralignError(f"--refresh-hz must be > 0, got {refresh_hz}")
-        self.refresh_hz = float(refresh_hz)
+        if refresh_every <= 0:
+            raise NeuralignError(f"--refresh-every must be > 0 s, got {refresh_every}")
+        self.refresh_every = float(refresh_every)
         self.connect_timeout = float(connect_timeout)
         self.engine_kw = dict(engine_kw or {})
         self.scope_s = float(scope_s)
@@ -110,13 +116,22 @@ class LiveSession:
         self.keep_epochs = keep_epochs
         self.kept_ids: list[str] = []
         self.kept: list[np.ndarray] = []
-        self.snapshot: Snapshot | None = None
-        self.result: AlignmentResult | None = None
+        self.publisher: SnapshotPublisher | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ring_lock = threading.Lock()
         self._error: BaseException | None = None
         self.connected = False
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The newest published snapshot (``None`` before :meth:`connect`)."""
+        return None if self.publisher is None else self.publisher.snapshot
+
+    @property
+    def result(self) -> AlignmentResult | None:
+        """The maps of the last refresh (``None`` before the first)."""
+        return None if self.publisher is None else self.publisher.result
 
     # ------------------------------------------------------------------ connect
     def connect(self) -> None:
@@ -136,14 +151,8 @@ class LiveSession:
         fs = eeg_info.nominal_srate()
         self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
         self.mk = Inlet(mk_info, max_chunk=1024)
-        if self.design is not None and self.design.ch_names:
-            want = list(self.design.ch_names)
-            if [c.lower() for c in want] != [c.lower() for c in self.eeg.ch_names] and all(
-                not c.startswith("ch") for c in self.eeg.ch_names
-            ):
-                raise NeuralignError(
-                    f"EEG stream {self.eeg.name!r} channels {self.eeg.ch_names[:5]}... differ "
-                    f"from the design's {want[:5]}...", path=self.design.path or None)
+        if self.design is not None:
+            self.design.check_channel_names(self.eeg.ch_names, stream=self.eeg.name)
         s = self.settings
         if s.sfreq > fs:
             raise NeuralignError(f"analysis rate {s.sfreq} Hz exceeds the stream's {fs} Hz")
@@ -162,17 +171,13 @@ class LiveSession:
                                       **self.engine_kw)
         meta = {
             "settings": s.to_dict(),
-            "eeg": {"name": self.eeg.name, "type": self.eeg.type, "source_id": self.eeg.source_id,
-                    "sfreq": fs, "n_channels": self.eeg.n_channels, "ch_names": self.eeg.ch_names,
-                    "channel_format": self.eeg.fmt, "spec": self.eeg_spec},
-            "markers": {"name": self.mk.name, "type": self.mk.type,
-                        "source_id": self.mk.source_id, "channel_format": self.mk.fmt,
-                        "spec": self.marker_spec},
+            "eeg": dict(self.eeg.describe(), spec=self.eeg_spec),
+            "markers": dict(self.mk.describe(), spec=self.marker_spec),
             "known_ids": known,
             "test_ids": self.test_ids,
             "codes": self.codes,
             "design": None if self.design is None else self.design.path,
-            "refresh_hz": self.refresh_hz,
+            "refresh_every_s": self.refresh_every,
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
             "host": socket.gethostname(),
@@ -190,15 +195,13 @@ class LiveSession:
         self._last_offset = time.monotonic()
         # counters (written by the acquisition thread only)
         self.t_start = self._clock()
-        self.accepted = 0
-        self.rejected: Counter = Counter()
-        self.latencies: deque = deque(maxlen=10000)
-        self.erp_sum = np.zeros((self.eeg.n_channels, self.core.epocher.n_times))
+        self.publisher = SnapshotPublisher(
+            self.engine, interval_s=self.refresh_every,
+            epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
+            annotate=self._annotate)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
-        self.n_refreshes = 0
-        self._last_refresh_wall = float("nan")
         self.connected = True
         self._publish()
 
@@ -209,16 +212,13 @@ class LiveSession:
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
+        """Connect (if needed) and start the acquisition and refresh threads."""
         if not self.connected:
             self.connect()
         if self.blas_threads:
-            try:
-                from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits
 
-                self._blas_limit = threadpool_limits(limits=int(self.blas_threads),
-                                                     user_api="blas")
-            except ImportError:
-                self._blas_limit = None
+            self._blas_limit = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
@@ -232,18 +232,14 @@ class LiveSession:
         def run():
             try:
                 fn()
-            except BaseException as e:  # noqa: BLE001 - reported by stop()/check()
+            except BaseException as e:  # noqa: BLE001 - re-raised by stop()
                 self._error = e
                 self._stop.set()
         return run
 
-    def check(self) -> None:
-        """Re-raise an error from a worker thread (call from the controlling thread)."""
-        if self._error is not None:
-            raise self._error
-
     @property
     def running(self) -> bool:
+        """Whether the worker threads are running."""
         return not self._stop.is_set()
 
     def _acquire(self) -> None:
@@ -298,61 +294,33 @@ class LiveSession:
         for ev in events:
             if ev.kind == "epoch":
                 self.engine.add_epoch(ev.stimulus_id, ev.data)
-                self.latencies.append(self._clock() - ev.onset)
-                self.accepted += 1
-                self.erp_sum += ev.data
+                self.publisher.accept(ev.data, latency=self._clock() - ev.onset)
                 self.kept_ids.append(ev.stimulus_id)
                 if self.keep_epochs:
                     self.kept.append(ev.data)
             else:
-                self.rejected[ev.reason] += 1
+                self.publisher.reject(ev.reason)
 
     def _refresh_loop(self) -> None:
-        period = 1.0 / self.refresh_hz
-        tick = min(period, 0.2)
-        last = time.monotonic() - period
-        n_last = -1
-        while not self._stop.wait(tick):
-            if time.monotonic() - last >= period and self.engine.n_epochs != n_last:
-                last = time.monotonic()
-                n_last = self.engine.n_epochs
-                self._refresh()
-            self._publish()
-
-    def _refresh(self, **kw) -> AlignmentResult:
-        res = self.engine.refresh(**kw)
-        self._annotate(res)
-        self.result = res
-        self.n_refreshes += 1
-        self._last_refresh_wall = time.time()
-        return res
-
-    def _final_result(self) -> AlignmentResult:
-        """The final maps: one more refresh of the live engine (alphas re-selected).
-
-        ``neuralign analyze`` builds its engine exactly like this one (all the features'
-        stimuli, the design's test ids, the same engine settings) and feeds it the recording's
-        epochs in the same order, so live and offline agree to rounding. The eigendecompositions
-        that live refreshes extend are rebuilt, so the arithmetic is the offline one.
-        """
-        return self._refresh(select_alphas=True, reanchor=True)
+        self.publisher.refresh_loop(self._stop, on_tick=self._publish)
 
     def _annotate(self, res: AlignmentResult) -> None:
-        lat = list(self.latencies)
+        pub = self.publisher
+        lat = pub.latency_median
         res.counts.update({
-            "epochs_accepted": self.accepted,
-            "epochs_rejected": dict(self.rejected),
+            "epochs_accepted": pub.accepted,
+            "epochs_rejected": dict(pub.rejected),
             "unknown_markers": dict(self.core.unknown),
             "control_markers": int(sum(self.core.control.values())),
             "markers_received": self.core.n_markers,
             "gaps": len(self.core.epocher.gaps),
             "dropped_samples": int(self.core.epocher.dropped),
             "eeg_reconnects": self.reconnects,
-            "latency_median_s": statistics.median(lat) if lat else None,
+            "latency_median_s": lat if np.isfinite(lat) else None,
         })
         res.settings.setdefault("live", {
             "epoching": self.settings.to_dict(), "eeg_stream": self.eeg.name,
-            "marker_stream": self.mk.name, "refresh_hz": self.refresh_hz,
+            "marker_stream": self.mk.name, "refresh_every_s": self.refresh_every,
             "scoring": "design test set" if self.test_ids else "nested cross-validation",
         })
 
@@ -363,41 +331,31 @@ class LiveSession:
             n = min(ep.ring.filled, int(self.scope_s * fs))
             if n:
                 data, ts = ep.ring.window(ep.ring.total - n, ep.ring.total)
-                scope, scope_t = data.T.copy(), ts.copy()
+                scope, scope_t = data.T, ts
             else:
                 scope, scope_t = None, None
             pending = len(ep.pending)
-            erp = self.erp_sum / self.accepted if self.accepted else None
             samples, dropped, gaps = ep.samples, ep.dropped, len(ep.gaps)
             fill = ep.ring.filled / ep.ring.capacity
         mt = ()
         if scope_t is not None and scope_t.size:
             mt = tuple(t for t in self.core.marker_times[-200:] if scope_t[0] <= t <= scope_t[-1])
-        lat = list(self.latencies)
+        pub = self.publisher
         health = StreamHealth(
             eeg_name=self.eeg.name, marker_name=self.mk.name, sfreq=fs,
             n_channels=self.eeg.n_channels, ch_names=tuple(self.eeg.ch_names),
             connected=not self.lost, buffer_fill=fill, samples_received=samples,
             dropped_samples=int(dropped), reconnects=self.reconnects, gaps=gaps,
-            latency_s=lat[-1] if lat else float("nan"), markers_received=self.core.n_markers,
+            latency_s=pub.latency_last, markers_received=self.core.n_markers,
             eeg_source_id=self.eeg.source_id,
             stalled_s=max(0.0, time.monotonic() - self.last_eeg_wall),
-            pending_markers=pending,
-            latency_median_s=statistics.median(lat) if lat else float("nan"),
+            pending_markers=pending, latency_median_s=pub.latency_median,
         )
-        res = self.result
-        self.snapshot = Snapshot(
-            wall_time=time.time(), session_time=self._clock() - self.t_start, health=health,
-            epochs_accepted=self.accepted, epochs_rejected=int(sum(self.rejected.values())),
-            rejected_reasons=dict(self.rejected), stimuli_seen=self.engine.n_stimuli_seen,
-            unknown_markers=int(sum(self.core.unknown.values())),
-            refresh_s=self.engine.last_refresh_s, last_refresh_wall=self._last_refresh_wall,
-            result=res, erp=_frozen(erp), times=_frozen(ep.times), scope=_frozen(scope),
-            scope_times=_frozen(scope_t), marker_times=mt,
-            control_markers=int(sum(self.core.control.values())),
-            unknown_ids=tuple(sorted(self.core.unknown)), n_refreshes=self.n_refreshes,
-            finished=finished,
-        )
+        pub.publish(health, session_time=self._clock() - self.t_start, times=ep.times,
+                    scope=scope, scope_times=scope_t, marker_times=mt,
+                    unknown_markers=int(sum(self.core.unknown.values())),
+                    unknown_ids=tuple(sorted(self.core.unknown)),
+                    control_markers=int(sum(self.core.control.values())), finished=finished)
 
     # ------------------------------------------------------------------ stop
     def stop(self, *, drain_s: float | None = None) -> AlignmentResult:
@@ -418,7 +376,12 @@ class LiveSession:
         with self._ring_lock:
             events = self.core.flush()
         self._handle(events)
-        res = self._final_result()
+        # The final maps: one more refresh (alphas re-selected). `neuralign analyze` builds its
+        # engine exactly like this one (all the features' stimuli, the design's test ids, the
+        # same engine settings) and feeds it the recording's epochs in the same order, so live
+        # and offline agree to rounding. The eigendecompositions that live refreshes extend
+        # are rebuilt, so the arithmetic is the offline one.
+        res = self.publisher.refresh(select_alphas=True, reanchor=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
         self.recorder.close(final=final)
@@ -433,26 +396,18 @@ class LiveSession:
             raise self._error
         return res
 
+    def connected_line(self) -> str:
+        """The ``connected: ...`` line commands print (``neuralign session`` watches for it).
+
+        Returns
+        -------
+        str
+            Streams, scoring and where the recording goes.
+        """
+        scoring = "design test set" if self.test_ids else "nested cross-validation"
+        return (f"connected: {self.eeg.name} ({self.eeg.n_channels} ch @ {self.eeg.sfreq:g} Hz), "
+                f"markers {self.mk.name}; scoring: {scoring}; recording to {self.recorder.dir}")
+
     def status_line(self) -> str:
-        s = self.snapshot
-        if s is None:
-            return "connecting..."
-        h = s.health
-
-        def ms(x: float) -> str:
-            return f"{x * 1000:.0f}ms" if np.isfinite(x) else "-"
-
-        return (f"t={s.session_time:6.1f}s epochs={s.epochs_accepted} rejected={s.epochs_rejected}"
-                f" unknown={s.unknown_markers} stimuli={s.stimuli_seen} dropped={h.dropped_samples}"
-                f" gaps={h.gaps} {'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)}"
-                f" refresh={ms(s.refresh_s)}{_forms(s.result)}")
-
-
-def _forms(result: AlignmentResult | None) -> str:
-    """`` (dual 10)`` / `` (dual 3, primal 9)``: how the last refresh solved the layers."""
-    if result is None:
-        return ""
-    forms = [f for f in result.counts.get("solver_forms", []) if f != "-"]
-    if not forms:
-        return ""
-    return " (" + ", ".join(f"{f} {forms.count(f)}" for f in sorted(set(forms))) + ")"
+        """A one-line status (:meth:`Snapshot.status_line`; ``"connecting..."`` before)."""
+        return "connecting..." if self.snapshot is None else self.snapshot.status_line()

@@ -90,16 +90,19 @@ class EpochSettings:
         return fr.numerator, fr.denominator
 
     def ring_samples(self, stream_sfreq: float) -> int:
+        """Ring-buffer length (samples at ``stream_sfreq``) for one epoch plus history."""
         return int(math.ceil((self.tmax - self.tmin + self.history_s) * stream_sfreq)) + 1
 
     # ------------------------------------------------------------------ io
     def to_dict(self) -> dict:
+        """The settings as plain data (recorded in the session)."""
         d = asdict(self)
         d["baseline"] = None if self.baseline is None else list(self.baseline)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> EpochSettings:
+        """Settings from ``d`` (as :meth:`to_dict` wrote it; unknown keys ignored)."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         if kw.get("baseline") is not None:

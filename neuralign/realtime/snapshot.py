@@ -63,3 +63,26 @@ class Snapshot:
     unknown_ids: tuple[str, ...] = ()
     n_refreshes: int = 0
     finished: bool = False
+
+    def status_line(self) -> str:
+        """One line: time, epochs, rejections, unknown markers, drops, latency, refresh cost.
+
+        Returns
+        -------
+        str
+            E.g. ``t=  12.0s epochs=58 rejected=2 ... latency=3ms refresh=210ms``.
+        """
+        h = self.health
+
+        def ms(x: float) -> str:
+            return f"{x * 1000:.0f}ms" if np.isfinite(x) else "-"
+
+        forms = [] if self.result is None else [
+            f for f in self.result.counts.get("solver_forms", []) if f != "-"]
+        how = (" (" + ", ".join(f"{f} {forms.count(f)}" for f in sorted(set(forms))) + ")"
+               if forms else "")  # how the last refresh solved the layers: (dual 3, primal 9)
+        return (f"t={self.session_time:6.1f}s epochs={self.epochs_accepted} "
+                f"rejected={self.epochs_rejected} unknown={self.unknown_markers} "
+                f"stimuli={self.stimuli_seen} dropped={h.dropped_samples} gaps={h.gaps} "
+                f"{'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)} "
+                f"refresh={ms(self.refresh_s)}{how}")

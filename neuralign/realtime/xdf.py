@@ -95,6 +95,7 @@ class XDFWriter:
 
     def add_stream(self, stream_id: int, header_xml: str, *, channel_format: str,
                    channel_count: int) -> None:
+        """Write the header of stream ``stream_id`` (its LSL ``header_xml``, format and channels)."""
         if channel_format not in NUMERIC and channel_format != "string":
             raise ValueError(f"unsupported XDF channel format {channel_format!r}")
         self._formats[stream_id] = channel_format
@@ -143,6 +144,7 @@ class XDFWriter:
         self.maybe_flush()
 
     def boundary(self) -> None:
+        """Append a boundary chunk (lets readers resynchronise in a damaged file)."""
         self._buf += _chunk(TAG_BOUNDARY, BOUNDARY)
 
     def _count(self, sid: int, ts: np.ndarray) -> None:
@@ -153,11 +155,13 @@ class XDFWriter:
         st[2] += int(ts.shape[0])
 
     def maybe_flush(self) -> None:
+        """Flush when ``flush_s`` has passed since the last flush."""
         now = time.monotonic()
         if now - self._last_flush >= self.flush_s:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered chunks to disk."""
         if self._buf:
             view = memoryview(self._buf)
             while view:
@@ -187,6 +191,7 @@ class XDFWriter:
 # ---------------------------------------------------------------------- reading
 @dataclass
 class Chunk:
+    """One chunk read back from an XDF file (header, samples, clock offset...)."""
     tag: int
     stream_id: int | None = None
     xml: str | None = None

@@ -1,6 +1,6 @@
 """A synthetic brain with a known, planted layer x latency answer.
 
-Every layer ``l`` of a :class:`~neuralign.align.data.FeatureSet` drives the EEG through
+Every layer ``l`` of a :class:`~neuralign.base.FeatureSet` drives the EEG through
 
     s_l(stimulus) x pattern_l(channel) x profile_l(time)
 
@@ -28,12 +28,7 @@ from scipy import signal as sps
 
 from ..base import FeatureSet
 from ..errors import NeuralignError, few
-
-#: The 17 occipito-parietal channels of THINGS-EEG2 (preprocessed).
-THINGS_EEG2_CHANNELS: tuple[str, ...] = (
-    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8",
-    "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2",
-)
+from ..io.things import THINGS_EEG2_CHANNELS
 
 #: Default variance shares of the background (sum to 1: the background has unit variance).
 NOISE_MIX: dict[str, float] = {"pink": 0.55, "alpha": 0.25, "line": 0.05, "white": 0.15}
@@ -261,6 +256,7 @@ class SyntheticBrain:
     # ------------------------------------------------------------------ truth
     @property
     def layers(self) -> list[str]:
+        """The layer names of the features, in depth order."""
         return list(self.features.layers)
 
     @property

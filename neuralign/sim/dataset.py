@@ -23,7 +23,7 @@ import numpy as np
 from ..base import FeatureSet
 from ..errors import NeuralignError
 from ..io.features import save_features
-from ..offline.datasets import EpochData
+from ..io.things import METADATA_FILE
 from .brain import SyntheticBrain
 from .features import hierarchical_features
 
@@ -69,7 +69,6 @@ def write_things_eeg2(
     seed: int = 0,
     subject: str = "sub-01",
     brain_kw: dict | None = None,
-    progress: bool = False,
 ) -> Path:
     """Simulate one subject and write it in THINGS-EEG2 preprocessed layout.
 
@@ -86,8 +85,12 @@ def write_things_eeg2(
         Features of the stimuli; the first ``n_train`` ids become the train images, the next
         ``n_test`` the test images. Default: a synthetic hierarchy of ``n_layers`` x ``dim``
         over THINGS-like fake image names.
+    n_layers, dim : int
+        Layers and width of the synthetic features (without ``features``).
     seed : int
         Seed of features, brain and noise.
+    subject : str
+        Name of the subject folder.
     brain_kw : dict, optional
         Extra :class:`SyntheticBrain` arguments (``snr``, ``peak_latencies``, ...).
 
@@ -140,7 +143,7 @@ def write_things_eeg2(
         "test_img_concepts": test_concepts,
         "test_img_concepts_THINGS": test_concepts,
     }
-    np.save(out / "image_metadata.npy", meta, allow_pickle=True)
+    np.save(out / METADATA_FILE, meta, allow_pickle=True)
     save_features(out / "features.npz", features)
     planted = brain.planted_json()
     planted["layout"] = {
@@ -159,35 +162,30 @@ def write_things_eeg2(
     return sdir
 
 
-def read_planted(path: str | Path) -> dict | None:
-    """The ``planted.json`` next to a simulated subject (``path`` = root or subject folder)."""
-    p = Path(path)
-    for cand in (p / "planted.json", p.parent / "planted.json"):
-        if cand.is_file():
-            return json.loads(cand.read_text())
-    return None
+def subject_folder(path: str | Path) -> Path:
+    """The subject folder of a simulated dataset (``path`` itself, or its first ``sub-*``).
 
+    Parameters
+    ----------
+    path : str | Path
+        The folder :func:`write_things_eeg2` wrote, or its subject folder.
 
-def load_sim(path: str | Path, **options) -> EpochData:
-    """Load a simulated subject (the root written by :func:`write_things_eeg2` or its
-    subject folder); the planted truth goes into ``info['planted']``."""
-    from ..offline.things_eeg2 import load_things_eeg2
+    Returns
+    -------
+    Path
+        The folder holding ``preprocessed_eeg_*.npy``.
 
+    Raises
+    ------
+    NeuralignError
+        When ``path`` does not exist or holds no subject.
+    """
     p = Path(path)
     if not p.exists():
         raise NeuralignError("simulated dataset not found", path=p)
-    if not (p / "preprocessed_eeg_training.npy").exists():
-        subs = sorted(q for q in p.glob("sub-*") if q.is_dir()) if p.is_dir() else []
-        if not subs:
-            raise NeuralignError("no sub-* folder with preprocessed_eeg_*.npy", path=p)
-        p = subs[0]
-    data = load_things_eeg2(p, **options)
-    planted = read_planted(p)
-    data.info["source"] = "sim"
-    data.info["simulated"] = True
-    if planted is not None:
-        data.info["planted"] = {
-            "layers": planted.get("layers"),
-            "peak_latencies_s": planted.get("peak_latencies_s"),
-        }
-    return data
+    if (p / "preprocessed_eeg_training.npy").exists():
+        return p
+    subs = sorted(q for q in p.glob("sub-*") if q.is_dir()) if p.is_dir() else []
+    if not subs:
+        raise NeuralignError("no sub-* folder with preprocessed_eeg_*.npy", path=p)
+    return subs[0]

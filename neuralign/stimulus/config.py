@@ -248,11 +248,23 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Merge nested setting dicts; values of ``extra`` win.
+
+    Parameters
+    ----------
+    base, extra : dict
+        Nested dicts of settings (same nesting as the TOML file).
+
+    Returns
+    -------
+    dict
+        A new dict; tables are merged key by key.
+    """
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_settings(out[key], value)
         else:
             out[key] = value
     return out
@@ -279,7 +291,7 @@ def load_config(
     if path is not None:
         path = Path(path)
         data = read_toml(path)
-    data = _merge(data, overrides or {})
+    data = merge_settings(data, overrides or {})
     if path is not None and "base_dir" not in data:
         data["base_dir"] = str(Path(path).resolve().parent)
     config = _build(SessionConfig, data, where="", path=path)

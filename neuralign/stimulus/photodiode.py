@@ -92,6 +92,13 @@ def check_xdf(path: str | Path, *, channel: str, eeg_stream: str | None = None,
         Label of the photodiode channel in the EEG stream's ``desc/channels``.
     eeg_stream, marker_stream : str, optional
         Stream names (default: the first stream of type EEG / Markers).
+    max_lag : float
+        Seconds after a marker within which its light onset must come.
+
+    Returns
+    -------
+    dict
+        The latency statistics (:func:`marker_latency`).
     """
     import pyxdf
 

@@ -13,9 +13,7 @@ PsychoPy is imported only inside :meth:`Presenter.run` (the rest of neuralign ne
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
-from .design import SessionDesign, Trial
-from .markers import MarkerOutlet
+from ..lsl import MarkerOutlet
+from .images import ImageFeeder, image_size_pix
+from .plan import PresentationPlan, Trial
 from .runlog import RunLog, to_json
 
 
@@ -41,11 +40,16 @@ class _Abort(Exception):
         self.reason = reason
 
 
+def has_display() -> bool:
+    """Whether a window system is reachable (X11/Wayland on Linux/BSD; elsewhere always)."""
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def check_display() -> None:
     """Refuse to start without a display (Linux/BSD: ``DISPLAY`` / ``WAYLAND_DISPLAY``)."""
-    if sys.platform.startswith(("linux", "freebsd")) and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
+    if not has_display():
         raise NeuralignError(
             "no display: run under xvfb-run -a --server-args=\"-screen 0 1024x768x24\" "
             "(or pass --xvfb), or start it from a desktop session"
@@ -71,89 +75,16 @@ class RunSummary:
     duration_s: float = 0.0
 
     def to_dict(self) -> dict:
+        """The summary as plain data (``summary.json``)."""
         return dict(self.__dict__)
 
 
-def image_size_pix(design: SessionDesign) -> int:
-    """Longest image side in pixels (degrees converted with the monitor geometry)."""
-    d, m = design.config.display, design.config.monitor
-    if d.image_units == "pix":
-        return max(1, int(round(d.image_size)))
-    # pixels per cm from the monitor's width; size = 2 d tan(theta / 2)
-    cm = 2.0 * m.distance_cm * np.tan(np.deg2rad(d.image_size) / 2.0)
-    return max(1, int(round(cm * m.resolution[0] / m.width_cm)))
-
-
-class ImageFeeder:
-    """Decoded, resized images in trial order.
-
-    Everything is decoded before the run when it fits ``budget_mb``; otherwise a background
-    thread decodes ``lookahead`` trials ahead of the presentation.
-    """
-
-    def __init__(self, design: SessionDesign, trials: list[Trial], size_pix: int, *,
-                 budget_mb: float = 1024.0, lookahead: int = 64, progress: bool = True) -> None:
-        self.size = size_pix
-        self.sources = dict(design.stimuli)
-        if design.target is not None:
-            self.sources[design.target.id] = design.target
-        self.order = [t.stimulus_id for t in trials]
-        unique = list(dict.fromkeys(self.order))
-        self.cache: dict[str, object] = {}
-        self._queue: queue.Queue | None = None
-        self._stop = threading.Event()
-        if len(unique) * size_pix * size_pix * 3 / 1e6 <= budget_mb:
-            from tqdm import tqdm
-
-            for sid in tqdm(unique, desc="loading images", unit="img", disable=not progress,
-                            leave=False):
-                self.cache[sid] = self._load(sid)
-        else:
-            self._queue = queue.Queue(maxsize=lookahead)
-            self._thread = threading.Thread(target=self._work, daemon=True)
-            self._thread.start()
-
-    def _load(self, sid: str):
-        from PIL import Image
-
-        im = self.sources[sid].open()
-        scale = self.size / max(im.width, im.height)
-        w, h = max(1, round(im.width * scale)), max(1, round(im.height * scale))
-        if (w, h) != im.size:
-            im = im.resize((w, h), Image.LANCZOS)
-        return im
-
-    def _work(self) -> None:
-        for sid in self.order:
-            if self._stop.is_set():
-                return
-            item = (sid, self._load(sid))
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-
-    def next(self, sid: str):
-        """The image of the next trial (must be ``sid``)."""
-        if self._queue is None:
-            return self.cache[sid]
-        got, im = self._queue.get()
-        if got != sid:  # pragma: no cover - the feeder follows the trial order
-            raise RuntimeError(f"image feeder out of order: {got} != {sid}")
-        return im
-
-    def close(self) -> None:
-        self._stop.set()
-
-
 class Presenter:
-    """Run a :class:`SessionDesign` on screen, sending markers on ``outlet``.
+    """Run a :class:`PresentationPlan` on screen, sending markers on ``outlet``.
 
     Parameters
     ----------
-    design : SessionDesign
+    plan : PresentationPlan
     out_dir : path-like
         Where ``run_log.jsonl``, ``run_log.csv``, ``frame_intervals.npy`` and ``summary.json``
         are written.
@@ -169,19 +100,19 @@ class Presenter:
         uses it for ``--duration``).
     """
 
-    def __init__(self, design: SessionDesign, *, out_dir: str | Path,
+    def __init__(self, plan: PresentationPlan, *, out_dir: str | Path,
                  outlet: MarkerOutlet | None, inject_keys: dict[int, list[str]] | None = None,
                  progress: bool = True, stop_file: str | Path | None = None) -> None:
-        self.design = design
+        self.plan = plan
         self.out_dir = Path(out_dir)
         self.outlet = outlet
         self.inject_keys = {int(k): list(v) for k, v in (inject_keys or {}).items()}
         self.progress = progress
         self.stop_file = None if stop_file is None else Path(stop_file)
-        self.cfg = design.config
-        self.timing = design.timing
-        self.frame_s = design.timing.frame_s
-        self.summary = RunSummary(n_planned=len(design.trials))
+        self.cfg = plan.config
+        self.timing = plan.timing
+        self.frame_s = plan.timing.frame_s
+        self.summary = RunSummary(n_planned=len(plan.trials))
         self._t0: float | None = None  # presenter clock at the run's first flip
         self._last_flip: float | None = None
         self._block, self._block_dropped = 0, 0
@@ -349,9 +280,9 @@ class Presenter:
 
     def _warm_up(self) -> None:
         """Draw every kind of stimulus once (shaders, fonts, first texture), then clear."""
-        probe = self.design.trials[0] if self.design.trials else None
+        probe = self.plan.trials[0] if self.plan.trials else None
         if probe is not None:
-            im = self.design.stimuli.get(probe.stimulus_id) or self.design.target
+            im = self.plan.stimuli.get(probe.stimulus_id) or self.plan.target
             if im is not None:
                 pic = im.open()
                 self.images[0].image = pic
@@ -382,10 +313,10 @@ class Presenter:
             return
         self._where = f"break before block {block}"
         if b.break_mode == "timed":
-            self.text.text = f"Break: block {block + 1} of {self.design.n_blocks} starts soon"
+            self.text.text = f"Break: block {block + 1} of {self.plan.n_blocks} starts soon"
         else:
             self.text.text = (f"Break. Press {b.continue_key.upper()} to start block "
-                              f"{block + 1} of {self.design.n_blocks}")
+                              f"{block + 1} of {self.plan.n_blocks}")
         self.text.draw()
         self.win.callOnFlip(self._marker, "break")
         t_start = self._flip(None)
@@ -411,7 +342,7 @@ class Presenter:
         on, frame_s = self.timing.on, self.frame_s
         self._block, self._block_dropped = block, 0
         self._where = f"block {block}, before its first trial"
-        nframes = self.design.block_frames[block]
+        nframes = self.plan.block_frames[block]
         k = 0  # which ImageStim is next
         if trials:  # the first texture is uploaded before the block starts
             self._load_into(self.images[k], trials[0])
@@ -462,12 +393,12 @@ class Presenter:
                        time_s=self._rel(self._last_flip or t_block))
 
     def run(self) -> RunSummary:
-        """Present the whole design. Returns the summary (``aborted`` if Escape was pressed)."""
+        """Present the whole plan. Returns the summary (``aborted`` if Escape was pressed)."""
         from tqdm import tqdm
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.out_dir)
-        self.feeder = ImageFeeder(self.design, self.design.trials, image_size_pix(self.design),
+        self.feeder = ImageFeeder(self.plan, self.plan.trials, image_size_pix(self.plan),
                                   progress=self.progress)
         self._open_window()
         wall0 = time.time()
@@ -478,21 +409,21 @@ class Presenter:
             self.win.recordFrameIntervals = True
             self.win.refreshThreshold = 1.5 * self.frame_s
             self.log.event(
-                "run_start", wall_time=wall0, n_trials=len(self.design.trials),
+                "run_start", wall_time=wall0, n_trials=len(self.plan.trials),
                 refresh_hz=self.timing.refresh_hz,
                 measured_refresh_hz=self.summary.measured_refresh_hz, paced=self._pace,
                 marker_stream=None if self.outlet is None else self.outlet.name,
                 window_size=[int(v) for v in self.win.size],
             )
             self._event.clearEvents()
-            print(f"presenting {len(self.design.trials)} images "
-                  f"({self.design.duration_s():.1f} s + breaks)", flush=True)
-            with tqdm(total=len(self.design.trials), desc="presenting", unit="img",
+            print(f"presenting {len(self.plan.trials)} images "
+                  f"({self.plan.duration_s():.1f} s + breaks)", flush=True)
+            with tqdm(total=len(self.plan.trials), desc="presenting", unit="img",
                       disable=not self.progress, leave=False) as bar:
-                for block in range(self.design.n_blocks):
+                for block in range(self.plan.n_blocks):
                     if block > 0:
                         self._break(block)
-                    self._run_block(block, self.design.block_trials(block), bar)
+                    self._run_block(block, self.plan.block_trials(block), bar)
             if self.outlet is not None:
                 self._marker("end")
             self.log.event("end", time_s=self._rel(self._core.getTime()),
@@ -518,7 +449,7 @@ class Presenter:
 
     def _finish(self, wall0: float) -> None:
         self.feeder.close()
-        shown = self.design.trials[: self.summary.n_shown]
+        shown = self.plan.trials[: self.summary.n_shown]
         n_targets = sum(1 for t in shown if t.kind == "target")
         self.summary.misses = max(0, n_targets - self.summary.hits)
         try:

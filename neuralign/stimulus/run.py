@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..base import fill_doc
 from ..errors import NeuralignError
+from ..lsl import MarkerOutlet
 from .config import SessionConfig
-from .design import SessionDesign, build_design, target_stimulus
-from .markers import MarkerOutlet
-from .sources import check_readable, resolve_source
+from .plan import PresentationPlan, build_plan, target_stimulus
+from .sources import BuiltinSet, check_readable, resolve_source
 
 
-def prepare_design(config: SessionConfig, *, check_images: bool = True,
-                   progress: bool = True) -> SessionDesign:
+@fill_doc
+def prepare_plan(config: SessionConfig, *, builtin: BuiltinSet | None = None,
+                 check_images: bool = True, progress: bool = True) -> PresentationPlan:
     """Resolve the stimuli, refuse bad input, and build the trial list.
 
     Everything that can be wrong with the input (unknown or unreadable images, impossible
     designs) is found here, before any window or LSL stream exists.
+
+    Parameters
+    ----------
+    config : SessionConfig
+        The session configuration.
+    builtin : callable | None
+        Provides the built-in stimulus set (for ``source = "builtin"``).
+    check_images : bool
+        Decode every image once before the run.
+    %(progress)s
+
+    Returns
+    -------
+    PresentationPlan
+        The plan, ready to write and present.
     """
     stimuli = resolve_source(config.stimuli.source, images=config.stimuli.images,
-                             resolve=config.resolve_path)
+                             resolve=config.resolve_path, builtin=builtin)
     target = target_stimulus(config)
-    design = build_design(stimuli, config, target=target)
+    plan = build_plan(stimuli, config, target=target)
     if check_images:
-        used = list(design.stimuli.values()) + ([target] if target is not None else [])
+        used = list(plan.stimuli.values()) + ([target] if target is not None else [])
         check_readable(used, progress=progress)
-    return design
+    return plan
 
 
 def wait_for_file(path: str | Path, *, timeout: float) -> None:
@@ -41,32 +57,58 @@ def wait_for_file(path: str | Path, *, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def present(config: SessionConfig, out_dir: str | Path, *, design_only: bool = False,
-            inject_keys: dict[int, list[str]] | None = None, progress: bool = True,
-            wait_file: str | Path | None = None, wait_file_timeout: float = 120.0,
-            stop_file: str | Path | None = None) -> int:
-    """Run a presenter session into ``out_dir``; return the exit status (0, or 1 if aborted).
+def present(config: SessionConfig, out_dir: str | Path, *, builtin: BuiltinSet | None = None,
+            design_only: bool = False, inject_keys: dict[int, list[str]] | None = None,
+            progress: bool = True, wait_file: str | Path | None = None,
+            wait_file_timeout: float = 120.0, stop_file: str | Path | None = None) -> int:
+    """Run a presenter session into ``out_dir``.
 
     Order: check the input and write ``design.json`` / ``trials.csv``; create the marker
     outlet; wait for a consumer (and for ``wait_file`` to exist, when given: the start gate
     ``neuralign session`` sets once ``live`` is connected); open the window and present; write
     the run log as it goes.
+
+    Parameters
+    ----------
+    config : SessionConfig
+        The session configuration.
+    out_dir : str | Path
+        Receives the design files, the run log and the summary.
+    builtin : callable | None
+        Provides the built-in stimulus set (for ``source = "builtin"``).
+    design_only : bool
+        Check the input, write the design files and stop.
+    inject_keys : dict of int to list of str | None
+        Key presses to emulate at trial onsets (tests, demos).
+    progress : bool
+        Show progress bars.
+    wait_file : str | Path | None
+        Start presenting only once this file exists (the gate of ``neuralign session``).
+    wait_file_timeout : float
+        Seconds to wait for ``wait_file``.
+    stop_file : str | Path | None
+        Abort cleanly at the next frame once this file exists.
+
+    Returns
+    -------
+    int
+        0, or 1 if the run was aborted.
     """
     from .presenter import Presenter, check_display
 
     out = Path(out_dir)
     if not design_only:
         check_display()  # before the (possibly long) image check
-    design = prepare_design(config, progress=progress)
-    paths = design.write(out)
-    n_test = len(design.test_ids)
-    n_targets = sum(1 for t in design.trials if t.kind == "target")
+    plan = prepare_plan(config, builtin=builtin, progress=progress)
+    paths = plan.write(out)
+    n_test = len(plan.test_ids)
+    n_targets = sum(1 for t in plan.trials if t.kind == "target")
     print(
-        f"design: {len(design.trials)} presentations of {len(design.roles) - n_test} train + "
+        f"design: {len(plan.trials)} presentations of {len(plan.roles) - n_test} train + "
         f"{n_test} test stimuli{f' + {n_targets} targets' if n_targets else ''}, "
-        f"{design.n_blocks} block(s), "
-        f"{design.timing.on}+{design.timing.off} frames at {design.timing.refresh_hz:g} Hz, "
-        f"~{design.duration_s():.1f} s; written to {paths['design']}",
+        f"{plan.n_blocks} block(s), "
+        f"{plan.timing.on}+{plan.timing.off} frames at {plan.timing.refresh_hz:g} Hz, "
+        f"~{plan.duration_s():.1f} s; written to {paths['design']}",
         flush=True,
     )
     if design_only:
@@ -77,7 +119,7 @@ def present(config: SessionConfig, out_dir: str | Path, *, design_only: bool = F
                                  settle=0.0 if wait_file else config.markers.settle_s)
         if wait_file is not None:
             wait_for_file(wait_file, timeout=wait_file_timeout)
-        presenter = Presenter(design, out_dir=out, outlet=outlet, inject_keys=inject_keys,
+        presenter = Presenter(plan, out_dir=out, outlet=outlet, inject_keys=inject_keys,
                               progress=progress, stop_file=stop_file)
         summary = presenter.run()
     finally:
@@ -103,8 +145,3 @@ def parse_inject(items: list[str] | None) -> dict[int, list[str]]:
             raise NeuralignError(f"--inject-key expects TRIAL:KEY, got {item!r}")
         out.setdefault(int(trial), []).append(key.strip())
     return out
-
-
-def load_summary(out_dir: str | Path) -> dict:
-    """The ``summary.json`` of a finished (or aborted) run."""
-    return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))

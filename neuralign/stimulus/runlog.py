@@ -82,6 +82,7 @@ class RunLog:
         self.event(event, **row)
 
     def close(self) -> None:
+        """Close the log files."""
         for f in (self._jsonl, self._csv_file):
             if not f.closed:
                 f.close()

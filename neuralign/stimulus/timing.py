@@ -52,6 +52,7 @@ class FrameTiming:
 
     @property
     def frame_s(self) -> float:
+        """One frame, in seconds."""
         return 1.0 / self.refresh_hz
 
     @property
@@ -60,6 +61,7 @@ class FrameTiming:
         return (self.on + self.off) / self.refresh_hz
 
     def to_dict(self) -> dict:
+        """The timing as plain data (frames and milliseconds)."""
         return {
             "refresh_hz": self.refresh_hz,
             "on_frames": self.on,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from neuralign.app.source import StaticSource
-from neuralign.app.window import run_window
+from neuralign.app.run import run_window
+from neuralign.realtime.source import StaticSource
 
 from .conftest import make_snapshot
 
@@ -61,7 +61,7 @@ def test_replay_headless_writes_results(sim_dir, tmp_path):
 def test_replay_window_screenshot_exit_after(sim_dir, tmp_path):
     shot = tmp_path / "replay.png"
     out = tmp_path / "out"
-    r = cli("replay", "--dataset", f"sim:{sim_dir}", "--speed", "0", "--refresh", "0.5",
+    r = cli("replay", "--dataset", f"sim:{sim_dir}", "--speed", "0", "--refresh-every", "0.5",
             "--screenshot", shot, "--exit-after", "3", "--out", out)
     assert r.returncode == 0, r.stderr
     assert _png_size(shot) == (1600, 1000)
@@ -88,7 +88,7 @@ def test_gui_shows_saved_results(sim_dir, tmp_path):
         (["replay", "--dataset", "sim:/nonexistent/x", "--headless", "--out", "o"], "not found"),
         (["replay", "--dataset", "nokind:/x", "--headless", "--out", "o"], "KIND:PATH"),
         (["replay", "--dataset", "sim:SIM", "--headless"], "--out"),
-        (["gui", "--eeg", "amp"], "both --eeg and --markers"),
+        (["gui", "--eeg-stream", "amp"], "both --eeg-stream and --marker-stream"),
     ],
 )
 def test_user_errors_are_one_line(sim_dir, args, msg):
@@ -128,7 +128,7 @@ def test_replay_lsl_streams_a_dataset_to_a_live_inlet(tmp_path):
                              n_layers=2, dim=4, seed=0)
     name = f"rep-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen([sys.executable, "-m", "neuralign.cli", "replay", "--dataset",
-                             f"things-eeg2:{sdir}", "--lsl", "--lsl-name", name, "--speed", "10"],
+                             f"things-eeg2:{sdir}", "--lsl", "--eeg-stream", name, "--speed", "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         mk = pylsl.resolve_byprop("name", f"{name}-markers", timeout=20)

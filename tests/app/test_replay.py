@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from neuralign.app.replay import ReplaySource, make_engine, reorder, truncate
 from neuralign.app.window import MainWindow
-from neuralign.offline.datasets import EpochData
+from neuralign.base import EpochData
+from neuralign.realtime.replay import ReplaySource, make_engine
 
 from .conftest import CH_NAMES, TIMES, make_result
 
@@ -77,13 +77,13 @@ def test_replay_publishes_counts_erp_and_scope():
 def test_replay_matches_batch_engine(tmp_path):
     """Epoch by epoch through the replay == one batch call on the same epochs (1e-6)."""
     from neuralign.align import analyze_epochs
+    from neuralign.commands.datasets import load_dataset
     from neuralign.io.features import load_features
-    from neuralign.offline.datasets import load_dataset
     from neuralign.sim.dataset import write_things_eeg2
 
     write_things_eeg2(tmp_path / "sim", n_train=40, n_test=8, train_reps=2, test_reps=4,
                       n_layers=3, dim=8, seed=1)
-    data = reorder(load_dataset(f"sim:{tmp_path / 'sim'}"), "shuffle", seed=3)
+    data = load_dataset(f"sim:{tmp_path / 'sim'}").sorted_by("shuffle", seed=3)
     feats = load_features(tmp_path / "sim" / "features.npz")
     src = ReplaySource(data, make_engine(data, feats), speed=math.inf)
     snap = src.run_to_end()
@@ -138,49 +138,34 @@ def test_window_controls_drive_the_replay(qtbot):
     src = ReplaySource(data, FakeEngine(), speed=5.0, refresh_interval=60)
     win = MainWindow(src)
     qtbot.addWidget(win)
-    assert win.speed.value() == 5.0  # the control shows the source's speed
-    assert win.start_btn.isEnabled()
-    assert win.pause_btn.isEnabled()
-    assert win.speed.isEnabled()
-    qtbot.mouseClick(win.start_btn, QtCore.Qt.MouseButton.LeftButton)
+    assert win.controls.speed.value() == 5.0  # the control shows the source's speed
+    assert win.controls.start_btn.isEnabled()
+    assert win.controls.pause_btn.isEnabled()
+    assert win.controls.speed.isEnabled()
+    qtbot.mouseClick(win.controls.start_btn, QtCore.Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: src.latest() is not None and src.latest().epochs_accepted > 0,
                     timeout=10000)
-    qtbot.mouseClick(win.pause_btn, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(win.controls.pause_btn, QtCore.Qt.MouseButton.LeftButton)
     assert src.paused
-    assert win.pause_btn.text() == "Resume"
+    assert win.controls.pause_btn.text() == "Resume"
     qtbot.wait(300)  # let the feeder finish the step it was in
     n = src.latest().epochs_accepted
     qtbot.wait(300)
     assert src.latest().epochs_accepted == n  # paused: nothing fed
-    win.speed.setValue(40.0)
+    win.controls.speed.setValue(40.0)
     assert src.speed == 40.0
-    win.speed.setValue(0.0)  # shown as "max"
+    win.controls.speed.setValue(0.0)  # shown as "max"
     assert math.isinf(src.speed)
-    assert win.speed.text() == "max"
-    win.refresh_s.setValue(3.0)
+    assert win.controls.speed.text() == "max"
+    win.controls.refresh_s.setValue(3.0)
     assert src.refresh_interval == 3.0
-    qtbot.mouseClick(win.pause_btn, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(win.controls.pause_btn, QtCore.Qt.MouseButton.LeftButton)
     assert not src.paused
     qtbot.waitUntil(lambda: src.latest().epochs_accepted > n, timeout=10000)
-    qtbot.mouseClick(win.stop_btn, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(win.controls.stop_btn, QtCore.Qt.MouseButton.LeftButton)
     assert not src.running
     win.tick()
-    assert win.progress.value() > 0
-
-
-def test_reorder_and_truncate():
-    data = small_data(20)
-    sh = reorder(data, "shuffle", seed=0)
-    assert sorted(sh.stimulus_ids.tolist()) == sorted(data.stimulus_ids.tolist())
-    i = int(np.nonzero(sh.stimulus_ids != data.stimulus_ids)[0][0])
-    j = [k for k in range(20) if np.array_equal(data.epochs[k], sh.epochs[i])][0]
-    assert sh.stimulus_ids[i] == data.stimulus_ids[j]
-    assert truncate(sh, 5).epochs.shape[0] == 5
-    assert reorder(data, "as-is") is data
-    from neuralign.errors import NeuralignError
-
-    with pytest.raises(NeuralignError, match="order"):
-        reorder(data, "backwards")
+    assert win.controls.progress.value() > 0
 
 
 def test_onsets_from_info_are_used():
@@ -217,7 +202,7 @@ class FakeSession:
 
 
 def test_live_source_connects_in_background_and_keeps_final_result(qtbot):
-    from neuralign.app.live import LiveSource
+    from neuralign.realtime.source import LiveSource
 
     from .conftest import make_snapshot
 
@@ -237,28 +222,22 @@ def test_live_source_connects_in_background_and_keeps_final_result(qtbot):
 
 
 def test_live_source_connect_error_is_shown(qtbot):
-    from neuralign.app.live import LiveSource
+    from neuralign.realtime.source import LiveSource
 
     src = LiveSource(FakeSession(None, fail="EEG stream 'amp' not found within 10 s"))
     win = MainWindow(src)
     qtbot.addWidget(win)
     src.start()
-    qtbot.waitUntil(lambda: "not found" in win.source_msg.text(), timeout=10000)
-    assert win.source_msg.text().startswith("connect: ")
+    qtbot.waitUntil(lambda: "not found" in win.controls.source_msg.text(), timeout=10000)
+    assert win.controls.source_msg.text().startswith("connect: ")
     src.stop()  # never connected: nothing to stop, no error
     assert src.result is None
 
 
-def test_snapshot_attribute_objects_are_wrapped(qtbot):
-    from neuralign.app.source import AttributeSource
-
+def test_window_refuses_objects_that_are_not_sources(qtbot):
+    """The window paints a SnapshotSource; it does not probe objects for attributes."""
     from .conftest import make_snapshot
 
     sess = FakeSession(make_snapshot(make_result()))
-    win = MainWindow(sess)
-    qtbot.addWidget(win)
-    assert isinstance(win.source, AttributeSource)
-    assert not win.start_btn.isEnabled()  # shown, not controlled
-    sess.start()
-    win.tick()
-    assert win._last_result is sess.snapshot.result
+    with pytest.raises(TypeError, match="SnapshotSource"):
+        MainWindow(sess)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from neuralign.align.data import AlignmentResult
-from neuralign.app.source import SnapshotSource, StaticSource
-from neuralign.app.window import ConnectDialog, MainWindow
+from neuralign.app.connect import ConnectDialog
+from neuralign.app.window import MainWindow
+from neuralign.realtime.source import SnapshotSource, StaticSource
 
 from .conftest import CH_NAMES, make_result, make_snapshot
 
@@ -29,8 +30,8 @@ def test_window_builds_without_source(window):
                                  "eeg_scope", "erp"}
     window.tick()
     assert window.stream_panel.labels["eeg"].text() == "not connected"
-    assert not window.stop_btn.isEnabled()
-    assert not window.pause_btn.isEnabled()
+    assert not window.controls.stop_btn.isEnabled()
+    assert not window.controls.pause_btn.isEnabled()
     assert window.timer.isActive()
 
 
@@ -115,11 +116,11 @@ def test_scope_gain_scales_traces(window, snapshot):
 def test_normalised_and_rsa_toggles(window, snapshot, result):
     window.set_source(StaticSource(snapshot))
     window.tick()
-    window.normalized.setChecked(True)
+    window.controls.normalized.setChecked(True)
     want = result.encoding_map(normalized=True)
     np.testing.assert_allclose(window.enc_map.data, want, rtol=1e-5, equal_nan=True)
     assert window.enc_map.value_name == "r / ceiling"
-    window.rsa_kind.setCurrentIndex(window.rsa_kind.findData("rsa_cv"))
+    window.controls.rsa_kind.setCurrentIndex(window.controls.rsa_kind.findData("rsa_cv"))
     np.testing.assert_allclose(window.rsa_map.data, result.rsa_cv_spearman, rtol=1e-6)
     lat, _ = result.peaks("rsa_cv")
     np.testing.assert_allclose(window.rsa_map.peaks.getData()[0], lat)
@@ -192,12 +193,12 @@ def test_settings_persist_between_runs(qtbot, tmp_path):
     path = tmp_path / "settings.json"
     win = MainWindow(None, settings_path=path)
     qtbot.addWidget(win)
-    win.gui_hz.setValue(25)
-    win.normalized.setChecked(True)
-    win.tmin.setValue(-0.1)
-    win.l_freq.setValue(0.0)
-    win.features_edit.setText("/data/feats.npz")
-    win.features_edit.editingFinished.emit()
+    win.controls.gui_hz.setValue(25)
+    win.controls.normalized.setChecked(True)
+    win.controls.tmin.setValue(-0.1)
+    win.controls.l_freq.setValue(0.0)
+    win.controls.features_edit.setText("/data/feats.npz")
+    win.controls.features_edit.editingFinished.emit()
     win.close()
     saved = json.loads(path.read_text())
     assert saved["gui_hz"] == 25
@@ -205,11 +206,11 @@ def test_settings_persist_between_runs(qtbot, tmp_path):
     assert saved["tmin"] == -0.1
     win2 = MainWindow(None, settings_path=path)
     qtbot.addWidget(win2)
-    assert win2.gui_hz.value() == 25
-    assert win2.normalized.isChecked()
-    assert win2.features_edit.text() == "/data/feats.npz"
-    assert win2.l_freq.value() == 0.0
-    assert win2.l_freq.text() == "off"
+    assert win2.controls.gui_hz.value() == 25
+    assert win2.controls.normalized.isChecked()
+    assert win2.controls.features_edit.text() == "/data/feats.npz"
+    assert win2.controls.l_freq.value() == 0.0
+    assert win2.controls.l_freq.text() == "off"
     assert win2.timer.interval() == 40
 
 
@@ -218,13 +219,13 @@ def test_broken_settings_file_falls_back_to_defaults(qtbot, tmp_path):
     path.write_text('{"gui_hz": "fast", "tmin": -0.3, "unknown": 1')  # truncated JSON
     win = MainWindow(None, settings_path=path)
     qtbot.addWidget(win)
-    assert win.gui_hz.value() == 10
-    assert win.tmin.value() == -0.2
+    assert win.controls.gui_hz.value() == 10
+    assert win.controls.tmin.value() == -0.2
     path.write_text('{"gui_hz": "fast", "tmin": -0.3, "unknown": 1}')
     win2 = MainWindow(None, settings_path=path)
     qtbot.addWidget(win2)
-    assert win2.gui_hz.value() == 10
-    assert win2.tmin.value() == -0.3
+    assert win2.controls.gui_hz.value() == 10
+    assert win2.controls.tmin.value() == -0.3
 
 
 def test_connect_dialog_lists_found_streams(qtbot):
@@ -250,8 +251,8 @@ def test_connect_builds_source_with_settings(qtbot, snapshot):
 
     win = MainWindow(None, source_factory=factory)
     qtbot.addWidget(win)
-    win.tmax.setValue(0.6)
-    assert win.connect_btn.isEnabled()
+    win.controls.tmax.setValue(0.6)
+    assert win.controls.connect_btn.isEnabled()
     assert win.connect_streams("amp", "stim")
     assert seen["eeg_stream"] == "amp"
     assert seen["marker_stream"] == "stim"
@@ -270,25 +271,22 @@ def test_factory_error_is_shown_not_raised(qtbot):
     win = MainWindow(None, source_factory=factory)
     qtbot.addWidget(win)
     assert not win.connect_streams("amp", "stim")
-    assert "features" in win.source_msg.text()
+    assert "features" in win.controls.source_msg.text()
 
 
 @pytest.mark.lsl
-def test_discover_streams_finds_a_local_outlet():
+def test_visible_streams_finds_a_local_outlet():
     import uuid
 
-    from neuralign.lsl import configure_lsl
+    from neuralign.lsl import get_pylsl, visible_streams
 
-    configure_lsl()
-    import pylsl
-
-    from neuralign.app.window import discover_streams
+    pylsl = get_pylsl()
 
     name = f"nl-app-{uuid.uuid4().hex[:8]}"
     info = pylsl.StreamInfo(name, "EEG", 3, 100.0, "float32", name)
     outlet = pylsl.StreamOutlet(info)
     try:
-        found = discover_streams(wait_time=1.5)
+        found = visible_streams(wait_time=1.5)
     finally:
         del outlet
     mine = [s for s in found if s["name"] == name]

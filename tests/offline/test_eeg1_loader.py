@@ -7,16 +7,16 @@ import csv
 import numpy as np
 import pytest
 
+from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
-from neuralign.offline.datasets import load_dataset
-from neuralign.offline.sim_raw import (
+from neuralign.sim.brain import SyntheticBrain
+from neuralign.sim.features import hierarchical_features
+from neuralign.sim.raw import (
     rsvp_sequence,
     simulate_rsvp,
     write_brainvision,
     write_eeglab_set,
 )
-from neuralign.sim.brain import SyntheticBrain
-from neuralign.sim.features import hierarchical_features
 
 CH = ["Fz", "Cz", "P7", "P3", "Pz", "P4", "P8", "PO7", "POz", "PO8", "O1", "Oz", "O2"]
 

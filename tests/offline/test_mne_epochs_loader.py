@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
-from neuralign.offline.datasets import load_dataset
 
 CH = ["P3", "Pz", "P4", "O1", "Oz", "O2"]
 

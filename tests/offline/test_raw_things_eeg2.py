@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
+from neuralign.io import things
+from neuralign.offline import mvnn
+from neuralign.offline import things_eeg2_files as F
 from neuralign.offline import things_eeg2_raw as R
-from neuralign.offline.datasets import load_dataset
-from neuralign.offline.sim_raw import write_things_eeg2_raw
 from neuralign.sim.dataset import THINGS_TIMES
+from neuralign.sim.raw import write_things_eeg2_raw
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_raw_to_preprocessed_reproduces_official_layout(raw_subject, tmp_path):
     for part, (n_img, n_rep) in (("training", (12, 4)), ("test", (4, 6))):
         d = res[part]["preprocessed_eeg_data"]
         assert d.shape == (n_img, n_rep, 17, 100)
-        assert res[part]["ch_names"] == R.THINGS_EEG2_CHANNELS
+        assert res[part]["ch_names"] == list(things.THINGS_EEG2_CHANNELS)
         np.testing.assert_allclose(res[part]["times"], THINGS_TIMES, atol=1e-9)
         rdata, rch, rtimes, rfiles = ref[part]
         assert res[part]["img_files"] == rfiles == meta[
@@ -100,7 +103,7 @@ def test_raw_content_matches_planted_responses(tmp_path):
                                            n_sessions=1)
     res = R.preprocess_things_eeg2_raw(sdir)
     d = res["test"]["preprocessed_eeg_data"]
-    picks = [list(brain.ch_names).index(c) for c in R.THINGS_EEG2_CHANNELS]
+    picks = [list(brain.ch_names).index(c) for c in things.THINGS_EEG2_CHANNELS]
     ev = brain.evoked(res["test"]["img_files"], THINGS_TIMES)[:, picks] * 1e-6
     # every repetition is the same response (noise-free); MNE's resampling of 1001 -> 100
     # samples stretches time by 0.1 %, so the match is close but not exact
@@ -143,13 +146,13 @@ def test_mvnn_matches_sklearn_and_scipy():
                                           for e in range(cond.shape[0])], axis=0))
             ref_parts.append(np.mean(conds, axis=0))
         ref = np.mean(ref_parts, axis=0)
-        sig = R.mvnn_sigma([x, y], dim=dim, chunk=2)
+        sig = mvnn.mvnn_sigma([x, y], dim=dim, chunk=2)
         np.testing.assert_allclose(sig, ref, rtol=1e-10, atol=1e-12)
         inv = fractional_matrix_power(ref, -0.5).real
-        np.testing.assert_allclose(R.inv_sqrtm(sig), inv, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(mvnn.inv_sqrtm(sig), inv, rtol=1e-8, atol=1e-10)
         white_ref = np.reshape((np.reshape(x, (-1, 6, 8)).swapaxes(1, 2) @ inv).swapaxes(1, 2),
                                x.shape)
-        np.testing.assert_allclose(R.whiten(x, R.inv_sqrtm(sig)), white_ref, atol=1e-10)
+        np.testing.assert_allclose(mvnn.whiten(x, mvnn.inv_sqrtm(sig)), white_ref, atol=1e-10)
 
 
 def test_mvnn_option_whitens(raw_subject):
@@ -166,13 +169,13 @@ def test_raw_bad_inputs(tmp_path, raw_subject):
         load_dataset(f"things-eeg2-raw:{tmp_path}")
     _, sdir, _, _ = raw_subject
     with pytest.raises(NeuralignError, match="image_metadata.npy not found"):
-        R.find_metadata(tmp_path)
+        things.find_metadata(tmp_path)
     bad = tmp_path / "ses-01"
     bad.mkdir()
     np.save(bad / "raw_eeg_test.npy", {"raw_eeg_data": np.zeros((3, 10)), "ch_names": ["a", "b", "c"],
                                        "sfreq": 1000.0}, allow_pickle=True)
     with pytest.raises(NeuralignError, match="no 'stim' channel"):
-        R.read_raw_npy(bad / "raw_eeg_test.npy")
+        F.read_raw_npy(bad / "raw_eeg_test.npy")
 
 
 def test_raw_refuses_several_subjects(raw_subject, tmp_path):
@@ -182,4 +185,4 @@ def test_raw_refuses_several_subjects(raw_subject, tmp_path):
     for sub in ("sub-01", "sub-02"):
         shutil.copytree(sdir / "ses-01", tmp_path / "raw_data" / sub / "ses-01")
     with pytest.raises(NeuralignError, match="under this folder: give one subject"):
-        R.discover(tmp_path / "raw_data")
+        F.discover(tmp_path / "raw_data")

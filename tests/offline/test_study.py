@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from neuralign.cli import main
+from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
-from neuralign.offline.sim_study import write_simulated_study
-from neuralign.offline.study import run_study
-from neuralign.offline.study_config import load_study_config
+from neuralign.offline.study import load_study_config, run_study
+from neuralign.sim.study import write_simulated_study
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +81,17 @@ def test_study_resumes_from_cache(sim_study):
     cfg = load_study_config(cfg_path)
     cfg.out = root / "resume"
     cfg.cache = cfg.out / "cache"
-    first = run_study(cfg, scheduler="none", progress=False, report=False)
+    first = run_study(cfg, load_dataset=load_dataset, scheduler="none", progress=False,
+                      report=False)
     assert first["run"]["computed"] == 9
-    again = run_study(cfg, scheduler="local", workers=2, progress=False, report=False)
+    again = run_study(cfg, load_dataset=load_dataset, scheduler="local", workers=2,
+                      progress=False, report=False)
     assert again["run"]["computed"] == 0
     assert again["run"]["cached"] == 9
     assert again["summary"] == first["summary"]
     shutil.rmtree(cfg.cache / "sub-02__model1")
-    third = run_study(cfg, scheduler="none", progress=False, report=False)
+    third = run_study(cfg, load_dataset=load_dataset, scheduler="none", progress=False,
+                      report=False)
     assert third["run"]["computed"] == 1
     assert third["run"]["cached"] == 8
     assert third["summary"] == first["summary"]
@@ -142,17 +145,17 @@ def test_mixed_channels_time_axes_and_missing_stimuli(sim_study, tmp_path):
         return load_study_config(p)
 
     cfg = write(["sub-01", "sub-03-noOz"])
-    res = run_study(cfg, scheduler="none", progress=False, report=False)
+    res = run_study(cfg, load_dataset=load_dataset, scheduler="none", progress=False, report=False)
     assert res["summary"]["channels"] == [c for c in res["summary"]["channels"] if c != "Oz"]
     assert len(res["summary"]["channels"]) == 16
     assert any("shared channels" in n for n in res["summary"]["notes"])
     cfg_s = write(["sub-01", "sub-03-noOz"])
     cfg_s.channels = "strict"
     with pytest.raises(NeuralignError, match="different channel sets"):
-        run_study(cfg_s, scheduler="none", progress=False, report=False)
+        run_study(cfg_s, load_dataset=load_dataset, scheduler="none", progress=False, report=False)
     cfg_t = write(["sub-01", "sub-03-crop"])
     with pytest.raises(NeuralignError, match="different time axis"):
-        run_study(cfg_t, scheduler="none", progress=False, report=False)
+        run_study(cfg_t, load_dataset=load_dataset, scheduler="none", progress=False, report=False)
 
     # a feature file that lacks stimuli of the EEG
     from neuralign.io.features import load_features, save_features
@@ -162,9 +165,9 @@ def test_mixed_channels_time_axes_and_missing_stimuli(sim_study, tmp_path):
     cfg_m = write(["sub-01"])
     cfg_m.models[1].features = str(root / "short.npz")
     with pytest.raises(NeuralignError, match=r"model 'model1' lacks 5 of \d+ stimuli of subject"):
-        run_study(cfg_m, scheduler="none", progress=False, report=False)
+        run_study(cfg_m, load_dataset=load_dataset, scheduler="none", progress=False, report=False)
     with pytest.raises(NeuralignError, match="lacks 5"):
-        run_study(cfg_m, scheduler="local", workers=2, progress=False, report=False)
+        run_study(cfg_m, load_dataset=load_dataset, scheduler="local", workers=2, progress=False, report=False)
 
 
 def test_single_subject_label_permutation(sim_study, tmp_path):
@@ -176,7 +179,7 @@ def test_single_subject_label_permutation(sim_study, tmp_path):
     cfg.stats["subject_permutations"] = 39
     cfg.out = tmp_path / "one"
     cfg.cache = cfg.out / "cache"
-    res = run_study(cfg, scheduler="none", progress=False, report=True)
+    res = run_study(cfg, load_dataset=load_dataset, scheduler="none", progress=False, report=True)
     lp = res["summary"]["per_model"]["model0"]["label_permutation"]["sub-01"]
     assert lp["n_permutations"] == 39
     # the planted alignment beats every permuted-label map: p = 1/40
@@ -186,7 +189,7 @@ def test_single_subject_label_permutation(sim_study, tmp_path):
 
 
 def test_variance_partitioning_recovers_unique_and_shared():
-    from neuralign.offline.datasets import EpochData
+    from neuralign.base import EpochData
     from neuralign.offline.varpart import variance_partition
 
     rng = np.random.default_rng(0)

@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
+from neuralign.commands.datasets import load_dataset
 from neuralign.errors import NeuralignError
-from neuralign.offline.datasets import load_dataset
 from neuralign.offline.things_eeg2 import NeuralignWarning, load_things_eeg2
 
 

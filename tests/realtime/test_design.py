@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from neuralign.base import load_design
 from neuralign.errors import NeuralignError
-from neuralign.realtime.design import load_design
-from neuralign.realtime.simamp import make_schedule
+from neuralign.sim.amp import make_schedule
 
 
 def test_schedule_design_roundtrip_and_counts(tmp_path):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from neuralign.align.data import AlignmentResult
+from neuralign.base import load_design
 from neuralign.cli import main
 from neuralign.errors import NeuralignError
 from neuralign.io.features import save_features
 from neuralign.realtime import xdf
-from neuralign.realtime.design import load_design
 from neuralign.realtime.recording import EEG_ID, load_recording
 from neuralign.realtime.session import LiveSession
 from neuralign.sim.features import hierarchical_features
@@ -41,7 +41,7 @@ def _recorded_eeg(out):
 # ---------------------------------------------------------------------- delivery
 def _counter_delivery(tmp_path, features, *, n_ch: int, sfreq: float, seconds: float):
     name = unique("cnt")
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--channels",
                      str(n_ch), "--sfreq", str(sfreq), "--counter", "--duration",
                      str(seconds + 30)], tmp_path / "amp.log")
     mk_name = unique("cnt-mk")
@@ -49,7 +49,7 @@ def _counter_delivery(tmp_path, features, *, n_ch: int, sfreq: float, seconds: f
     try:
         wait_for_stream(name)
         sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
-                           refresh_hz=0.5)
+                           refresh_every=2.0)
         sess.start()
         time.sleep(seconds)
         sess.stop()
@@ -91,7 +91,7 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
     fpath, features = features_file
     name = unique("e2e")
     design_path = tmp_path / "design.json"
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--features",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
                      str(fpath), "--schedule", "--design-out", str(design_path), "--n-test", "8",
                      "--train-reps", "2", "--test-reps", "4", "--soa", "0.1",
                      "--unknown-every", "10", "--control-every", "25", "--nan-every", "5",
@@ -102,7 +102,7 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
         assert wait_until(design_path.exists, 30)
         design = load_design(design_path)
         sess = LiveSession(features, eeg_stream=name, marker_stream=f"{name}-markers",
-                           out_dir=out, design=design, refresh_hz=2.0, keep_epochs=True)
+                           out_dir=out, design=design, refresh_every=0.5, keep_epochs=True)
         sess.start()
         n_stim = 32 * 2 + 8 * 4
         assert wait_until(lambda: sess.snapshot.epochs_accepted + sess.snapshot.epochs_rejected
@@ -113,9 +113,9 @@ def test_live_session_equals_offline_analysis_of_its_recording(tmp_path, feature
         stop(amp)
     assert snap_live.result is not None
     assert snap_live.n_refreshes >= 1
-    from neuralign.commands.live import write_results
+    from neuralign.report import write_outputs
 
-    write_results(result, out, title="test")
+    write_outputs(result, out, title="test")
     snap = sess.snapshot
     assert snap.finished
     assert snap.epochs_accepted + snap.epochs_rejected == n_stim
@@ -160,7 +160,7 @@ def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_pat
     save_features(fpath, type(narrow)(narrow.stimulus_ids, narrow.layers, wide))
     name = unique("wide")
     design_path = tmp_path / "design.json"
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--features",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
                      str(fpath), "--schedule", "--design-out", str(design_path), "--n-test", "12",
                      "--train-reps", "2", "--test-reps", "4", "--soa", "0.05", "--snr", "1.0"],
                     tmp_path / "amp.log")
@@ -170,7 +170,8 @@ def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_pat
         assert wait_until(design_path.exists, 30)
         live = neuralign(["live", "--eeg-stream", name, "--marker-stream", f"{name}-markers",
                           "--features", str(fpath), "--design", str(design_path), "--out",
-                          str(out), "--duration", "14", "--refresh-hz", "4"], tmp_path / "live.log")
+                          str(out), "--duration", "14", "--refresh-every", "0.25"],
+                         tmp_path / "live.log")
         assert live.wait(120) == 0, (tmp_path / "live.log").read_text()[-2000:]
     finally:
         stop(amp)
@@ -193,7 +194,7 @@ def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_pat
 def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, features_file):
     features = features_file[1]
     name = unique("loss")
-    args = ["simulate-amp", "--name", name, "--source-id", name, "--channels", "8",
+    args = ["simulate-amp", "--eeg-stream", name, "--source-id", name, "--channels", "8",
             "--sfreq", "500", "--counter", "--duration", "60"]
     amp = neuralign(args, tmp_path / "amp1.log")
     mk_name = unique("loss-mk")
@@ -202,7 +203,7 @@ def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, featu
     try:
         wait_for_stream(name)
         sess = LiveSession(features, eeg_stream=name, marker_stream=mk_name, out_dir=tmp_path,
-                           refresh_hz=1.0, stall_s=0.5)
+                           refresh_every=1.0, stall_s=0.5)
         sess.start()
         import pylsl
 
@@ -255,7 +256,7 @@ def test_int_markers_before_their_eeg_get_planted_responses(tmp_path, features_f
     ids = features.stimulus_ids.tolist()
     codes = {str(k + 1): sid for k, sid in enumerate(ids)}
     (tmp_path / "codes.json").write_text(json.dumps(codes))
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "17",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--channels", "17",
                      "--sfreq", "250", "--delay", "0.5", "--duration", "60", "--features",
                      str(fpath), "--listen", mk_name, "--codes", str(tmp_path / "codes.json"),
                      "--snr", "3"], tmp_path / "amp.log")
@@ -297,14 +298,14 @@ def test_int_markers_before_their_eeg_get_planted_responses(tmp_path, features_f
 def test_channel_count_mismatch_is_a_clear_error_at_connect(tmp_path, features_file):
     fpath, features = features_file
     name = unique("mism")
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--channels", "17",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--channels", "17",
                      "--sfreq", "250", "--duration", "60"], tmp_path / "amp.log")
     design = tmp_path / "design.json"
     design.write_text(json.dumps({"format": "neuralign-design", "eeg": {"n_channels": 32},
                                   "stimuli": [{"id": "stim_000", "role": "test"}]}))
     try:
         wait_for_stream(name)
-        from neuralign.realtime.design import load_design as ld
+        from neuralign.base import load_design as ld
 
         sess = LiveSession(features, eeg_stream=name, marker_stream="nope", out_dir=tmp_path,
                            design=ld(design), connect_timeout=2)
@@ -325,7 +326,7 @@ def test_kill9_of_live_then_analyze_the_recording(tmp_path, features_file):
     fpath, features = features_file
     name = unique("k9")
     design = tmp_path / "design.json"
-    amp = neuralign(["simulate-amp", "--name", name, "--source-id", name, "--features",
+    amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
                      str(fpath), "--schedule", "--design-out", str(design), "--n-test", "8",
                      "--train-reps", "3", "--test-reps", "6", "--soa", "0.08", "--snr", "1.0"],
                     tmp_path / "amp.log")
@@ -335,7 +336,7 @@ def test_kill9_of_live_then_analyze_the_recording(tmp_path, features_file):
         assert wait_until(design.exists, 30)
         live = neuralign(["live", "--eeg-stream", name, "--marker-stream", f"{name}-markers",
                           "--features", str(fpath), "--design", str(design), "--out", str(out),
-                          "--refresh-hz", "2"], tmp_path / "live.log")
+                          "--refresh-every", "0.5"], tmp_path / "live.log")
         xdf_path = out / "recording" / "session.xdf"
         assert wait_until(lambda: xdf_path.exists() and xdf_path.stat().st_size > 400_000, 60), \
             (tmp_path / "live.log").read_text()

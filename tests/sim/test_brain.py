@@ -9,7 +9,8 @@ import pytest
 from scipy import signal as sps
 
 from neuralign.errors import NeuralignError
-from neuralign.sim import THINGS_EEG2_CHANNELS, SyntheticBrain, hierarchical_features
+from neuralign.io.things import THINGS_EEG2_CHANNELS
+from neuralign.sim import SyntheticBrain, hierarchical_features
 
 
 @pytest.fixture(scope="module")

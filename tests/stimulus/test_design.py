@@ -11,7 +11,7 @@ import pytest
 
 from neuralign.errors import NeuralignError
 from neuralign.stimulus.config import dump_toml, load_config, parse_overrides
-from neuralign.stimulus.run import prepare_design
+from neuralign.stimulus.run import prepare_plan
 from neuralign.stimulus.timing import FrameRoundingWarning, frame_timing
 
 from .conftest import make_images, write_config
@@ -37,7 +37,7 @@ n_blocks = 2
 
 
 def test_counts_roles_and_no_immediate_repeats(tmp_path, image_folder):
-    design = prepare_design(_config(tmp_path, BASIC), progress=False)
+    design = prepare_plan(_config(tmp_path, BASIC), progress=False)
     roles = design.roles
     assert sorted(roles) == [f"img{i:02d}" for i in range(6)]
     assert Counter(roles.values()) == {"train": 4, "test": 2}
@@ -60,16 +60,16 @@ def test_counts_roles_and_no_immediate_repeats(tmp_path, image_folder):
 
 
 def test_same_seed_same_design_other_seed_differs(tmp_path, image_folder):
-    a = prepare_design(_config(tmp_path, BASIC), progress=False)
-    b = prepare_design(_config(tmp_path, BASIC), progress=False)
-    c = prepare_design(_config(tmp_path, BASIC, seed=8), progress=False)
+    a = prepare_plan(_config(tmp_path, BASIC), progress=False)
+    b = prepare_plan(_config(tmp_path, BASIC), progress=False)
+    c = prepare_plan(_config(tmp_path, BASIC, seed=8), progress=False)
     assert a.trials == b.trials
     assert [t.stimulus_id for t in a.trials] != [t.stimulus_id for t in c.trials]
 
 
 def test_onset_frames_follow_timing(tmp_path, image_folder):
     cfg = _config(tmp_path, BASIC + "\n[monitor]\nrefresh_hz = 100\n")
-    design = prepare_design(cfg, progress=False)
+    design = prepare_plan(cfg, progress=False)
     t = design.timing
     assert (t.on, t.off, t.lead_in, t.sequence_gap) == (10, 10, 50, 50)
     for block in range(2):
@@ -82,7 +82,7 @@ def test_onset_frames_follow_timing(tmp_path, image_folder):
 
 def test_targets_inserted_per_fraction(tmp_path, image_folder):
     cfg = _config(tmp_path, BASIC + "\n[task]\ntarget_fraction = 0.5\n")
-    design = prepare_design(cfg, progress=False)
+    design = prepare_plan(cfg, progress=False)
     n_seq = len({t.sequence for t in design.trials})
     targets = [t for t in design.trials if t.kind == "target"]
     assert len(targets) == round(0.5 * n_seq)
@@ -92,7 +92,7 @@ def test_targets_inserted_per_fraction(tmp_path, image_folder):
 
 
 def test_design_file_round_trip_and_realtime_reader(tmp_path, image_folder):
-    design = prepare_design(_config(tmp_path, BASIC), progress=False)
+    design = prepare_plan(_config(tmp_path, BASIC), progress=False)
     paths = design.write(tmp_path / "out")
     data = json.loads(paths["design"].read_text())
     assert data["version"] == 1
@@ -102,10 +102,11 @@ def test_design_file_round_trip_and_realtime_reader(tmp_path, image_folder):
     lines = paths["trials"].read_text().splitlines()
     assert len(lines) == len(design.trials) + 1
     # the resolved config reproduces the same design
-    again = prepare_design(load_config(paths["config"]), progress=False)
+    again = prepare_plan(load_config(paths["config"]), progress=False)
     assert again.trials == design.trials
-    rt = pytest.importorskip("neuralign.realtime.design")
-    loaded = rt.load_design(paths["design"])
+    from neuralign.base import load_design
+
+    loaded = load_design(paths["design"])
     assert sorted(loaded.test_ids) == sorted(design.test_ids)
     assert loaded.marker_stream == "neuralign-markers"
 
@@ -124,12 +125,12 @@ def test_whole_frames_do_not_warn(tmp_path, image_folder, recwarn):
 
 def test_too_many_test_images_refused(tmp_path, image_folder):
     with pytest.raises(NeuralignError, match="asks for 9 test images but the source has only 6"):
-        prepare_design(_config(tmp_path, BASIC, stimuli={"n_test": 9}), progress=False)
+        prepare_plan(_config(tmp_path, BASIC, stimuli={"n_test": 9}), progress=False)
 
 
 def test_unknown_test_ids_refused(tmp_path, image_folder):
     with pytest.raises(NeuralignError, match="nope"):
-        prepare_design(_config(tmp_path, BASIC, stimuli={"test_ids": ["img01", "nope"]}),
+        prepare_plan(_config(tmp_path, BASIC, stimuli={"test_ids": ["img01", "nope"]}),
                        progress=False)
 
 
@@ -137,7 +138,7 @@ def test_unreadable_images_refused_by_name(tmp_path, image_folder):
     (image_folder / "broken.png").write_bytes(b"not a png at all")
     (image_folder / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     with pytest.raises(NeuralignError, match="2 unreadable image") as e:
-        prepare_design(_config(tmp_path, BASIC), progress=False)
+        prepare_plan(_config(tmp_path, BASIC), progress=False)
     assert "broken.png" in str(e.value)
     assert "cut.jpg" in str(e.value)
 
@@ -147,7 +148,7 @@ def test_reserved_ids_refused(tmp_path):
     make_images(tmp_path / "tmp2", 1)
     (tmp_path / "tmp2" / "img00.png").rename(tmp_path / "imgs" / "target.png")
     with pytest.raises(NeuralignError, match="reserved marker words.*'target'"):
-        prepare_design(_config(tmp_path, BASIC, stimuli={"n_test": 0}), progress=False)
+        prepare_plan(_config(tmp_path, BASIC, stimuli={"n_test": 0}), progress=False)
 
 
 def test_bad_config_values(tmp_path, image_folder):
@@ -160,9 +161,9 @@ def test_bad_config_values(tmp_path, image_folder):
     with pytest.raises(NeuralignError, match="config file not found"):
         load_config(tmp_path / "missing.toml")
     with pytest.raises(NeuralignError, match="unknown stimulus source"):
-        prepare_design(_config(tmp_path, '[stimuli]\nsource = "zip:x"\n'), progress=False)
+        prepare_plan(_config(tmp_path, '[stimuli]\nsource = "zip:x"\n'), progress=False)
     with pytest.raises(NeuralignError, match="stimulus folder not found"):
-        prepare_design(_config(tmp_path, '[stimuli]\nsource = "folder:nowhere"\n'),
+        prepare_plan(_config(tmp_path, '[stimuli]\nsource = "folder:nowhere"\n'),
                        progress=False)
 
 
@@ -193,11 +194,13 @@ def test_things_folder_roles_from_metadata(tmp_path):
             meta[f"{role}_img_concepts"].append(concept)
     np.save(root / "image_metadata.npy", meta, allow_pickle=True)  # the THINGS layout (pickled)
     cfg = _config(tmp_path, f'[stimuli]\nsource = "things:{root}"\ntest_reps = 2\n')
-    design = prepare_design(cfg, progress=False)
-    assert design.roles == {"train0_01b": "train", "train1_01b": "train", "train2_01b": "train",
-                            "train3_01b": "train", "test0_01b": "test", "test1_01b": "test"}
+    design = prepare_plan(cfg, progress=False)
+    # ids are the file names exactly as image_metadata.npy lists them (the THINGS-EEG2 ids)
+    assert design.roles == {"train0_01b.png": "train", "train1_01b.png": "train",
+                            "train2_01b.png": "train", "train3_01b.png": "train",
+                            "test0_01b.png": "test", "test1_01b.png": "test"}
     with pytest.raises(NeuralignError, match="asks for 3 test images but the source has only 2"):
-        prepare_design(_config(tmp_path, f'[stimuli]\nsource = "things:{root}"\nn_test = 3\n'),
+        prepare_plan(_config(tmp_path, f'[stimuli]\nsource = "things:{root}"\nn_test = 3\n'),
                        progress=False)
 
 
@@ -206,25 +209,28 @@ def test_feature_source_needs_images_for_every_id(tmp_path, image_folder):
     np.savez(tmp_path / "f.npz", stimulus_ids=ids, layer1=np.ones((4, 3)))
     body = '[stimuli]\nsource = "features:f.npz"\nimages = "imgs"\n'
     with pytest.raises(NeuralignError, match="no image in .*'zzz'"):
-        prepare_design(_config(tmp_path, body), progress=False)
+        prepare_plan(_config(tmp_path, body), progress=False)
     np.savez(tmp_path / "f.npz", stimulus_ids=ids[:3], layer1=np.ones((3, 3)))
-    design = prepare_design(_config(tmp_path, body), progress=False)
+    design = prepare_plan(_config(tmp_path, body), progress=False)
     assert list(design.roles) == ["img00", "img01", "img02"]
 
 
 def test_builtin_source(tmp_path):
-    pytest.importorskip("neuralign.models.stimuli")
+    from neuralign.commands.present import builtin_stimuli
+
     cfg = load_config(None, overrides={"stimuli": {"source": "builtin", "n_test": 6,
                                                    "train_reps": 1, "test_reps": 2}})
-    design = prepare_design(cfg, progress=False)
+    with pytest.raises(NeuralignError, match="built-in stimulus set is not available"):
+        prepare_plan(cfg, progress=False)  # the presenter alone knows no image set
+    design = prepare_plan(cfg, builtin=builtin_stimuli, progress=False)
     assert len(design.test_ids) == 6
     assert "astronaut" in design.roles
 
 
 def test_image_feeder_lookahead_thread_keeps_trial_order(tmp_path, image_folder):
-    from neuralign.stimulus.presenter import ImageFeeder
+    from neuralign.stimulus.images import ImageFeeder
 
-    design = prepare_design(_config(tmp_path, BASIC), progress=False)
+    design = prepare_plan(_config(tmp_path, BASIC), progress=False)
     preloaded = ImageFeeder(design, design.trials, 32, progress=False)
     threaded = ImageFeeder(design, design.trials, 32, budget_mb=0, lookahead=3, progress=False)
     assert threaded._queue is not None

@@ -175,9 +175,9 @@ def test_response_key_on_target_is_a_hit(tmp_path, image_folder):
     name = f"nl-test-{uuid.uuid4().hex[:8]}"
     cfg = write_config(tmp_path / "probe.toml", CONFIG.format(target_fraction=0.5, wait=0))
     from neuralign.stimulus.config import load_config
-    from neuralign.stimulus.run import prepare_design
+    from neuralign.stimulus.run import prepare_plan
 
-    design = prepare_design(load_config(cfg), progress=False)
+    design = prepare_plan(load_config(cfg), progress=False)
     target = next(t.index for t in design.trials if t.kind == "target")
     reader = MarkerReader(name)
     reader.start()

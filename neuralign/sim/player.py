@@ -1,12 +1,12 @@
 """Replay a dataset through LSL as if it were live (machine-scope LSL config).
 
-An :class:`~neuralign.offline.datasets.EpochData` becomes two LSL streams:
+An :class:`~neuralign.base.EpochData` becomes two LSL streams:
 
 - EEG (``type="EEG"``, float32, ``n_channels``, nominal rate = the epochs' rate): the epochs laid
   back to back, each followed by ``gap_s`` of zeros, so a live epocher cutting ``tmin..tmax``
   around each marker recovers every epoch exactly (no overlap between epochs);
 - markers (``type="Markers"``, one string channel, the project's
-  :class:`~neuralign.stimulus.markers.MarkerOutlet`): the stimulus id at each epoch's onset.
+  :class:`~neuralign.lsl.MarkerOutlet`): the stimulus id at each epoch's onset.
 
 Timestamps follow the data clock (``t0 + sample / sfreq``) whatever the ``speed``; ``speed`` only
 changes how fast samples are pushed (``0`` = as fast as possible). Used by ``neuralign replay`` when
@@ -21,7 +21,7 @@ import uuid
 import numpy as np
 
 from ..errors import NeuralignError
-from ..lsl import configure_lsl
+from ..lsl import MarkerOutlet, get_pylsl
 
 
 class LSLReplayer:
@@ -44,11 +44,7 @@ class LSLReplayer:
 
     def __init__(self, data, *, name: str | None = None, speed: float = 1.0, gap_s: float = 0.1,
                  chunk: int = 32, order: np.ndarray | None = None) -> None:
-        configure_lsl()  # machine-scope discovery before pylsl is imported
-        import pylsl
-
-        from ..stimulus.markers import MarkerOutlet
-
+        pylsl = get_pylsl()
         if speed < 0:
             raise NeuralignError(f"speed must be >= 0, got {speed}")
         self.data = data
@@ -78,6 +74,7 @@ class LSLReplayer:
 
     @property
     def epoch_len(self) -> int:
+        """Samples per epoch."""
         return int(self.data.epochs.shape[2])
 
     def wait_for_consumers(self, timeout: float = 10.0) -> bool:
@@ -114,5 +111,6 @@ class LSLReplayer:
         return len(order)
 
     def close(self) -> None:
+        """Close both outlets."""
         self.markers.close()
         del self.eeg

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..base import SessionDesign
 from ..errors import NeuralignError
-from .design import SessionDesign
-from .lsl_io import get_pylsl, resolve
+from ..io.things import THINGS_EEG2_CHANNELS
+from ..lsl import MarkerOutlet, get_pylsl, resolve
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Schedule:
 
     @property
     def duration(self) -> float:
+        """Seconds from the first onset to one second after the last."""
         return (self.onsets[-1] if self.onsets else 0.0) + 1.0
 
 
@@ -74,8 +76,6 @@ def make_schedule(stimulus_ids, *, n_test: int, train_reps: int = 2, test_reps: 
 
 def default_ch_names(n: int) -> list[str]:
     """``n`` standard 10-05 names: the 17 THINGS-EEG2 channels first, then 10-20/10-10 ones."""
-    from ..sim.brain import THINGS_EEG2_CHANNELS
-
     names = list(THINGS_EEG2_CHANNELS)
     if n <= len(names):
         return names[:n]
@@ -102,17 +102,35 @@ class SimulatedAmp:
     name, source_id : str
         EEG outlet name and source id (give a unique source id: inlets recover by it).
     sfreq : float
+        Sampling rate in Hz.
     ch_names : list of str
-    brain : SyntheticBrain or None
+        Channel names.
+    brain : SyntheticBrain | None
         None streams white noise (fast; for delivery tests) with no evoked responses.
-    listen : str or None
+    listen : str | None
         Marker stream spec whose stimulus markers get planted responses.
-    schedule : Schedule or None
+    schedule : Schedule | None
         Own marker sequence, pushed on ``marker_name``.
+    marker_name : str | None
+        Name of the own marker stream (default ``<name>-markers``).
     counter : bool
         Channel 0 carries the sample index (drop/duplicate detection).
+    chunk_s : float
+        Seconds between pushes.
+    delay_s : float
+        Amplifier latency: samples of time t are pushed at t + delay.
+    seed : int
+        Seed of the background and the trial gains.
     nan_every, nan_len : float
         Every ``nan_every`` s of stream time, ``nan_len`` s of NaN on every channel.
+    channel_format : {"float32", "double64"}
+        Sample format of the outlet.
+    lead_s : float
+        Seconds between a consumer connecting and the first scheduled marker.
+    wait_consumers_s : float
+        Seconds to wait for a marker consumer before the schedule starts anyway.
+    codes : dict | None
+        Integer marker code -> stimulus id for an integer stream on ``listen``.
     """
 
     def __init__(self, *, name: str, source_id: str, sfreq: float, ch_names: list[str],
@@ -145,9 +163,8 @@ class SimulatedAmp:
         self.wait_consumers_s = float(wait_consumers_s)
         self.mk_outlet = None
         if schedule is not None:
-            mi = pylsl.StreamInfo(marker_name or f"{name}-markers", "Markers", 1, 0.0,
-                                  pylsl.cf_string, f"{source_id}-markers")
-            self.mk_outlet = pylsl.StreamOutlet(mi)
+            self.mk_outlet = MarkerOutlet(marker_name or f"{name}-markers",
+                                          source_id=f"{source_id}-markers")
         self._stop = threading.Event()
         self._responses: list[tuple[int, np.ndarray]] = []  # (start sample, (C, n))
         self._resp_cache: dict[str, np.ndarray] = {}
@@ -160,6 +177,7 @@ class SimulatedAmp:
         self.codes = {str(k): str(v) for k, v in (codes or {}).items()}
 
     def stop(self) -> None:
+        """Ask :meth:`run` to stop (from any thread)."""
         self._stop.set()
 
     # ------------------------------------------------------------------ responses
@@ -221,6 +239,7 @@ class SimulatedAmp:
         return x
 
     def run(self, duration: float | None = None) -> None:
+        """Stream until :meth:`stop` or ``duration`` seconds (the schedule's end + 1 s by default)."""
         clock = self.pylsl.local_clock
         if self.listen:
             threading.Thread(target=self._listen_thread, daemon=True).start()
@@ -249,7 +268,7 @@ class SimulatedAmp:
                     end = sched_t0 + sch.duration + 1.0
             while queue and queue[0][0] <= now:
                 t, m = queue.pop(0)
-                self.mk_outlet.push_sample([m], t)
+                self.mk_outlet.push(m, stamp=t)
                 self.markers_pushed += 1
             if self._mk_inlet is not None:
                 vals, ts = self._mk_inlet.pull_chunk(timeout=0.0)

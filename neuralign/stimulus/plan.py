@@ -1,50 +1,41 @@
-"""The session design: which stimuli, in which order, in which blocks; reproducible from a seed.
+"""The presentation plan: which stimuli, in which order, in which blocks; reproducible.
 
-:func:`build_design` turns a :class:`~neuralign.stimulus.config.SessionConfig` into a
-:class:`SessionDesign` (the full trial list, planned frame by frame). :meth:`SessionDesign.write`
-writes, before the run:
+:func:`build_plan` turns a :class:`~neuralign.stimulus.config.SessionConfig` into a
+:class:`PresentationPlan` (the full trial list, planned frame by frame). Its
+:attr:`PresentationPlan.design` is the session design (:class:`neuralign.base.SessionDesign`,
+the one format ``neuralign live --design`` reads); :meth:`PresentationPlan.write` writes, before
+the run:
 
-- ``design.json``: the session design file ``neuralign live --design`` reads (format below);
+- ``design.json``: the session design, with the presenter's additions (``trials``,
+  ``reserved_markers``, ``timing``, ``n_blocks``, ``planned_duration_s``, ``seed``,
+  ``config``)::
+
+    "trials": [{"index": 0, "block": 0, "sequence": 0, "position": 0, "kind": "stimulus",
+                "stimulus_id": "img001", "role": "train", "rep": 0, "marker": "img001",
+                "onset_frame": 30}, ...]
+
 - ``trials.csv``: the same trial list as a table;
 - ``session_config.toml``: the resolved configuration (re-running it with the same seed gives
   the same trial list).
 
-Design file format (version 1)::
-
-    {"format": "neuralign-design", "version": 1,
-     "marker_stream": "neuralign-markers",
-     "soa_s": 0.2,
-     "stimuli": [{"id": "img001", "role": "train", "reps": 4},
-                 {"id": "img002", "role": "test", "reps": 20}, ...],
-     "trials": [{"index": 0, "block": 0, "sequence": 0, "position": 0, "kind": "stimulus",
-                 "stimulus_id": "img001", "role": "train", "rep": 0, "marker": "img001",
-                 "onset_frame": 30}, ...],
-     "reserved_markers": ["block_start", "break", "target", "response", "end", "end_abort"],
-     "timing": {...}, "seed": 0, "config": {...}}
-
-The keys ``format``, ``version``, ``marker_stream``, ``soa_s`` and ``stimuli`` are those of
-:mod:`neuralign.realtime.design` (which ``live --design`` uses to read it); ``trials`` and the
-rest are the presenter's additions. ``role`` is ``train`` or ``test``: the live engine scores
-on the ``test`` stimuli (none: nested cross-validation). Trials of kind ``target`` (catch trials) send the marker ``target`` and are
+``role`` is ``train`` or ``test``: the live engine scores on the ``test`` stimuli (none: nested
+cross-validation). Trials of kind ``target`` (catch trials) send the marker ``target`` and are
 not analysed. ``onset_frame`` counts frames from the block's first flip.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..base import SessionDesign, Stimulus
 from ..errors import NeuralignError, few
 from .config import RESERVED_MARKERS, SessionConfig, dump_toml
-from .sources import Stimulus
 from .timing import FrameTiming, frame_timing
 
-DESIGN_VERSION = 1
-DESIGN_FORMAT = "neuralign-design"  # as neuralign.realtime.design reads it
 TARGET_ID = "target"
 
 
@@ -65,63 +56,104 @@ class Trial:
 
 
 @dataclass
-class SessionDesign:
-    """A full session: the stimuli used, their roles, and the trial list."""
+class PresentationPlan:
+    """A full presentation: the stimuli used, their roles and the trial list, frame by frame.
+
+    Parameters
+    ----------
+    config : SessionConfig
+        The resolved configuration.
+    timing : FrameTiming
+        Durations in whole frames.
+    stimuli : dict of str to Stimulus
+        Every stimulus a trial shows, by id.
+    roles : dict of str to str
+        Stimulus id -> ``"train"`` or ``"test"``, in source order.
+    trials : list of Trial
+        Every presentation, in order.
+    target : Stimulus | None
+        The catch-trial image (when there are catch trials).
+    block_frames : list of int
+        Frames per block (without breaks).
+    """
 
     config: SessionConfig
     timing: FrameTiming
-    stimuli: dict[str, Stimulus]  # id -> stimulus, for every id a trial shows
-    roles: dict[str, str]  # id -> "train" | "test"
+    stimuli: dict[str, Stimulus]
+    roles: dict[str, str]
     trials: list[Trial]
     target: Stimulus | None = None
-    block_frames: list[int] = field(default_factory=list)  # frames per block (without breaks)
+    block_frames: list[int] = field(default_factory=list)
 
     @property
     def n_blocks(self) -> int:
+        """Number of blocks."""
         return self.config.blocks.n_blocks
 
     @property
     def test_ids(self) -> list[str]:
+        """The scoring stimuli, in source order."""
         return [s for s, r in self.roles.items() if r == "test"]
 
     def block_trials(self, block: int) -> list[Trial]:
+        """The trials of one block, in order.
+
+        Parameters
+        ----------
+        block : int
+            Block number (0-based).
+
+        Returns
+        -------
+        list of Trial
+            Its presentations.
+        """
         return [t for t in self.trials if t.block == block]
 
     def duration_s(self) -> float:
         """Planned presentation time in seconds (without breaks)."""
         return sum(self.block_frames) / self.timing.refresh_hz
 
-    def to_dict(self) -> dict:
-        """The design file content (see module docstring)."""
+    @property
+    def design(self) -> SessionDesign:
+        """The session design of this plan (what ``design.json`` holds)."""
         reps = {"train": self.config.stimuli.train_reps, "test": self.config.stimuli.test_reps}
-        return {
-            "format": DESIGN_FORMAT,
-            "version": DESIGN_VERSION,
-            "marker_stream": self.config.markers.stream_name,
-            "soa_s": self.timing.soa_s,
-            "stimuli": [{"id": sid, "role": role, "reps": reps[role]}
-                        for sid, role in self.roles.items()],
-            "trials": [asdict(t) for t in self.trials],
-            "reserved_markers": list(RESERVED_MARKERS),
-            "timing": self.timing.to_dict(),
-            "n_blocks": self.n_blocks,
-            "planned_duration_s": round(self.duration_s(), 6),
-            "seed": self.config.seed,
-            "config": self.config.to_dict(),
-        }
+        return SessionDesign(
+            stimuli=tuple(self.roles), roles=dict(self.roles),
+            marker_stream=self.config.markers.stream_name,
+            reps={sid: reps[role] for sid, role in self.roles.items()},
+            soa_s=self.timing.soa_s,
+            extra={
+                "trials": [asdict(t) for t in self.trials],
+                "reserved_markers": list(RESERVED_MARKERS),
+                "timing": self.timing.to_dict(),
+                "n_blocks": self.n_blocks,
+                "planned_duration_s": round(self.duration_s(), 6),
+                "seed": self.config.seed,
+                "config": self.config.to_dict(),
+            },
+        )
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``design.json``, ``trials.csv`` and ``session_config.toml`` into ``out_dir``."""
+        """Write ``design.json``, ``trials.csv`` and ``session_config.toml``.
+
+        Parameters
+        ----------
+        out_dir : str | Path
+            The folder (created if needed).
+
+        Returns
+        -------
+        dict of str to Path
+            ``design``, ``trials`` and ``config``.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
-            "design": out / "design.json",
+            "design": self.design.save(out / "design.json"),
             "trials": out / "trials.csv",
             "config": out / "session_config.toml",
         }
-        tmp = paths["design"].with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        tmp.replace(paths["design"])  # atomic: a reader never sees half a design
         with open(paths["trials"], "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(Trial.__dataclass_fields__))
             writer.writeheader()
@@ -206,8 +238,8 @@ def _no_immediate_repeats(seq: list[str], rng: np.random.Generator) -> list[str]
     return seq
 
 
-def build_design(stimuli: list[Stimulus], config: SessionConfig, *,
-                 target: Stimulus | None = None) -> SessionDesign:
+def build_plan(stimuli: list[Stimulus], config: SessionConfig, *,
+               target: Stimulus | None = None) -> PresentationPlan:
     """The full trial list for ``config`` over ``stimuli`` (reproducible from ``config.seed``).
 
     Parameters
@@ -220,7 +252,7 @@ def build_design(stimuli: list[Stimulus], config: SessionConfig, *,
 
     Returns
     -------
-    SessionDesign
+    PresentationPlan
     """
     rng = np.random.default_rng(config.seed)
     timing = frame_timing(config)
@@ -267,7 +299,7 @@ def build_design(stimuli: list[Stimulus], config: SessionConfig, *,
             frame += soa
         block_frames[b] = frame
     by_id = {s.id: s for s in stimuli}
-    return SessionDesign(
+    return PresentationPlan(
         config=config, timing=timing, stimuli={i: by_id[i] for i in roles}, roles=roles,
         trials=trials, target=target, block_frames=block_frames,
     )
@@ -296,21 +328,4 @@ def target_stimulus(config: SessionConfig) -> Stimulus | None:
     if config.task.target_image:
         return Stimulus(id=TARGET_ID, path=config.resolve_path(config.task.target_image),
                         role="target")
-    return Stimulus(id=TARGET_ID, _image=make_target_image(), role="target")
-
-
-def load_design_file(path: str | Path) -> dict:
-    """Read a design file (version 1), checking its shape."""
-    path = Path(path)
-    if not path.is_file():
-        raise NeuralignError("design file not found", path=path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NeuralignError(f"not a JSON design file: {e}", path=path) from None
-    if not isinstance(data, dict) or data.get("version") != DESIGN_VERSION:
-        raise NeuralignError(f"not a version-{DESIGN_VERSION} neuralign design file", path=path)
-    for key in ("marker_stream", "stimuli", "trials"):
-        if key not in data:
-            raise NeuralignError(f"design file lacks {key!r}", path=path)
-    return data
+    return Stimulus(id=TARGET_ID, image=make_target_image(), role="target")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,9 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NeuralignError
-from .config import SessionConfig
+from ..stimulus.config import SessionConfig
+from ..stimulus.run import prepare_plan
+from . import neuralign_command
+from .present import XVFB_ENV, builtin_stimuli, xvfb_command
 
-CLI = [sys.executable, "-m", "neuralign.cli"]
+CLI = neuralign_command()
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Child:
     _thread: threading.Thread | None = None
 
     def tail(self, n: int = 8) -> str:
+        """The last ``n`` output lines of the child, for error messages."""
         return "\n".join(self.lines[-n:])
 
 
@@ -116,7 +119,22 @@ def _terminate_on_sigterm():
 
 
 def simulated_features(ids: list[str], out: Path, *, seed: int) -> Path:
-    """Synthetic hierarchical features for ``ids`` (when no real features are given)."""
+    """Synthetic hierarchical features for ``ids`` (when no real features are given).
+
+    Parameters
+    ----------
+    ids : list of str
+        The stimulus ids.
+    out : Path
+        The ``.npz`` file to write.
+    seed : int
+        Seed of the synthetic features.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
     from ..io.features import save_features
     from ..sim.features import hierarchical_features
 
@@ -124,7 +142,7 @@ def simulated_features(ids: list[str], out: Path, *, seed: int) -> Path:
 
 
 @dataclass
-class SessionPlan:
+class SessionSetup:
     """Everything the orchestrator needs (built by ``neuralign session``)."""
 
     config: SessionConfig
@@ -143,7 +161,7 @@ class SessionPlan:
     exit_after: float | None = None
 
 
-def _features_for(plan: SessionPlan, design, logs: Path) -> tuple[Path, str]:
+def _features_for(plan: SessionSetup, design, logs: Path) -> tuple[Path, str]:
     ids = list(design.roles)
     if plan.features is not None:
         return plan.features, "given"
@@ -168,7 +186,7 @@ def _features_for(plan: SessionPlan, design, logs: Path) -> tuple[Path, str]:
     return path, "synthetic (neuralign.sim hierarchy; no model)"
 
 
-def run_session(plan: SessionPlan) -> int:
+def run_session(plan: SessionSetup) -> int:
     """Run the whole simulated session; return the exit status.
 
     Raises
@@ -176,8 +194,6 @@ def run_session(plan: SessionPlan) -> int:
     NeuralignError
         Bad input (found before anything starts), or a child that failed (naming its log).
     """
-    from .run import prepare_design
-
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
@@ -185,7 +201,7 @@ def run_session(plan: SessionPlan) -> int:
     gate, stop_file = out / ".presenter_go", out / ".presenter_stop"
     gate.unlink(missing_ok=True)
     stop_file.unlink(missing_ok=True)
-    design = prepare_design(plan.config)
+    design = prepare_plan(plan.config, builtin=builtin_stimuli)
     paths = design.write(pres_dir)
     features, kind = _features_for(plan, design, logs)
     markers = plan.config.markers.stream_name
@@ -197,7 +213,7 @@ def run_session(plan: SessionPlan) -> int:
     restore = _terminate_on_sigterm()
     try:
         amp = _start("simulate-amp", [
-            *CLI, "simulate-amp", "--name", eeg, "--features", str(features), "--listen", markers,
+            *CLI, "simulate-amp", "--eeg-stream", eeg, "--features", str(features), "--listen", markers,
             "--seed", str(plan.config.seed), "--snr", str(plan.snr), "--channels",
             str(plan.channels), "--sfreq", str(plan.sfreq)], logs)
         children.append(amp)
@@ -205,8 +221,6 @@ def run_session(plan: SessionPlan) -> int:
                     "--wait-file", str(gate), "--stop-file", str(stop_file), "--no-progress"]
         env = {}
         if plan.xvfb:
-            from ..commands.present import XVFB_ENV, xvfb_command
-
             cmd = xvfb_command(pres_cmd, resolution=plan.config.monitor.resolution)
             env[XVFB_ENV] = "1"
         else:
@@ -214,7 +228,7 @@ def run_session(plan: SessionPlan) -> int:
         presenter = _start("present", cmd, logs, env=env, watch="presenting ")
         children.append(presenter)
         if plan.gui:
-            gui_cmd = [*CLI, "gui", "--eeg", eeg, "--markers", markers, "--features",
+            gui_cmd = [*CLI, "gui", "--eeg-stream", eeg, "--marker-stream", markers, "--features",
                        str(features), "--out", str(out), "--design", str(paths["design"])]
             gui_env = None
             if plan.screenshot is not None:
@@ -292,7 +306,7 @@ def run_session(plan: SessionPlan) -> int:
     return 0 if pres_rc == 0 or stopped else 1
 
 
-def _open_gate(plan: SessionPlan, engine: Child, presenter: Child, amp: Child,
+def _open_gate(plan: SessionSetup, engine: Child, presenter: Child, amp: Child,
                gate: Path, *, gui_wait: float = 5.0) -> None:
     """Create the presenter's start gate once the engine is connected (GUI: after a pause)."""
     t0 = time.monotonic()

@@ -44,11 +44,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import NeuralignError
-from ..io.config_files import read_toml
+from ...errors import NeuralignError
+from ...io.config_files import read_toml
 
 SECTIONS = ("study", "analysis", "stats", "subjects", "models", "variance_partitioning", "scale")
 STUDY_KEYS = ("name", "out", "cache", "channels", "title")
@@ -75,13 +76,43 @@ def _check_keys(table: dict, valid: tuple[str, ...], where: str, path: Path) -> 
 
 @dataclass
 class SubjectSpec:
+    """One ``[[subjects]]`` entry.
+
+    Parameters
+    ----------
+    name : str
+        The subject's name in the outputs.
+    dataset : str
+        Its dataset as ``KIND:PATH`` (absolute path).
+    options : dict
+        Options of the dataset loader (paths made absolute).
+    """
+
     name: str
     dataset: str
     options: dict = field(default_factory=dict)
 
 
 @dataclass
-class ModelSpec:
+class StudyModel:
+    """One ``[[models]]`` entry: a model's features file and what describes the model.
+
+    This is the study's view of a model (where its features are, how it is described in the
+    descriptor regression), not the model itself: an exported network is described by
+    :class:`neuralign.models.spec.ModelSpec` (``neuralign_model.json``).
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the outputs.
+    features : str
+        Its features file (absolute path).
+    descriptors : dict
+        ``family``, ``params``, ``encoder``, ``downstream`` (those given).
+    depth : int | None
+        The model's depth, when given.
+    """
+
     name: str
     features: str
     descriptors: dict = field(default_factory=dict)
@@ -90,6 +121,18 @@ class ModelSpec:
 
 @dataclass
 class VarPartSpec:
+    """One ``[[variance_partitioning]]`` entry.
+
+    Parameters
+    ----------
+    a, b : str
+        Model names.
+    layer_a, layer_b : str | int
+        ``"peak"`` (the group peak layer), a layer name or an index.
+    alphas : list of float | None
+        Ridge penalties (default: the engine's).
+    """
+
     a: str
     b: str
     layer_a: str | int = "peak"
@@ -99,13 +142,37 @@ class VarPartSpec:
 
 @dataclass
 class StudyConfig:
+    """A validated ``STUDY.toml`` (see the module docstring); paths are absolute.
+
+    Parameters
+    ----------
+    path : Path
+        The config file.
+    name : str
+        The study's name.
+    out, cache : Path
+        Output folder and task cache.
+    channels : {"intersect", "strict"}
+        What to do when subjects have different channels.
+    subjects : list of SubjectSpec
+        The subjects.
+    models : list of StudyModel
+        The models.
+    analysis, stats, scale : dict
+        The ``[analysis]``, ``[stats]`` (with defaults) and ``[scale]`` tables.
+    varpart : list of VarPartSpec
+        The variance partitionings.
+    title : str | None
+        The report's title.
+    """
+
     path: Path
     name: str
     out: Path
     cache: Path
     channels: str
     subjects: list[SubjectSpec]
-    models: list[ModelSpec]
+    models: list[StudyModel]
     analysis: dict
     stats: dict
     varpart: list[VarPartSpec]
@@ -113,6 +180,7 @@ class StudyConfig:
     title: str | None = None
 
     def engine_kwargs(self) -> dict:
+        """The ``[analysis]`` settings the engine takes (``window`` is the study's own)."""
         a = self.analysis
         kw = {k: a[k] for k in ("alphas", "n_folds", "backend", "dtype", "standardize",
                                 "max_rsa_stimuli") if k in a}
@@ -127,6 +195,7 @@ class StudyConfig:
 
     @property
     def window(self) -> tuple[float, float]:
+        """The window (seconds) of the "mean r in the window" score."""
         w = self.analysis.get("window", [0.1, 0.3])
         return float(w[0]), float(w[1])
 
@@ -139,6 +208,7 @@ class StudyConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
+        """The config as plain data (names, subjects, models, settings)."""
         return {
             "name": self.name, "channels": self.channels,
             "subjects": [asdict(s) for s in self.subjects],
@@ -148,10 +218,11 @@ class StudyConfig:
         }
 
 
-def _resolve_spec(spec: str, base: Path) -> str:
-    from .datasets import parse_spec
-
-    kind, p = parse_spec(spec)
+def _resolve_spec(spec: str, base: Path, kinds: Collection[str] | None, path: Path) -> str:
+    kind, sep, p = spec.partition(":")
+    if not sep or not p or (kinds is not None and kind not in kinds):
+        known = f" with KIND one of {', '.join(kinds)}" if kinds is not None else ""
+        raise NeuralignError(f"dataset {spec!r}: expected KIND:PATH{known}", path=path)
     pp = Path(p).expanduser()
     return f"{kind}:{pp if pp.is_absolute() else (base / pp).resolve()}"
 
@@ -166,8 +237,23 @@ def _resolve_opts(opts: dict, base: Path) -> dict:
     return out
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    """Read and validate ``STUDY.toml`` (every error names the file and the problem)."""
+def load_study_config(path: str | Path, *,
+                      dataset_kinds: Collection[str] | None = None) -> StudyConfig:
+    """Read and validate ``STUDY.toml`` (every error names the file and the problem).
+
+    Parameters
+    ----------
+    path : str | Path
+        The config file.
+    dataset_kinds : collection of str | None
+        The dataset kinds the caller can load (the registry's); a subject of another kind is
+        refused here, before anything runs. ``None`` accepts any ``KIND:PATH``.
+
+    Returns
+    -------
+    StudyConfig
+        With every path made absolute (relative ones resolve against the file's folder).
+    """
     path = Path(path)
     cfg = read_toml(path, what="study config")
     _check_keys(cfg, SECTIONS, "the top level", path)
@@ -203,11 +289,11 @@ def load_study_config(path: str | Path) -> StudyConfig:
         _check_keys(s, SUBJECT_KEYS, f"[[subjects]] #{i + 1}", path)
         if "dataset" not in s:
             raise NeuralignError(f"[[subjects]] #{i + 1} has no dataset = 'KIND:PATH'", path=path)
-        spec = _resolve_spec(str(s["dataset"]), base)
+        spec = _resolve_spec(str(s["dataset"]), base, dataset_kinds, path)
         name = str(s.get("name") or Path(spec.partition(":")[2]).name)
         subjects.append(SubjectSpec(name, spec, _resolve_opts(dict(s.get("options", {})), base)))
 
-    models: list[ModelSpec] = []
+    models: list[StudyModel] = []
     raw_models = cfg.get("models", [])
     if not isinstance(raw_models, list) or not raw_models:
         raise NeuralignError("no [[models]] (each with name and features = FILE)", path=path)
@@ -221,7 +307,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
             raise NeuralignError(f"[[models]] #{i + 1}: features file not found", path=fp)
         name = str(m.get("name") or fp.stem)
         desc = {k: m[k] for k in DESCRIPTORS if k in m}
-        models.append(ModelSpec(name, str(fp), desc, m.get("depth")))
+        models.append(StudyModel(name, str(fp), desc, m.get("depth")))
 
     for what, items in (("subject", subjects), ("model", models)):
         names = [x.name for x in items]

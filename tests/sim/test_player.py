@@ -9,8 +9,8 @@ import uuid
 import numpy as np
 import pytest
 
+from neuralign.base import EpochData
 from neuralign.lsl import configure_lsl
-from neuralign.offline.datasets import EpochData
 
 pytestmark = [pytest.mark.lsl, pytest.mark.timeout(60)]
 
@@ -19,7 +19,7 @@ def test_lsl_replay_round_trip():
     configure_lsl()
     import pylsl
 
-    from neuralign.offline.replay_lsl import LSLReplayer
+    from neuralign.sim.player import LSLReplayer
 
     rng = np.random.default_rng(0)
     n, c, t = 12, 4, 30

@@ -21,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.things import METADATA_FILE, THINGS_EEG2_RAW_CHANNELS
+from .brain import SyntheticBrain
+from .dataset import things_like_ids
+from .features import hierarchical_features
+
 
 def simulate_rsvp(
     brain,
@@ -128,17 +133,12 @@ def write_things_eeg2_raw(
     (Path, SyntheticBrain, FeatureSet)
         The subject folder, the brain and its features.
     """
-    from ..sim.brain import SyntheticBrain
-    from ..sim.dataset import things_like_ids
-    from ..sim.features import hierarchical_features
-    from .things_eeg2_raw import THINGS_EEG2_RAW_CHANNELS
-
     root = Path(root)
     train_files, train_concepts, test_files, test_concepts = things_like_ids(n_train, n_test)
     feats = hierarchical_features(train_files + test_files, n_layers=n_layers, dim=dim, seed=seed)
     brain = SyntheticBrain(feats, ch_names=THINGS_EEG2_RAW_CHANNELS, seed=seed, snr=snr)
     (root / "image_set").mkdir(parents=True, exist_ok=True)
-    np.save(root / "image_set" / "image_metadata.npy", {
+    np.save(root / "image_set" / METADATA_FILE, {
         "train_img_files": train_files, "train_img_concepts": train_concepts,
         "train_img_concepts_THINGS": train_concepts, "test_img_files": test_files,
         "test_img_concepts": test_concepts, "test_img_concepts_THINGS": test_concepts,

@@ -1,7 +1,12 @@
-"""Figures and ``report.html`` of a study (group maps, time courses, scores, descriptors)."""
+"""A study's outputs: ``study.json``, ``group_maps.npz``, ``models.csv``, figures, report.
+
+:func:`write_study_outputs` writes the tables; :func:`write_report` the figures (group maps,
+time courses, scores, variance partitioning) and ``report.html``.
+"""
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 from pathlib import Path
@@ -136,6 +141,22 @@ def _fig_varpart(vp: dict, times, path: Path) -> Path:
 
 
 def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
+    """Write the study's figures and ``report.html`` into ``cfg.out``.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study.
+    summary : dict
+        The ``study.json`` content.
+    arrays : dict of str to ndarray
+        The group arrays, keyed ``<model>/<name>``.
+
+    Returns
+    -------
+    dict of str to Path
+        ``report`` and one entry per figure.
+    """
     out = Path(cfg.out)
     figs = {
         "fig_group_maps": _fig_group_maps(summary, arrays, out / "group_maps.png"),
@@ -226,3 +247,52 @@ def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
     rep = out / "report.html"
     rep.write_text("\n".join(parts), encoding="utf-8")
     return {"report": rep, **figs}
+
+
+def write_study_outputs(cfg, summary: dict, arrays: dict, *,
+                        report: bool = True) -> dict[str, Path]:
+    """Write the study's outputs into ``cfg.out``.
+
+    Parameters
+    ----------
+    cfg : StudyConfig
+        The study.
+    summary : dict
+        The ``study.json`` content (:func:`~neuralign.offline.study.aggregate.aggregate`).
+    arrays : dict of str to ndarray
+        The group arrays, keyed ``<model>/<name>``.
+    report : bool
+        Also write figures and ``report.html``.
+
+    Returns
+    -------
+    dict of str to Path
+        ``study``, ``maps``, ``table`` and, with ``report``, the report and its figures.
+    """
+    out = cfg.out
+    paths: dict[str, Path] = {}
+    p = out / "study.json"
+    p.write_text(json.dumps(summary, indent=1))
+    paths["study"] = p
+    z = out / "group_maps.npz"
+    np.savez_compressed(z, **{k.replace("/", "__"): v for k, v in arrays.items()})
+    paths["maps"] = z
+    t = out / "models.csv"
+    with open(t, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "n_layers", "peak_r", "peak_r_ci_lo", "peak_r_ci_hi", "peak_layer",
+                    "relative_depth", "peak_latency_s", "window_r", "peak_r_normalized",
+                    "rsa_peak_rho", "family", "params", "encoder", "downstream"])
+        for m, e in summary["per_model"].items():
+            g = e["group"]
+            ci = (e.get("stats") or {}).get("peak_r_ci") or [None, None]
+            d = e.get("descriptors") or {}
+            w.writerow([m, e["n_layers"], g["peak_r"], ci[0], ci[1],
+                        e["layers"][g["peak_layer"]] if g["peak_layer"] is not None else None,
+                        g["relative_depth"], g["peak_latency_s"], g["window_r"],
+                        g.get("peak_r_normalized"), g.get("rsa_peak_rho"), d.get("family"),
+                        d.get("params"), d.get("encoder"), d.get("downstream")])
+    paths["table"] = t
+    if report:
+        paths.update(write_report(cfg, summary, arrays))
+    return paths

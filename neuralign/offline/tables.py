@@ -32,8 +32,10 @@ def read_table(path: str | Path) -> list[dict[str, str]]:
 
 
 def truthy(value: str) -> bool:
+    """Whether a table cell means yes (``1``, ``true``, ``yes``...)."""
     return str(value).strip().lower() in _TRUE
 
 
 def missing_value(value: str) -> bool:
+    """Whether a table cell means missing (empty, ``n/a``, ``nan``, ``none``, ``null``)."""
     return str(value).strip().lower() in ("", "n/a", "nan", "none", "null")

@@ -14,6 +14,8 @@ import numpy as np
 
 from ..base import FeatureSet
 from ..io.features import save_features
+from .dataset import things_like_ids, write_things_eeg2
+from .features import hierarchical_features
 
 
 def write_simulated_study(
@@ -31,12 +33,8 @@ def write_simulated_study(
     seed: int = 0,
     varpart: bool = True,
     stats: dict | None = None,
-    progress: bool = False,
 ) -> Path:
     """Write subjects, feature files and ``STUDY.toml`` under ``root``; return the config path."""
-    from ..sim.dataset import things_like_ids, write_things_eeg2
-    from ..sim.features import hierarchical_features
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tr, _, te, _ = things_like_ids(n_train, n_test)
@@ -59,8 +57,7 @@ def write_simulated_study(
         write_things_eeg2(data, n_train=n_train, n_test=n_test, train_reps=train_reps,
                           test_reps=test_reps, features=feats[0], seed=seed + s + 1,
                           subject=f"sub-{s + 1:02d}",
-                          brain_kw={"snr": snr, "peak_latencies": lat.tolist()},
-                          progress=progress)
+                          brain_kw={"snr": snr, "peak_latencies": lat.tolist()})
     lines = ['[study]', 'name = "simulated study"', 'out = "out"', "",
              "[analysis]", "n_folds = 5", "window = [0.1, 0.3]", "", "[stats]"]
     st = {"n_permutations": 256, "n_boot": 200, "seed": 0, **(stats or {})}

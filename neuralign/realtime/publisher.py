@@ -1,0 +1,231 @@
+"""The refresh worker and snapshot publisher that live sessions and replays share.
+
+A source (a live session, a replay) feeds epochs to an
+:class:`~neuralign.align.AlignmentEngine` in its own thread and tells the
+:class:`SnapshotPublisher` about each one (:meth:`SnapshotPublisher.accept`,
+:meth:`SnapshotPublisher.reject`: O(C T), nothing slow). The publisher's refresh loop
+(:meth:`SnapshotPublisher.refresh_loop`, in a second thread) re-solves the maps at most every
+``interval_s`` seconds while new epochs arrive, and :meth:`SnapshotPublisher.publish` builds
+the immutable :class:`~neuralign.realtime.snapshot.Snapshot` that
+:attr:`SnapshotPublisher.snapshot` hands to readers (one attribute read, no lock).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+
+import numpy as np
+
+from ..align.data import AlignmentResult
+from .snapshot import Snapshot, StreamHealth
+
+
+def frozen(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only copy of ``a`` (``None`` stays ``None``): safe to hand to other threads.
+
+    Parameters
+    ----------
+    a : ndarray | None
+        Any array.
+
+    Returns
+    -------
+    ndarray | None
+        A copy with ``writeable=False``.
+    """
+    if a is None:
+        return None
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class SnapshotPublisher:
+    """Counts epochs, refreshes an engine's maps in a worker loop, publishes snapshots.
+
+    Parameters
+    ----------
+    engine : AlignmentEngine
+        The engine the source feeds (``refresh()``, ``n_epochs``, ``n_stimuli_seen``).
+    interval_s : float
+        Seconds between map refreshes (at most; only when new epochs arrived). May be changed
+        while the loop runs.
+    epoch_shape : (int, int)
+        ``(n_channels, n_times)`` of the epochs.
+    tolerate : tuple of exception types
+        Refresh errors that are recorded in :attr:`error` (the loop goes on, e.g. "too few
+        stimuli yet"); any other error ends the loop and propagates.
+    annotate : callable | None
+        ``annotate(result)`` adds the source's own counts to each new result.
+    """
+
+    def __init__(self, engine, *, interval_s: float, epoch_shape: tuple[int, int],
+                 tolerate: tuple[type[BaseException], ...] = (),
+                 annotate: Callable[[AlignmentResult], None] | None = None) -> None:
+        self.engine = engine
+        self.interval_s = float(interval_s)
+        self.tolerate = tolerate
+        self.annotate = annotate
+        self.accepted = 0
+        self.rejected: Counter = Counter()
+        self.erp_sum = np.zeros(epoch_shape, dtype=np.float64)
+        self.latencies: deque[float] = deque(maxlen=10000)
+        self.result: AlignmentResult | None = None
+        self.n_refreshes = 0
+        self.refresh_s = float("nan")
+        self.last_refresh_wall = float("nan")
+        self.error: str | None = None
+        self.refreshing = False
+        self.snapshot: Snapshot | None = None
+
+    # ------------------------------------------------------------------ epochs
+    def accept(self, epoch: np.ndarray, *, latency: float) -> None:
+        """Count an epoch the engine took.
+
+        Parameters
+        ----------
+        epoch : ndarray, shape (n_channels, n_times)
+            The epoch (added to the running ERP).
+        latency : float
+            Seconds from its marker (or its feeding) to the engine.
+        """
+        self.accepted += 1
+        self.erp_sum += epoch
+        self.latencies.append(float(latency))
+
+    def reject(self, reason: str) -> None:
+        """Count an epoch that did not reach the engine.
+
+        Parameters
+        ----------
+        reason : str
+            Why (``"flat"``, ``"stimulus not in features"``...).
+        """
+        self.rejected[reason] += 1
+
+    @property
+    def latency_median(self) -> float:
+        """Median latency over all accepted epochs (NaN before the first)."""
+        lat = list(self.latencies)
+        return statistics.median(lat) if lat else float("nan")
+
+    @property
+    def latency_last(self) -> float:
+        """Latency of the last accepted epoch (NaN before the first)."""
+        return self.latencies[-1] if self.latencies else float("nan")
+
+    # ------------------------------------------------------------------ refreshes
+    def refresh(self, **kw) -> AlignmentResult | None:
+        """Re-solve the maps now, in the calling thread.
+
+        Parameters
+        ----------
+        **kw
+            Passed to the engine's ``refresh`` (e.g. ``select_alphas=True, reanchor=True``
+            for a session's final maps).
+
+        Returns
+        -------
+        AlignmentResult | None
+            The new result, or ``None`` when a tolerated error occurred (see :attr:`error`).
+        """
+        t0 = time.monotonic()
+        self.refreshing = True
+        try:
+            res = self.engine.refresh(**kw)
+        except self.tolerate as e:
+            self.error = str(e)
+            return None
+        finally:
+            self.refreshing = False
+        if self.annotate is not None:
+            self.annotate(res)
+        self.result = res
+        self.error = None
+        self.refresh_s = time.monotonic() - t0
+        self.last_refresh_wall = time.time()
+        self.n_refreshes += 1
+        return res
+
+    def refresh_loop(self, stop: threading.Event, *, done: threading.Event | None = None,
+                     paused: Callable[[], bool] = lambda: False,
+                     on_tick: Callable[[], None] | None = None) -> None:
+        """Refresh while new epochs arrive, until ``stop`` (or ``done``) is set.
+
+        Parameters
+        ----------
+        stop : threading.Event
+            Ends the loop at once.
+        done : threading.Event | None
+            Set when the feeding has ended: one last refresh (if epochs came in), then the
+            loop ends.
+        paused : callable
+            No refreshes while it returns True (except the last one).
+        on_tick : callable | None
+            Called on every tick (about five times a second), e.g. to publish a snapshot.
+        """
+        last, n_last = time.monotonic() - self.interval_s, 0
+        while not stop.is_set():
+            finished = done is not None and done.is_set()
+            n = int(self.engine.n_epochs)
+            due = time.monotonic() - last >= self.interval_s
+            if n != n_last and (finished or (due and not paused())):
+                last, n_last = time.monotonic(), n
+                self.refresh()
+            if on_tick is not None:
+                on_tick()
+            if finished:
+                return
+            (done if done is not None else stop).wait(min(max(self.interval_s, 0.05), 0.2))
+
+    # ------------------------------------------------------------------ snapshots
+    def publish(self, health: StreamHealth, *, session_time: float, times: np.ndarray,
+                scope: np.ndarray | None = None, scope_times: np.ndarray | None = None,
+                marker_times: tuple[float, ...] = (), unknown_markers: int = 0,
+                unknown_ids: tuple[str, ...] = (), control_markers: int = 0,
+                finished: bool = False) -> Snapshot:
+        """Build the current snapshot and make it :attr:`snapshot`.
+
+        Parameters
+        ----------
+        health : StreamHealth
+            The state of the streams (or of the replay).
+        session_time : float
+            Seconds since the session (or replay clock) started.
+        times : ndarray
+            The epoch time axis.
+        scope, scope_times : ndarray | None
+            The last seconds of raw EEG ``(C, n)`` and their times.
+        marker_times : tuple of float
+            Stimulus onsets inside the scope window.
+        unknown_markers : int
+            Markers whose id is not in the features.
+        unknown_ids : tuple of str
+            Those ids.
+        control_markers : int
+            Control markers seen (block starts, breaks...).
+        finished : bool
+            The source has ended.
+
+        Returns
+        -------
+        Snapshot
+            The published snapshot.
+        """
+        erp = self.erp_sum / self.accepted if self.accepted else None
+        self.snapshot = Snapshot(
+            wall_time=time.time(), session_time=session_time, health=health,
+            epochs_accepted=self.accepted, epochs_rejected=int(sum(self.rejected.values())),
+            rejected_reasons=dict(self.rejected),
+            stimuli_seen=int(self.engine.n_stimuli_seen), unknown_markers=int(unknown_markers),
+            refresh_s=self.refresh_s, last_refresh_wall=self.last_refresh_wall,
+            result=self.result, erp=frozen(erp), times=frozen(times), scope=frozen(scope),
+            scope_times=frozen(scope_times), marker_times=tuple(marker_times),
+            control_markers=int(control_markers), unknown_ids=tuple(unknown_ids),
+            n_refreshes=self.n_refreshes, finished=finished,
+        )
+        return self.snapshot
