@@ -29,25 +29,15 @@ ARCHITECTURE = REPO / "docs" / "architecture.md"
 ALIGN = "neuralign/align (the lead, engine rewrite)"
 MODELS = "neuralign/models (models engineer)"
 #: file -> owner: public definitions without a docstring, fixed by their owners.
-PENDING_DOCSTRINGS = {
-    "align/stats.py": ALIGN,
-}
+PENDING_DOCSTRINGS: dict[str, str] = {}
 #: file -> owner: Parameters sections that disagree with the signature.
-PENDING_PARAMETERS = {
-    "align/solvers.py": ALIGN,
-    "models/extract.py": MODELS,
-}
+PENDING_PARAMETERS: dict[str, str] = {}
 #: file -> owner: docstrings naming things that do not exist.
-PENDING_REFERENCES = {
-    "io/features.py": MODELS,  # names neuralign.align.data.FeatureSet (now neuralign.base)
-}
+PENDING_REFERENCES: dict[str, str] = {}
 #: file -> owner: uses of another module's underscore names.
 PENDING_PRIVATE: dict[str, str] = {}
 #: file -> owner: import-time side effects or import fallbacks of this package's modules.
-PENDING_IMPORT_TIME = {
-    "align/backends/torch_cuda_backend.py": ALIGN,  # raises ImportError at import, caught
-    "align/backends/__init__.py": ALIGN,  # ... as a fallback by get_backend
-}
+PENDING_IMPORT_TIME: dict[str, str] = {}
 
 
 def modules() -> list[Path]:

@@ -8,8 +8,9 @@ Public API::
 from __future__ import annotations
 
 from ..base import FeatureSet
+from .batch import analyze_epochs
 from .data import AlignmentResult
-from .engine import DEFAULT_ALPHAS, AlignmentEngine, analyze_epochs, stable_fold
+from .engine import DEFAULT_ALPHAS, AlignmentEngine, stable_fold
 
 __all__ = [
     "DEFAULT_ALPHAS",

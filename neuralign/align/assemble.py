@@ -116,3 +116,53 @@ def build_result(*, features: FeatureSet, times: np.ndarray, ch_names: list[str]
         rsa_stimulus_ids=features.stimulus_ids[part.rows].tolist(),
         rsa_noise_ceiling=part.rsa_ceiling,
     )
+
+
+def engine_counts(eng, part: RSAPart) -> dict:
+    """The counts an engine's refresh reports."""
+    g, st = eng.geometry, eng.store
+    seen = st.count > 0
+    n_train = int(np.count_nonzero(seen & ~g.is_test))
+    n_test = int(np.count_nonzero(seen & g.is_test))
+    return {
+        "n_epochs": int(st.n_epochs),
+        "n_stimuli": int(np.count_nonzero(seen)),
+        "n_train_stimuli": n_train,
+        "n_test_stimuli": n_test if eng.design else 0,
+        "n_scored_stimuli": n_test if eng.design else n_train,
+        "n_rsa_stimuli": int(part.rows.size),
+        "n_unknown_epochs": int(sum(st.unknown_ids.values())),
+        "unknown_ids": sorted(st.unknown_ids)[:100],
+        "n_refresh": int(eng.n_refresh),
+        "solver_forms": list(eng.last_forms),
+    }
+
+def engine_settings(eng, part: RSAPart) -> dict:
+    """Every setting the maps of an engine's refresh depend on."""
+    return {
+        "mode": "train/test" if eng.design else "nested-cv",
+        "alphas": eng.alphas.tolist(),
+        "n_folds": eng.n_folds,
+        "alpha_selection": eng.alpha_selection,
+        "alpha_selection_detail": (
+            "per target, generalised CV on each training set (training data only)"
+            if eng.alpha_selection == "gcv"
+            else "per target, K-fold CV over the training folds (nested inside outer folds)"
+        ),
+        "score": "Pearson r of held-out predictions vs stimulus-mean EEG",
+        "standardize_features": eng.standardize,
+        "backend": eng.backend_name,
+        "dtype": eng.dtype,
+        "solver_form": eng.form,
+        "solver_forms": list(eng.last_forms),
+        "memory_budget_bytes": eng.memory,
+        "memory_plan": eng.plan.describe(),
+        "rsa_eeg_distance": "correlation (1 - r over channels); cv: split-half Euclidean",
+        "rsa_model_distance": "correlation (1 - r over features)",
+        "rsa_cv_available": bool(part.with_halves),
+        "max_rsa_stimuli": eng.max_rsa_stimuli,
+        "n_channels": eng.n_channels,
+        "n_times": eng.n_times,
+        "feature_dims": list(eng.features.dims),
+        "features": eng.features.provenance,
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NeuralignError
+from .reliability import normalize_by_ceiling
 
 
 def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
@@ -21,14 +22,6 @@ def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
     n = ok.sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, np.where(ok, x, 0.0).sum(axis=axis) / n, np.nan)
-
-
-def _divide_by_ceiling(m: np.ndarray, ceil: np.ndarray) -> np.ndarray:
-    """``m / ceil`` broadcast over the leading (layer) axis; NaN where the ceiling is < 0.1."""
-    ceil = np.asarray(ceil, dtype=float)
-    ok = np.isfinite(ceil) & (ceil >= 0.1)
-    with np.errstate(all="ignore"):
-        return np.where(ok[None], np.asarray(m, float) / np.where(ok, ceil, 1.0)[None], np.nan)
 
 
 def _peaks(map_lt: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +107,7 @@ class AlignmentResult:
             ceil = self.noise_ceiling.get("r_ceiling")
             if ceil is None:
                 return np.full((r.shape[0], r.shape[2]), np.nan)
-            r = _divide_by_ceiling(r, ceil)
+            r = normalize_by_ceiling(r, ceil)
         return _nanmean(r, axis=1)
 
     def rsa_map(self, kind: str = "rsa", *, normalized: bool = False) -> np.ndarray:
@@ -130,7 +123,7 @@ class AlignmentResult:
         ceil = self.rsa_noise_ceiling
         if kind == "rsa_cv" or ceil is None:
             return np.full(np.shape(m), np.nan)
-        return _divide_by_ceiling(m, ceil)
+        return normalize_by_ceiling(m, ceil)
 
     def noise_ceiling_time(self, kind: str = "r_ceiling") -> np.ndarray:
         """(T,) noise ceiling averaged over channels."""

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..base import FeatureSet
 from ..errors import NeuralignError
-from .assemble import RSAComputer, build_result
+from .assemble import RSAComputer, build_result, engine_counts, engine_settings
 from .backends import get_backend
 from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
@@ -51,7 +51,7 @@ from .store import StimulusStore, check_flat_epochs
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
 
-__all__ = ["DEFAULT_ALPHAS", "AlignmentEngine", "analyze_epochs", "stable_fold"]
+__all__ = ["DEFAULT_ALPHAS", "AlignmentEngine", "stable_fold"]
 
 
 class AlignmentEngine:
@@ -203,6 +203,11 @@ class AlignmentEngine:
         return self.store.unknown_ids
 
     @property
+    def n_refresh(self) -> int:
+        """Refreshes so far."""
+        return self._n_refresh
+
+    @property
     def n_stimuli_seen(self) -> int:
         """Stimuli with at least one epoch."""
         return int(np.count_nonzero(self.store.count))
@@ -322,7 +327,7 @@ class AlignmentEngine:
             result = build_result(
                 features=self.features, times=self.times, ch_names=self.ch_names,
                 r=r.reshape(L, C, T), alpha=alpha_map.reshape(L, C, T), part=part,
-                counts=self._counts(part), settings=self._settings(part))
+                counts=engine_counts(self, part), settings=engine_settings(self, part))
             self.last_refresh_s = time.perf_counter() - t0
             result.counts["refresh_s"] = self.last_refresh_s
             result.counts["peak_rss_gb"] = peak_rss_bytes() / 1024**3
@@ -387,92 +392,3 @@ class AlignmentEngine:
         return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,
                             alpha_selection=self.alpha_selection, previous=None)
-
-    def _counts(self, part) -> dict:
-        g, st = self.geometry, self.store
-        seen = st.count > 0
-        n_train = int(np.count_nonzero(seen & ~g.is_test))
-        n_test = int(np.count_nonzero(seen & g.is_test))
-        return {
-            "n_epochs": int(st.n_epochs),
-            "n_stimuli": int(np.count_nonzero(seen)),
-            "n_train_stimuli": n_train,
-            "n_test_stimuli": n_test if self.design else 0,
-            "n_scored_stimuli": n_test if self.design else n_train,
-            "n_rsa_stimuli": int(part.rows.size),
-            "n_unknown_epochs": int(sum(st.unknown_ids.values())),
-            "unknown_ids": sorted(st.unknown_ids)[:100],
-            "n_refresh": int(self._n_refresh),
-            "solver_forms": list(self.last_forms),
-        }
-
-    def _settings(self, part) -> dict:
-        return {
-            "mode": "train/test" if self.design else "nested-cv",
-            "alphas": self.alphas.tolist(),
-            "n_folds": self.n_folds,
-            "alpha_selection": self.alpha_selection,
-            "alpha_selection_detail": (
-                "per target, generalised CV on each training set (training data only)"
-                if self.alpha_selection == "gcv"
-                else "per target, K-fold CV over the training folds (nested inside outer folds)"
-            ),
-            "score": "Pearson r of held-out predictions vs stimulus-mean EEG",
-            "standardize_features": self.standardize,
-            "backend": self.backend_name,
-            "dtype": self.dtype,
-            "solver_form": self.form,
-            "solver_forms": list(self.last_forms),
-            "memory_budget_bytes": self.memory,
-            "memory_plan": self.plan.describe(),
-            "rsa_eeg_distance": "correlation (1 - r over channels); cv: split-half Euclidean",
-            "rsa_model_distance": "correlation (1 - r over features)",
-            "rsa_cv_available": bool(part.with_halves),
-            "max_rsa_stimuli": self.max_rsa_stimuli,
-            "n_channels": self.n_channels,
-            "n_times": self.n_times,
-            "feature_dims": list(self.features.dims),
-            "features": self.features.provenance,
-        }
-
-
-def analyze_epochs(
-    data, features: FeatureSet, *, chunk: int = 2000, progress=None, **engine_kw
-) -> AlignmentResult:
-    """Batch analysis of epochs tagged with stimulus ids, with one engine.
-
-    Parameters
-    ----------
-    data : EpochData
-        ``epochs`` (n, C, T), ``stimulus_ids`` (n,), ``times``, ``ch_names``, ``test_ids``
-        and ``info``.
-    features : FeatureSet
-        Per-layer features of the stimuli.
-    chunk : int
-        Epochs accumulated at a time.
-    progress : callable, optional
-        ``progress(n_added)`` after each chunk of epochs, then ``progress(1, what="layers")``
-        after each solved layer.
-    **engine_kw
-        Options of :class:`AlignmentEngine` (``incremental`` defaults to False: layer by
-        layer, nothing kept).
-
-    Returns
-    -------
-    AlignmentResult
-    """
-    test_ids = engine_kw.pop("test_ids", data.test_ids)
-    engine_kw.setdefault("incremental", False)
-    features.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
-    eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
-                          test_ids=test_ids, **engine_kw)
-    n = data.epochs.shape[0]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
-        if progress is not None:
-            progress(stop - start)
-    res = eng.refresh(progress=None if progress is None
-                      else functools.partial(progress, what="layers"))
-    res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
-    return res

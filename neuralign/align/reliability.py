@@ -76,3 +76,17 @@ def noise_ceilings(
         "ncsnr_pct": pct,
         "r_ceiling": np.sqrt(pct / 100.0),
     }
+
+
+def normalize_by_ceiling(values: np.ndarray, ceiling: np.ndarray, *,
+                         min_ceiling: float = 0.1) -> np.ndarray:
+    """``values / ceiling`` where the ceiling is at least ``min_ceiling`` (NaN elsewhere).
+
+    ``ceiling`` broadcasts against ``values`` (e.g. a (C, T) ceiling against (L, C, T) r);
+    below ``min_ceiling`` a ratio would blow up and says nothing.
+    """
+    v = np.asarray(values, dtype=float)
+    c = np.asarray(ceiling, dtype=float)
+    ok = np.isfinite(c) & (c >= min_ceiling)
+    with np.errstate(all="ignore"):
+        return np.where(ok, v / np.where(ok, c, 1.0), np.nan)

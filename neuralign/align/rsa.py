@@ -80,6 +80,12 @@ def _zscore_rows(v: np.ndarray) -> np.ndarray:
         return vc / sd
 
 
+def zscored_ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, centred and scaled to unit norm: their dot product is a
+    Spearman correlation."""
+    return _zscore_rows(rank_rows(v))
+
+
 def compare_rdms(model: np.ndarray, brain: np.ndarray, *, method: str = "spearman") -> np.ndarray:
     """Similarity of every model RDM with every brain RDM.
 

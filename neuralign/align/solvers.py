@@ -136,8 +136,14 @@ def primal_basis(B, spec: Spectrum, *, sy, syy, sxy, dtype: str) -> Basis:
 
     Parameters
     ----------
+    B : module
+        Backend.
+    spec : Spectrum
+        The training set's primal spectrum (:func:`primal_spectrum`).
     sy, syy, sxy : arrays (float64)
         ``sum y`` (M,), ``sum y^2`` (M,), ``sum x y'`` (D, M) over the training stimuli.
+    dtype : str
+        Precision of the large products.
     """
     mx, Vk = spec.parts
     n = spec.n
@@ -159,9 +165,15 @@ def embed(B, basis: Basis, cross, dtype: str):
 
     Parameters
     ----------
+    B : module
+        Backend.
+    basis : Basis
+        The training set's basis.
     cross : array
         Dual form: the Gram block ``K[new, train]`` (float64); primal form: the new stimuli's
         standardised features ``(n_new, D)``.
+    dtype : str
+        Precision of the product.
 
     Returns
     -------

@@ -125,7 +125,7 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
     """
     from tqdm import tqdm
 
-    from ..align.engine import analyze_epochs
+    from ..align.batch import analyze_epochs
 
     if not quiet:
         print(f"accumulating epochs, then solving {features.n_layers} layers (ridge, RSA, "

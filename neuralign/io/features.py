@@ -67,7 +67,7 @@ def load_features(path: str | Path, *, verify: str = "auto") -> FeatureSet:
         A ``.npz`` in the plain interchange format (see module docstring), a feature cache
         folder (memory-mapped), or an old single-file feature cache.
     verify : {"auto", "full", "inputs", "none"}
-        How much of a cache to check (see :func:`~neuralign.io.feature_cache.load_cache_dir`).
+        How much of a cache to check (see :func:`~neuralign.io.cache_reader.load_cache_dir`).
 
     Returns
     -------

@@ -21,7 +21,7 @@ from ..io.cache_reader import cache_progress, load_cache_dir
 from ..io.feature_cache import FORMAT, CacheWriter, clear_cache_dir, is_cache_dir
 from .jobs import Job, make_jobs, stimulus_record
 from .spec import ModelSpec
-from .stimuli import StimulusSet, open_source
+from .stimuli import StimulusSet, open_source, pixels
 
 
 @dataclass
@@ -49,7 +49,11 @@ class ExtractResult:
     resumed_from : int
         Rows already on disk when this call started.
     batch_size : int
-        Images per batch, and ``batch_reason`` how it was chosen.
+        Images per batch.
+    batch_reason : str
+        How the batch size was chosen.
+    extra : dict
+        Anything else worth recording (e.g. the prompt).
     """
 
     path: Path
@@ -244,7 +248,7 @@ def _run_images(runner, active: list[tuple[Job, CacheWriter]], stim: StimulusSet
             ok, failed, batch = [], [], []
             for r, s in enumerate(chunk, start=i):
                 try:
-                    batch.append(preprocess(s.load(), spec.preprocessing))
+                    batch.append(preprocess(pixels(s), spec.preprocessing))
                     ok.append(r)
                 except NeuralignError:
                     failed.append(r)

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base.stimuli import IMAGE_SUFFIXES, Stimulus, folder_ids, things_stimuli
 from ..errors import NeuralignError
+from ..io import things
 from ..io.hashing import file_sha256
 
-__all__ = ["IMAGE_SUFFIXES", "Stimulus", "StimulusSet", "builtin_arrays", "builtin_ids",
-           "builtin_set", "builtin_stimuli", "file_sha256", "folder_set", "open_source",
-           "read_image", "things_set", "write_builtin_stimuli"]
+__all__ = ["StimulusSet", "builtin_arrays", "builtin_ids", "builtin_set", "builtin_stimuli",
+           "file_sha256", "folder_set", "open_source", "pixels", "read_image", "things_set",
+           "write_builtin_stimuli"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 CROPS = ("tl", "tr", "bl", "br", "c")
 CROP_FRACTION = 0.6
 
@@ -135,20 +136,11 @@ def array_sha256(a: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------------- sources
-@dataclass
-class Stimulus:
-    """One stimulus: its id, content hash, and how to get its pixels."""
-
-    id: str
-    sha256: str
-    path: Path | None = None
-    array: np.ndarray | None = None
-
-    def load(self) -> np.ndarray:
-        """uint8 RGB array (H, W, 3); raises :class:`NeuralignError` if unreadable."""
-        if self.array is not None:
-            return self.array
-        return read_image(self.path)
+def pixels(stim: Stimulus) -> np.ndarray:
+    """A stimulus's pixels as uint8 RGB ``(H, W, 3)``; a one-line error if unreadable."""
+    if stim.image is not None:
+        return np.asarray(stim.image)
+    return read_image(stim.path)
 
 
 @dataclass
@@ -198,7 +190,7 @@ def _check_image(path: Path) -> str | None:
 
 def builtin_set() -> StimulusSet:
     """The built-in stimulus set as a :class:`StimulusSet` (no test split)."""
-    stimuli = [Stimulus(sid, array_sha256(a), array=a) for sid, a in builtin_arrays()]
+    stimuli = [Stimulus(id=sid, sha256=array_sha256(a), image=a) for sid, a in builtin_arrays()]
     concepts = {}
     for s in stimuli:
         base = next(b for b in BASE_IMAGES if s.id == b or s.id.startswith(b + "_"))
@@ -227,13 +219,8 @@ def folder_set(folder: str | Path) -> StimulusSet:
             images.append(p)
     if not images:
         raise NeuralignError("no readable images in this folder", path=root)
-    stems = [p.stem for p in images]
-    unique = len(set(stems)) == len(stems)
-    stimuli = [
-        Stimulus(p.stem if unique else p.relative_to(root).with_suffix("").as_posix(),
-                 file_sha256(p), path=p)
-        for p in images
-    ]
+    stimuli = [Stimulus(id=i, sha256=file_sha256(p), path=p)
+               for i, p in zip(folder_ids(images, root), images)]
     # images in sub-folders (THINGS-style `concept/image.jpg`): the folder names the concept
     concepts = None
     if all(p.parent != root for p in images):
@@ -252,41 +239,28 @@ def _concept_name(name: str) -> str:
 
 def things_set(folder: str | Path) -> StimulusSet:
     """A THINGS-EEG2 image folder (``image_metadata.npy``, ``training_images/``,
-    ``test_images/``); ids are the metadata's ``train_img_files`` + ``test_img_files`` names
-    (e.g. ``aardvark_01b.jpg``, as the THINGS-EEG2 EEG loader uses them), the test set is the
-    metadata's. Images are found anywhere under the folder by file name."""
+    ``test_images/``): the ids, roles and files of :func:`neuralign.base.stimuli.things_stimuli`
+    (ids are the metadata's file names, e.g. ``aardvark_01b.jpg``, as the THINGS-EEG2 EEG
+    loader uses them), each image checked and hashed; the test set is the metadata's."""
     root = Path(folder)
-    meta_path = root / "image_metadata.npy"
-    from ..io.safe_pickle import load_npy
-
-    meta = load_npy(meta_path)
-    if not isinstance(meta, dict) or "train_img_files" not in meta or "test_img_files" not in meta:
-        raise NeuralignError("expected a dict with train_img_files/test_img_files", path=meta_path)
-    full = folder_set(root)
-    by_name = {Path(s.path).name: s for s in full.stimuli}
-    # ids are the metadata's names exactly (as the THINGS-EEG2 epoch loader uses them)
-    test_ids = [str(f) for f in np.atleast_1d(meta["test_img_files"])]
-    wanted = [str(f) for f in np.atleast_1d(meta["train_img_files"])] + test_ids
-    missing = [f for f in wanted if Path(f).name not in by_name]
-    if missing:
-        raise NeuralignError(
-            f"{len(missing)} image(s) listed in image_metadata.npy are missing or unreadable "
-            f"(e.g. {missing[0]!r})",
-            path=root,
-        )
-    stimuli = []
-    for f in wanted:
-        s = by_name[Path(f).name]
-        stimuli.append(Stimulus(f, s.sha256, path=s.path))
-    names = [str(c) for key in ("train_img_concepts", "test_img_concepts")
-             for c in np.atleast_1d(meta.get(key, []))]
+    listed = things_stimuli(root)
+    bad = [(str(s.path), why) for s in listed if (why := _check_image(s.path))]
+    if bad:
+        raise NeuralignError(f"{len(bad)} image(s) listed in image_metadata.npy are unreadable "
+                             f"(e.g. {bad[0][0]!r}: {bad[0][1]})", path=root)
+    stimuli = [Stimulus(id=s.id, sha256=file_sha256(s.path), path=s.path, role=s.role)
+               for s in listed]
+    test_ids = [s.id for s in listed if s.role == "test"]
+    meta = things.read_metadata(things.find_metadata(root))
+    names = [c for part in ("train", "test") for c in (things.image_list(meta, part, "concepts")
+                                                      or [])]
     concepts = None
-    if len(names) == len(wanted):
-        concepts = {f: _concept_name(c) for f, c in zip(wanted, names)}
-    elif full.concepts:
-        concepts = {f: full.concepts[by_name[Path(f).name].id] for f in wanted}
+    if len(names) == len(stimuli):
+        concepts = {s.id: _concept_name(c) for s, c in zip(stimuli, names)}
+    else:
+        concepts = {s.id: _concept_name(Path(s.path).parent.name) for s in stimuli}
     return StimulusSet(root.name, str(root.resolve()), stimuli, test_ids=test_ids,
-                       skipped=full.skipped, concepts=concepts)
+                       concepts=concepts)
 
 
 def open_source(source: str) -> StimulusSet:

@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from neuralign.align import clusters, permutation
 from neuralign.align import stats as st
+from neuralign.align.reliability import normalize_by_ceiling
 from neuralign.errors import NeuralignError
 
 
 def test_corrections_match_references():
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 0.2, size=50) ** 2
-    rej, pc = st.correct_pvalues(p, method="fdr", alpha=0.05)
+    rej, pc = clusters.correct_pvalues(p, method="fdr", alpha=0.05)
     np.testing.assert_allclose(pc, sps.false_discovery_control(p, method="bh"), atol=1e-12)
     assert np.array_equal(rej, pc <= 0.05)
-    rej, pc = st.correct_pvalues(p, method="bonferroni")
+    rej, pc = clusters.correct_pvalues(p, method="bonferroni")
     np.testing.assert_allclose(pc, np.minimum(p * p.size, 1))
     # Holm: reference by the textbook loop
     order = np.argsort(p)
@@ -27,10 +29,10 @@ def test_corrections_match_references():
     for i, j in enumerate(order):
         running = max(running, (p.size - i) * p[j])
         ref[j] = min(running, 1.0)
-    _, pc = st.correct_pvalues(p, method="holm")
+    _, pc = clusters.correct_pvalues(p, method="holm")
     np.testing.assert_allclose(pc, ref)
     with pytest.raises(NeuralignError, match="fdr, bonferroni"):
-        st.correct_pvalues(p, method="sidak")
+        clusters.correct_pvalues(p, method="sidak")
 
 
 def test_group_cluster_test_matches_exhaustive_sign_flips():
@@ -39,7 +41,7 @@ def test_group_cluster_test_matches_exhaustive_sign_flips():
     n, t = 7, 30
     x = rng.standard_normal((n, t)) * 0.5
     x[:, 10:16] += 0.9
-    res = st.group_cluster_test(x, n_permutations=10_000, fisher=False, tail=1, p_threshold=0.05)
+    res = clusters.group_cluster_test(x, n_permutations=10_000, fisher=False, tail=1, p_threshold=0.05)
     thr = sps.t.ppf(0.95, n - 1)
     assert res.threshold == pytest.approx(thr)
 
@@ -51,7 +53,7 @@ def test_group_cluster_test_matches_exhaustive_sign_flips():
     null = []
     for signs in itertools.product((1.0, -1.0), repeat=n):
         ts = tstat(x * np.array(signs)[:, None])
-        cl = st.find_clusters(ts, thr, tail=1)
+        cl = clusters.find_clusters(ts, thr, tail=1)
         null.append(max([ts[c].sum() for c in cl], default=0.0))
     null = np.array(null)
     assert res.clusters, "the planted effect forms a cluster"
@@ -67,7 +69,7 @@ def test_group_cluster_layer_time_plane():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((8, 5, 40)) * 0.05
     x[:, 2:4, 15:25] += 0.08
-    res = st.group_cluster_test(x, n_permutations=256, seed=0)
+    res = clusters.group_cluster_test(x, n_permutations=256, seed=0)
     assert res.stat.shape == (5, 40)
     assert res.significant
     m = res.mask
@@ -94,7 +96,7 @@ def test_group_null_calibration_false_positive_rate():
     hits = 0
     for i in range(reps):
         maps = rng.standard_normal((10, 30)) * 0.05
-        res = st.group_cluster_test(maps, n_permutations=256, seed=i)
+        res = clusters.group_cluster_test(maps, n_permutations=256, seed=i)
         hits += res.significant
     _assert_calibrated(hits, reps)
 
@@ -114,7 +116,7 @@ def _rsa_problem(rng, n=30, t=24, layers=3, signal=0.0):
 def test_rsa_map_function_is_spearman():
     rng = np.random.default_rng(3)
     eeg, mod = _rsa_problem(rng, n=12, t=4, layers=2)
-    fn = st.rsa_map_function(eeg, mod)
+    fn = permutation.rsa_map_function(eeg, mod)
     perm = rng.permutation(12)
     iu = np.triu_indices(12, 1)
     got = fn(perm)
@@ -131,16 +133,16 @@ def test_single_subject_null_calibration_and_power():
     reps, hits = 100, 0
     for i in range(reps):
         eeg, mod = _rsa_problem(rng)
-        res = st.single_subject_cluster_test(
-            st.rsa_map_function(eeg, mod), eeg.shape[-1], n_permutations=99, seed=i
+        res = permutation.single_subject_cluster_test(
+            permutation.rsa_map_function(eeg, mod), eeg.shape[-1], n_permutations=99, seed=i
         )
         hits += res.significant
     _assert_calibrated(hits, reps)
     found = 0
     for i in range(10):
         eeg, mod = _rsa_problem(rng, signal=0.6)
-        res = st.single_subject_cluster_test(
-            st.rsa_map_function(eeg, mod), eeg.shape[-1], n_permutations=99, seed=i
+        res = permutation.single_subject_cluster_test(
+            permutation.rsa_map_function(eeg, mod), eeg.shape[-1], n_permutations=99, seed=i
         )
         found += res.significant and res.mask[1, 8:16].any() and not res.mask[:, :6].any()
     assert found >= 9
@@ -181,7 +183,7 @@ def test_bootstrap_items_and_peak_latency_ci():
 def test_normalize_by_ceiling():
     r = np.array([[0.1, 0.2, 0.3]])
     c = np.array([0.5, 0.05, np.nan])
-    out = st.normalize_by_ceiling(r, c)
+    out = normalize_by_ceiling(r, c)
     assert out[0, 0] == pytest.approx(0.2)
     assert np.isnan(out[0, 1])
     assert np.isnan(out[0, 2])

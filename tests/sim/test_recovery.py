@@ -7,7 +7,7 @@ import json
 import numpy as np
 from scipy.stats import spearmanr
 
-from neuralign.align import engine
+from neuralign.align import analyze_epochs
 from neuralign.io.features import load_features
 from neuralign.offline.things_eeg2 import load_things_eeg2
 from neuralign.sim.dataset import write_things_eeg2
@@ -19,7 +19,7 @@ def test_planted_latencies_recovered(tmp_path):
     planted = json.loads((tmp_path / "planted.json").read_text())
     data = load_things_eeg2(sdir)
     fs = load_features(tmp_path / "features.npz")
-    res = engine.analyze_epochs(data, fs, alphas=np.logspace(-1, 4, 6))
+    res = analyze_epochs(data, fs, alphas=np.logspace(-1, 4, 6))
     lat, peak_r = res.peaks("encoding")
     pl = np.asarray(planted["peak_latencies_s"])
     assert spearmanr(lat, pl)[0] >= 0.9

@@ -8,6 +8,7 @@ is written once against these functions; :func:`get_backend` picks NumPy (defaul
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from ...errors import NeuralignError
@@ -15,7 +16,7 @@ from ...errors import NeuralignError
 BACKENDS = {
     "numpy": "neuralign.align.backends.numpy_backend",
     "torch": "neuralign.align.backends.torch_backend",
-    "torch_cuda": "neuralign.align.backends.torch_cuda_backend",
+    "torch_cuda": "neuralign.align.backends.torch_backend",
 }
 
 
@@ -27,9 +28,10 @@ def get_backend(name: str = "numpy") -> ModuleType:
     """
     if name not in BACKENDS:
         raise NeuralignError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    try:
-        return importlib.import_module(BACKENDS[name])
-    except ImportError as e:
-        raise NeuralignError(
-            f"backend {name!r} needs torch: pip install 'neuralign[export]' ({e})"
-        ) from e
+    if name != "numpy" and importlib.util.find_spec("torch") is None:
+        raise NeuralignError(f"backend {name!r} needs torch: pip install 'neuralign[export]'")
+    mod = importlib.import_module(BACKENDS[name])
+    if name == "torch_cuda" and mod.device.type != "cuda":
+        raise NeuralignError("backend 'torch_cuda': no CUDA device is available "
+                             "(use 'torch', which runs on the CPU here)")
+    return mod

@@ -57,7 +57,7 @@ def channel_mean(r_lct: np.ndarray, ch_names, keep: list[str] | None) -> np.ndar
 
 
 def _norm_map(res, keep: list[str]) -> np.ndarray:
-    from ...align.stats import normalize_by_ceiling
+    from ...align.reliability import normalize_by_ceiling
 
     idx = [list(res.ch_names).index(c) for c in keep]
     ceil = res.noise_ceiling.get("r_ceiling")
@@ -158,14 +158,15 @@ def common_axes(cfg: StudyConfig, results: dict) -> tuple[np.ndarray, list[str],
 def _group_tests(maps: np.ndarray, course: np.ndarray, times: np.ndarray, sc: dict
                  ) -> tuple[dict, dict]:
     """Cluster, point-wise and bootstrap statistics of one model's subject maps."""
+    from ...align import clusters
     from ...align import stats as st
 
     seed = int(sc["seed"])
     test = {"n_permutations": sc["n_permutations"], "p_threshold": sc["p_threshold"],
             "alpha": sc["alpha"], "tail": sc["tail"], "seed": seed}
-    plane = st.group_cluster_test(maps, **test)
-    time_ct = st.group_cluster_test(course, **test)
-    point = st.group_pointwise_test(course, correction=sc["correction"], alpha=sc["alpha"],
+    plane = clusters.group_cluster_test(maps, **test)
+    time_ct = clusters.group_cluster_test(course, **test)
+    point = clusters.group_pointwise_test(course, correction=sc["correction"], alpha=sc["alpha"],
                                     tail=sc["tail"])
     boot = st.bootstrap_units(maps, n_boot=sc["n_boot"], ci=sc["ci"], seed=seed)
     lat_ci = st.peak_latency_ci(boot.samples, times, ci=sc["ci"])
@@ -246,6 +247,7 @@ def _model_summary(cfg: StudyConfig, results: dict, model: str, times: np.ndarra
 def _comparisons(models: list[str], subjects: list[str], scores: dict, courses: dict,
                  times: np.ndarray, sc: dict) -> list[dict]:
     """Paired comparisons of every two models (scores and layer-mean time courses)."""
+    from ...align import clusters
     from ...align import stats as st
 
     seed = int(sc["seed"])
@@ -258,7 +260,7 @@ def _comparisons(models: list[str], subjects: list[str], scores: dict, courses: 
             row[score] = st.paired_comparison(va, vb, seed=seed)
         diff = courses[a] - courses[b]
         if np.isfinite(diff).all():
-            ct = st.group_cluster_test(diff, n_permutations=sc["n_permutations"],
+            ct = clusters.group_cluster_test(diff, n_permutations=sc["n_permutations"],
                                        p_threshold=sc["p_threshold"], alpha=sc["alpha"],
                                        tail=0, seed=seed)
             row["time_cluster_test"] = {"cluster_p": ct.cluster_p,
@@ -266,7 +268,7 @@ def _comparisons(models: list[str], subjects: list[str], scores: dict, courses: 
         comparisons.append(row)
     for score in ("peak_r", "window_r"):
         p = np.array([c[score]["p_perm"] for c in comparisons])
-        rej, pc = st.correct_pvalues(p, method=sc["correction"], alpha=sc["alpha"])
+        rej, pc = clusters.correct_pvalues(p, method=sc["correction"], alpha=sc["alpha"])
         for c, pr, r in zip(comparisons, pc, rej):
             c[score]["p_perm_corrected"] = float(pr)
             c[score]["significant"] = bool(r)

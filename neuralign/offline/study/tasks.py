@@ -209,8 +209,7 @@ def run_task(task: dict) -> dict:
 
 
 def _compute_task(task: dict, out: Path, marker: Path) -> dict:
-    from ...align import analyze_epochs
-    from ...align import stats as st
+    from ...align import analyze_epochs, permutation
 
     t0 = time.perf_counter()
     data = load_subject(task["dataset"], task["options"], task["load_dataset"])
@@ -238,7 +237,7 @@ def _compute_task(task: dict, out: Path, marker: Path) -> dict:
             r = res if perm is None else analyze_epochs(data, _permuted(fs, perm), **kw)
             return channel_mean(r.encoding_r, r.ch_names, ch)
 
-        ct = st.single_subject_cluster_test(
+        ct = permutation.single_subject_cluster_test(
             map_fn, fs.n_stimuli, n_permutations=n_perm, p_threshold=task["p_threshold"],
             alpha=task["alpha"], tail=task["tail"], seed=task["seed"])
         extra["label_permutation"] = ct.to_dict()
