@@ -15,10 +15,14 @@ shown so far and the alphas chosen on training data):
   matters for the question weighs in with its own alpha (the median of its chosen alphas):
   for ``latency``, layers whose peak-latency interval is wider than the target; for
   ``ranking``, the competing models' best layers.
-- **Test repetitions**: the held-out score is limited by the model (variance of its test
-  predictions, relative) and by the noise of the test means (split-half noise variance over
-  the number of repetitions, relative to the signal). The block gives test repetitions the
-  share of the second, to the test stimuli with the fewest repetitions.
+- **Test repetitions vs new training stimuli**, by marginal gain on the held-out r of the
+  layers in question. That r is ``rho * sqrt(R)``: ``rho`` the model's correlation with the
+  noise-free response, ``R = v_s / (v_s + s2 / k)`` the reliability of test means over ``k``
+  repetitions (the square of the noise ceiling). A test repetition raises it by
+  ``r (1 - R) / (2 k n_test)``; a new training stimulus by ``r c / (2 n (n + c))``, with the
+  learning curve ``rho^2 = rho_inf^2 n / (n + c)`` fitted on the refresh history (``1 / rho^2``
+  is linear in ``1 / n``). Each epoch of the block goes where the gain is larger, the state
+  updated after each; test repetitions go to the test stimuli with the fewest.
 
 Every pick carries its score and reason, recorded in the session design so an offline replay
 reproduces the decisions.
@@ -112,31 +116,97 @@ def variance_reduction(gram: np.ndarray, train: np.ndarray, test: np.ndarray,
     return picks
 
 
-def test_noise_share(engine) -> float:
-    """The share of the held-out score's uncertainty due to noise in the test means.
+@dataclass
+class LearningCurve:
+    """Model quality against training stimuli, per layer: ``1 / rho^2 = a + b / n``."""
 
-    Noise: mean over scored stimuli and targets of (noise variance / repetitions), relative to
-    the variance of the test means; model: 1 - the squared held-out r (what the predictions do
-    not capture). Returns noise / (noise + model), 0.5 while unknown.
+    points: dict[int, list[tuple[int, float]]]
+
+    def add(self, layer: int, n: int, rho: float) -> None:
+        """Record the model quality ``rho`` of ``layer`` with ``n`` training stimuli."""
+        if np.isfinite(rho) and rho > 0.02 and n > 0:
+            pts = self.points.setdefault(layer, [])
+            if not pts or pts[-1][0] != n:
+                pts.append((n, float(min(rho, 0.999))))
+
+    def c(self, layer: int, n: int) -> float:
+        """The curve's half-way point ``c`` (``n`` itself until the history can tell)."""
+        pts = self.points.get(layer, [])[-12:]
+        if len(pts) < 3 or pts[-1][0] < 1.3 * pts[0][0]:
+            return float(n)
+        x = 1.0 / np.array([p[0] for p in pts], float)
+        y = 1.0 / np.array([p[1] for p in pts]) ** 2
+        b, a = np.polyfit(x, y, 1)
+        if a <= 0 or b <= 0:
+            return float(n)
+        # noisy early points fit a saturated curve: never below n / 2 (keep learning)
+        return float(np.clip(b / a, 0.5 * n, 100.0 * n))
+
+
+def allocate(n_block: int, *, r: float, R: float, k: float, n_test: int, n_train: int,
+             c: float) -> int:
+    """Test repetitions in a block of ``n_block`` epochs, by marginal gain (see above).
+
+    Parameters
+    ----------
+    n_block : int
+        Epochs in the block.
+    r : float
+        Held-out r of the layers in question now.
+    R : float
+        Reliability of the test means now (noise ceiling squared).
+    k : float
+        Mean repetitions of the test stimuli.
+    n_test, n_train : int
+        Test stimuli; training stimuli shown so far.
+    c : float
+        Half-way point of the learning curve.
     """
+    if not (np.isfinite(r) and np.isfinite(R)) or r <= 0 or not 0 < R < 1:
+        return n_block // 2
+    v_ratio = R / ((1 - R) * k)  # v_s / s2 (per-trial signal-to-noise variance ratio)
+    out = 0
+    for _ in range(n_block):
+        rel = v_ratio * k / (v_ratio * k + 1)
+        g_test = (1 - rel) / (2 * k * n_test)
+        g_train = c / (2 * n_train * (n_train + c)) if n_train > 0 else np.inf
+        if g_test > g_train:
+            out += 1
+            k += 1.0 / n_test
+        else:
+            n_train += 1
+    return out
+
+
+def layer_state(engine, layer: int) -> tuple[float, float]:
+    """Held-out r and test-mean reliability at the layer's peak (channel means)."""
     h = engine.held_out
     if h is None or h.counts is None or h.m2 is None or (h.counts < 2).any():
-        return 0.5
-    noise_var = (h.m2 / (h.counts[:, None] - 1)) / h.counts[:, None]
-    total_var = h.y.var(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        noise = float(np.nanmean(noise_var.mean(0) / total_var))
-    pred = h.pred.astype(float)
+        return float("nan"), float("nan")
+    from .confidence import HeldOut  # noqa: F401 - the type of ``h``
+
+    C = h.n_channels
+    p = h.pred[layer].astype(float)
     yc = h.y - h.y.mean(0)
-    r = (pred * yc[None]).sum(1) / np.sqrt((pred * pred).sum(1) * (yc * yc).sum(0)[None])
-    model = float(np.nanmean(1 - np.nanmax(r, axis=0) ** 2))
-    if not np.isfinite(noise) or not np.isfinite(model) or noise + model <= 0:
-        return 0.5
-    return float(np.clip(noise / (noise + model), 0.0, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (p * yc).sum(0) / np.sqrt((p * p).sum(0) * (yc * yc).sum(0))
+        rm = np.nanmean(r.reshape(C, -1), 0)
+    if not np.isfinite(rm).any():
+        return float("nan"), float("nan")
+    t = int(np.nanargmax(rm))
+    T = r.size // C
+    win = np.arange(max(0, t - 2), min(T, t + 3))  # a few samples around the peak
+    cols = (np.arange(C)[:, None] * T + win[None, :]).ravel()
+    noise = (h.m2[:, cols] / (h.counts[:, None] - 1) / h.counts[:, None]).mean(0)
+    total = h.y[:, cols].var(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = float(np.nanmean(np.clip(1 - noise / total, 1e-3, 0.999)))
+    return float(rm[t]), R
 
 
 def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int = 20,
-                 test_share: float | None = None, min_test_reps: int = 2) -> list[Pick]:
+                 test_share: float | None = None, min_test_reps: int = 2,
+                 curve: LearningCurve | None = None) -> list[Pick]:
     """The next block: greedy variance-reduction picks of training stimuli plus test repeats.
 
     Parameters
@@ -149,10 +219,13 @@ def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int
     block_size : int
         Stimuli per block (an RSVP sequence).
     test_share : float, optional
-        Share of the block for test repetitions (default: :func:`test_noise_share` of the first
-        engine, at least enough to bring every test stimulus to ``min_test_reps``).
+        Share of the block for test repetitions (default: by marginal gain, :func:`allocate`,
+        for the weakest layer in question; at least enough to bring every test stimulus to
+        ``min_test_reps``).
     min_test_reps : int
-        Repetitions every test stimulus gets before the share rule applies.
+        Repetitions every test stimulus gets before the gain rule applies.
+    curve : LearningCurve, optional
+        The session's learning-curve history (updated here).
     """
     eng0 = next(iter(engines.values()))
     g = eng0.geometry
@@ -161,10 +234,14 @@ def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int
     train = np.nonzero(~g.is_test & (count > 0))[0]
     cand = np.nonzero(~g.is_test & (count == 0))[0]
     ids = eng0.features.stimulus_ids
-    share = test_noise_share(eng0) if test_share is None else float(test_share)
     under = test[count[test] < min_test_reps]
-    n_test = min(block_size, max(int(round(share * block_size)), under.size if under.size
-                                 else 0))
+    if test_share is not None:
+        n_gain = int(round(float(test_share) * block_size))
+        why = f"fixed test share {float(test_share):.2f}"
+    else:
+        n_gain, why = _gain_split(engines, layers, block_size, test, train, count, curve)
+    n_test = min(block_size, max(n_gain, under.size))
+    share = n_test / block_size
     if cand.size == 0:
         n_test = block_size
     n_train = block_size - n_test
@@ -188,6 +265,29 @@ def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int
     if n_test > 0 and test.size:
         order = test[np.lexsort((test, count[test]))]
         reps = np.resize(order, n_test)
-        picks += [Pick(str(ids[r]), "test", float(share), "test repetition (noise share "
-                       f"{share:.2f} of the score's uncertainty)") for r in reps]
+        picks += [Pick(str(ids[r]), "test", float(share), f"test repetition ({why})")
+                  for r in reps]
     return picks
+
+
+def _gain_split(engines, layers, block_size, test, train, count, curve):
+    """Test repetitions of a block for the weakest layer in question, and why."""
+    worst = None
+    for label, eng in engines.items():
+        for li in layers.get(label, []):
+            r, R = layer_state(eng, li)
+            if np.isfinite(r) and (worst is None or r < worst[0]):
+                worst = (r, R, li)
+            if curve is not None and np.isfinite(r) and np.isfinite(R) and R > 0:
+                curve.add(li, int(train.size), r / np.sqrt(R))
+    if worst is None:
+        return block_size // 2, "no estimate yet: half"
+    r, R, li = worst
+    c = curve.c(li, int(train.size)) if curve is not None else float(max(train.size, 1))
+    k = float(count[test].mean()) if test.size else 1.0
+    n = allocate(block_size, r=r, R=R, k=max(k, 1.0), n_test=int(test.size),
+                 n_train=int(train.size), c=c)
+    # both sides keep moving: estimates are noisy, and neither can be fixed later
+    lo, hi = int(round(0.2 * block_size)), int(round(0.8 * block_size))
+    n = min(max(n, lo), hi)
+    return n, f"marginal gain for layer {li}: r {r:.2f}, reliability {R:.2f}, c {c:.0f}"

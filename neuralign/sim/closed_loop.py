@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..align import AlignmentEngine
-from ..align.chooser import choose_block
+from ..align.chooser import LearningCurve, choose_block
 from ..align.stopping import StoppingRule
 from ..base import FeatureSet
 from .brain import SyntheticBrain
@@ -71,7 +71,7 @@ def random_order(n_train: int, n_test: int, train_reps: int, test_reps: int,
 
 def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
                 n_layers: int = 4, dim: int = 32, snr: float = 0.35, block: int = 20,
-                rule: str = "latency-ci<=20ms", train_reps: int = 1, test_reps: int = 12,
+                rule: str = "latency-ci<=20ms", train_reps: int = 2, test_reps: int = 5,
                 max_epochs: int | None = None, n_boot: int = 200, n_perm: int = 200,
                 sfreq: float = 100.0, features: str = "independent",
                 test_share: float | None = None) -> SessionOutcome:
@@ -94,6 +94,7 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
     out = SessionOutcome(mode, 0, False, float("nan"))
     k = 0
     conf = None
+    curve = LearningCurve({})
     while eng.n_epochs < cap:
         if mode == "random":
             rows = seq[k * block:(k + 1) * block]
@@ -101,7 +102,7 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
                 break
             chosen = ids[rows]
         else:
-            picks = _closed_loop_block(eng, conf, stop, block, test_share)
+            picks = _closed_loop_block(eng, conf, stop, block, test_share, curve)
             chosen = np.array([p.stimulus_id for p in picks])
             out.decisions.append({"block": k, "n_epochs": eng.n_epochs,
                                   "picks": [p.__dict__ for p in picks]})
@@ -129,7 +130,7 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
     return out
 
 
-def _closed_loop_block(eng, conf, stop, block, test_share=None):
+def _closed_loop_block(eng, conf, stop, block, test_share=None, curve=None):
     """The layers still in question: significant ones whose interval is too wide (or all)."""
     L = eng.features.n_layers
     layers = list(range(L))
@@ -137,7 +138,7 @@ def _closed_loop_block(eng, conf, stop, block, test_share=None):
         target = next((c.target for c in stop.conditions if c.kind == "latency"), None)
         w = np.diff(conf["peaks"].latency_ci, axis=1)[:, 0]
         sig = conf["mask"].mask.any(axis=1)
-        wide = [i for i in range(L) if sig[i] and (target is None or not w[i] <= target)]
-        layers = wide or [i for i in range(L) if not sig[i]] or layers
+        todo = [i for i in range(L) if not sig[i] or (target is not None and not w[i] <= target)]
+        layers = todo or layers
     return choose_block({"model": eng}, layers={"model": layers}, block_size=block,
-                        test_share=test_share)
+                        test_share=test_share, curve=curve)
