@@ -8,59 +8,14 @@ first, then the sufficient statistics of narrow ones).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-from ..errors import NeuralignError
+from ..base.resources import available_memory, parse_memory, peak_rss_bytes
 
 _GB = 1024**3
 
-
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable`` on Linux, else physical memory)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 8 * _GB
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes."""
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def parse_memory(text: str) -> int:
-    """Bytes from a size such as ``"3GB"``, ``"512MB"``, ``"2.5G"`` or a plain byte count.
-
-    Raises
-    ------
-    NeuralignError
-        When the text is not a positive size.
-    """
-    t = str(text).strip().upper().replace(" ", "")
-    units = {"TB": 1024**4, "T": 1024**4, "GB": _GB, "G": _GB, "MB": 1024**2, "M": 1024**2,
-             "KB": 1024, "K": 1024, "B": 1}
-    mult = 1
-    for u, m in units.items():
-        if t.endswith(u):
-            t, mult = t[: -len(u)], m
-            break
-    try:
-        value = float(t) * mult
-    except ValueError:
-        raise NeuralignError(f"--memory: not a size: {text!r} (e.g. 3GB, 512MB)") from None
-    if not value > 0:
-        raise NeuralignError(f"--memory must be positive, got {text!r}")
-    return int(value)
+__all__ = ["MemoryPlan", "available_memory", "layer_peak_bytes", "parse_memory",
+           "peak_rss_bytes"]
 
 
 def layer_peak_bytes(*, n: int, dim: int, n_targets: int, n_predict: int) -> int:

@@ -20,7 +20,9 @@ from .backends import get_backend
 from .confidence import bootstrap_weights
 
 
-def _zcols(x: np.ndarray) -> np.ndarray:
+def unit_columns(x: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit norm (zero columns stay zero): their dot products are
+    Pearson correlations."""
     xc = x - x.mean(0)
     sd = np.sqrt((xc * xc).sum(0))
     return xc / np.where(sd > 0, sd, np.inf)
@@ -127,7 +129,7 @@ def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64
            "test": "paired bootstrap over held-out stimuli of the mean r over targets"}
     for name, parts in preds.items():
         p = np.concatenate(parts)
-        r = (_zcols(p) * _zcols(y)).sum(0)
+        r = (unit_columns(p) * unit_columns(y)).sum(0)
         out["readouts"][name] = {"mean_r": float(np.nanmean(r)),
                                  "r_time": np.nanmean(r.reshape(C, -1), 0).tolist()}
         if name != "ridge":

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import solvers
-from .backends import get_backend
+from .readouts import ridge_fit_predict, unit_columns
 
 
 @dataclass
@@ -64,39 +63,18 @@ class UnitResult:
         }
 
 
-def _zcols(x: np.ndarray) -> np.ndarray:
-    xc = x - x.mean(0)
-    sd = np.sqrt((xc * xc).sum(0))
-    return xc / np.where(sd > 0, sd, np.inf)
-
-
 def univariate_r(x_tr, y_tr, x_te, y_te) -> tuple[np.ndarray, np.ndarray]:
     """Held-out univariate r (D, M) and training polarity (D, M) of every unit and target."""
-    c_tr = _zcols(x_tr).T @ _zcols(y_tr)
-    c_te = _zcols(x_te).T @ _zcols(y_te)
+    c_tr = unit_columns(x_tr).T @ unit_columns(y_tr)
+    c_te = unit_columns(x_te).T @ unit_columns(y_te)
     pol = np.sign(c_tr)
     return pol * c_te, pol
 
 
 def _ridge_r(x_tr, y_tr, x_te, y_te, alphas) -> np.ndarray:
     """Held-out r of ridge (GCV alpha per target) with the engine's solvers."""
-    B = get_backend("numpy")
-    xm = x_tr.mean(0)
-    xs = x_tr.std(0)
-    xs[xs == 0] = 1.0
-    a, b = (x_tr - xm) / xs, (x_te - xm) / xs
-    if a.shape[0] <= a.shape[1]:
-        spec = solvers.dual_spectrum(B, a @ a.T)
-        basis = solvers.dual_basis(B, spec, y_tr, "float64")
-        E = solvers.embed(B, basis, b @ a.T, "float64")
-    else:
-        spec = solvers.primal_spectrum(B, n=float(a.shape[0]), sx=a.sum(0), sxx=a.T @ a)
-        basis = solvers.primal_basis(B, spec, sy=y_tr.sum(0), syy=(y_tr * y_tr).sum(0),
-                                     sxy=a.T @ y_tr, dtype="float64")
-        E = solvers.embed(B, basis, b, "float64")
-    idx = solvers.gcv_select(B, basis, alphas)
-    pred = solvers.predict(B, basis, E, alphas, idx, "float64")
-    return (_zcols(pred) * _zcols(y_te)).sum(0)
+    _, pred = ridge_fit_predict(x_tr, y_tr, x_te, alphas)
+    return (unit_columns(pred) * unit_columns(y_te)).sum(0)
 
 
 def unit_encoding(engine, layer: int, *, top_k: int = 10, window_s: float = 0.05,
@@ -158,7 +136,7 @@ def _redundancy(engine, ly, layer, splits, y_all, window_s, max_units):
     sp = splits[0]  # the design's test set, or the first outer fold
     x_tr, x_te = ly.rows(sp.train), ly.rows(sp.predict)
     y_tr, y_te = y_all[sp.train][:, targets], y_all[sp.predict][:, targets]
-    c_tr = _zcols(x_tr).T @ _zcols(y_tr)
+    c_tr = unit_columns(x_tr).T @ unit_columns(y_tr)
     order = np.argsort(-(c_tr * c_tr).mean(1))  # ranked on training data only
     full = np.nanmean(_ridge_r(x_tr, y_tr, x_te, y_te, engine.alphas) ** 2)
     D = x_tr.shape[1] if max_units is None else min(max_units, x_tr.shape[1])
@@ -175,5 +153,5 @@ def _redundancy(engine, ly, layer, splits, y_all, window_s, max_units):
 
 def _map_r(h) -> list[np.ndarray]:
     """Per-layer held-out r per target from kept predictions."""
-    y = _zcols(h.y)
-    return [(_zcols(p.astype(float)) * y).sum(0) for p in h.pred]
+    y = unit_columns(h.y)
+    return [(unit_columns(p.astype(float)) * y).sum(0) for p in h.pred]

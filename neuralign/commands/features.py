@@ -62,8 +62,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``neuralign features``."""
+    from ..base.resources import parse_memory
     from ..errors import NeuralignError
-    from ..models.batching import parse_size
     from ..models.extract import extract_features
     from ..models.prompts import gather_prompts
     from ..models.runtime import choose_providers
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             raise NeuralignError(f"--batch-size: expected a number or 'auto', got {bs!r}") from None
     results = extract_features(
         args.model, args.stimuli, args.out, pca=args.pca, batch_size=bs,
-        memory=parse_size(args.memory), pooling=args.pooling,
+        memory=None if args.memory is None else parse_memory(args.memory), pooling=args.pooling,
         prompts=gather_prompts(args.prompt, args.prompts) or None, template=args.template,
         stages=stages, text=args.text, text_template=args.text_template,
         providers=choose_providers("cpu" if args.device == "cpu" else None),

@@ -8,11 +8,9 @@ models) plus its feature rows; the budget is a share of the memory available now
 
 from __future__ import annotations
 
-import os
-import re
-
 import numpy as np
 
+from ..base.resources import available_memory
 from ..errors import NeuralignError
 from .preprocess import input_shape
 from .spec import ModelSpec
@@ -20,32 +18,6 @@ from .spec import ModelSpec
 DEFAULT_BYTES_PER_IMAGE = 48 << 20
 MAX_BATCH = 64
 BUDGET_SHARE = 0.5
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable`` on Linux; else physical memory)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
-def parse_size(text: str | int | None) -> int | None:
-    """``"4G"``, ``"512M"``, ``"2.5GB"``, ``1000000`` -> bytes; None stays None."""
-    if text is None or isinstance(text, int):
-        return text
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)[iI]?[bB]?\s*", str(text))
-    if not m:
-        raise NeuralignError(f"--memory: cannot read {text!r} (e.g. 8G, 512M)")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
 
 
 def bytes_per_image(spec: ModelSpec) -> int:
