@@ -11,12 +11,14 @@ from ..base import FeatureSet
 from .batch import analyze_epochs
 from .data import AlignmentResult
 from .engine import DEFAULT_ALPHAS, AlignmentEngine, stable_fold
+from .group import ModelGroup
 
 __all__ = [
     "DEFAULT_ALPHAS",
     "AlignmentEngine",
     "AlignmentResult",
     "FeatureSet",
+    "ModelGroup",
     "analyze_epochs",
     "stable_fold",
 ]

@@ -7,6 +7,7 @@ changes, so they are cached by that set.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,14 +43,19 @@ class RSAComputer:
         Epoch shape.
     max_stimuli : int or None
         Cap on the stimuli in the RDMs (chosen by a stable hash of their ids).
+    shared : EEGSideCache, optional
+        Where engines fed the same epochs (several models) share the EEG side of RSA and the
+        noise ceilings.
     """
 
     def __init__(self, features: FeatureSet, store: StimulusStore, *, n_channels: int,
-                 n_times: int, max_stimuli: int | None) -> None:
+                 n_times: int, max_stimuli: int | None,
+                 shared: EEGSideCache | None = None) -> None:
         self.features = features
         self.store = store
         self.C, self.T = n_channels, n_times
         self.max_stimuli = max_stimuli
+        self.shared = shared
         self._key: bytes | None = None
         self._model = None
 
@@ -66,24 +72,39 @@ class RSAComputer:
 
     def compute(self) -> RSAPart:
         """RSA maps and ceilings of the current store."""
-        C, T = self.C, self.T
         rows, with_halves = self.rows()
-        v = self.store.view(rows, halves=with_halves)
-        scored = self.store.count[self.store.scoring & (self.store.count > 0)]
-        shape3 = (rows.size, C, T)
-        layers = None
+        key = (tuple(self.features.stimulus_ids[rows].tolist()), with_halves,
+               self.store.n_epochs)
+        eeg = self.shared.get(key) if self.shared is not None else None
+        if eeg is None:
+            eeg = self._eeg_side(rows, with_halves)
+            if self.shared is not None:
+                self.shared.put(key, eeg)
         if rows.size >= 3 and self._key != rows.tobytes():
             layers = [np.asarray(a[rows], dtype=float) for a in self.features.arrays]
             self._model = rsa.model_rdm_ranks(layers)
             self._key = rows.tobytes()
-        maps = rsa.rsa_maps(
-            layers if layers is not None else [],
-            v.means.reshape(shape3),
-            None if v.half_a is None else v.half_a.reshape(shape3),
-            None if v.half_b is None else v.half_b.reshape(shape3),
-            prepared=self._model if rows.size >= 3 else None,
-            n_layers=self.features.n_layers,
-        )
+        L, T = self.features.n_layers, self.T
+        maps = {k: np.full((L, T), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
+        if rows.size >= 3:
+            zr, zv = self._model
+            maps["spearman"] = zr @ eeg["brain"]["rank"].T
+            maps["pearson"] = zv @ eeg["brain"]["value"].T
+            if eeg["brain"]["cv_rank"] is not None:
+                maps["cv_spearman"] = zr @ eeg["brain"]["cv_rank"].T
+        return RSAPart(rows, with_halves, maps, eeg["rsa_nc"], eeg["nc"])
+
+    def _eeg_side(self, rows: np.ndarray, with_halves: bool) -> dict:
+        """EEG RDMs, the RSA ceiling and the noise ceilings of the RSA stimuli."""
+        C, T = self.C, self.T
+        v = self.store.view(rows, halves=with_halves)
+        scored = self.store.count[self.store.scoring & (self.store.count > 0)]
+        shape3 = (rows.size, C, T)
+        brain = None
+        if rows.size >= 3:
+            brain = rsa.brain_rdms(v.means.reshape(shape3),
+                                   None if v.half_a is None else v.half_a.reshape(shape3),
+                                   None if v.half_b is None else v.half_b.reshape(shape3))
         rsa_nc = np.full(T, np.nan)
         if v.half_a is not None and rows.size >= 3:
             rsa_nc = rsa.rdm_split_half_ceiling(v.half_a.reshape(shape3), v.half_b.reshape(shape3))
@@ -94,7 +115,25 @@ class RSAComputer:
             empty = np.zeros((0, C * T))
             nc = reliability.noise_ceilings(np.zeros(0), empty, empty, empty, empty)
         nc = {k: a.reshape(C, T) for k, a in nc.items()}
-        return RSAPart(rows, with_halves, maps, rsa_nc, nc)
+        return {"brain": brain, "rsa_nc": rsa_nc, "nc": nc}
+
+
+class EEGSideCache:
+    """The last EEG side of RSA and noise ceilings, shared by engines fed the same epochs."""
+
+    def __init__(self) -> None:
+        self._item: tuple | None = None
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> dict | None:
+        """The stored EEG side if it was computed for ``key`` (RSA stimuli, halves, epochs)."""
+        with self._lock:
+            return self._item[1] if self._item is not None and self._item[0] == key else None
+
+    def put(self, key: tuple, value: dict) -> None:
+        """Store the EEG side computed for ``key``."""
+        with self._lock:
+            self._item = (key, value)
 
 
 def build_result(*, features: FeatureSet, times: np.ndarray, ch_names: list[str],

@@ -2,16 +2,7 @@
 
 One object accumulates epochs (one at a time from a live stream, or in batches from a dataset)
 and, on :meth:`AlignmentEngine.refresh`, solves every layer's ridge encoding model, RSA and the
-noise ceilings from what it has accumulated so far. Its parts, one responsibility each:
-
-- :mod:`~neuralign.align.store`: per-stimulus running means and split halves (O(C T) per
-  epoch; the acquisition path);
-- :mod:`~neuralign.align.folds`: which stimuli train, validate and score;
-- :mod:`~neuralign.align.layer` and :mod:`~neuralign.align.solvers`: each layer's ridge in
-  the dual (kernel) form when stimuli are fewer than features, else the primal form, one
-  eigendecomposition per training set for every alpha, alpha chosen per target on training
-  data only (generalised or K-fold cross-validation);
-- :mod:`~neuralign.align.assemble`: RSA, noise ceilings and the result.
+noise ceilings from what it has accumulated so far (its parts: see docs/engine.md).
 
 Which stimuli score:
 - with ``test_ids`` (a designated test set, as in THINGS-EEG2): alphas are chosen on the
@@ -40,7 +31,13 @@ import numpy as np
 
 from ..base import FeatureSet
 from ..errors import NeuralignError
-from .assemble import RSAComputer, build_result, engine_counts, engine_settings
+from .assemble import (
+    EEGSideCache,
+    RSAComputer,
+    build_result,
+    engine_counts,
+    engine_settings,
+)
 from .backends import get_backend
 from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
@@ -102,6 +99,9 @@ class AlignmentEngine:
     form : str
         ``"auto"`` (default: per layer and refresh, whichever is cheaper), ``"dual"`` or
         ``"primal"`` (forced; the answer is the same).
+    rsa_cache : EEGSideCache, optional
+        Shared with other engines fed the same epochs (:class:`~neuralign.align.group.ModelGroup`):
+        the EEG side of RSA and the noise ceilings are computed once for all of them.
     """
 
     def __init__(
@@ -123,6 +123,7 @@ class AlignmentEngine:
         memory: int | None = None,
         incremental: bool = True,
         form: str = "auto",
+        rsa_cache: EEGSideCache | None = None,
     ) -> None:
         if not isinstance(features, FeatureSet):
             raise TypeError(f"features must be a FeatureSet, got {type(features).__name__}")
@@ -182,7 +183,8 @@ class AlignmentEngine:
         if self.incremental:
             self.plan.enable_caches(self)
         self._rsa = RSAComputer(features, self.store, n_channels=self.n_channels,
-                                n_times=self.n_times, max_stimuli=max_rsa_stimuli)
+                                n_times=self.n_times, max_stimuli=max_rsa_stimuli,
+                                shared=rsa_cache)
         self._alpha_idx: list[list[np.ndarray] | None] = [None] * features.n_layers
         self._refresh_lock = threading.Lock()
         self._n_refresh = 0

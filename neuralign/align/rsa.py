@@ -132,6 +132,7 @@ def rsa_maps(
     *,
     prepared: tuple[np.ndarray, np.ndarray] | None = None,
     n_layers: int | None = None,
+    brain: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Layer x time RSA maps.
 
@@ -145,6 +146,9 @@ def rsa_maps(
         :func:`model_rdm_ranks` of the layers, computed earlier for the same stimuli.
     n_layers : int, optional
         Number of layers (default ``len(layer_features)``).
+    brain : dict, optional
+        :func:`brain_rdms` of these means and halves, computed earlier (several models share
+        the EEG side).
 
     Returns
     -------
@@ -156,12 +160,35 @@ def rsa_maps(
     if n < 3:
         return out
     zr, zv = model_rdm_ranks(layer_features) if prepared is None else prepared
+    b = brain_rdms(means, half_a, half_b) if brain is None else brain
+    out["spearman"] = zr @ b["rank"].T
+    out["pearson"] = zv @ b["value"].T
+    if b["cv_rank"] is not None:
+        out["cv_spearman"] = zr @ b["cv_rank"].T
+    return out
+
+
+def brain_rdms(means: np.ndarray, half_a: np.ndarray | None = None,
+               half_b: np.ndarray | None = None) -> dict:
+    """The EEG side of RSA, ready to compare with any model's RDMs.
+
+    Parameters
+    ----------
+    means : (n, C, T) stimulus-mean EEG
+    half_a, half_b : (n, C, T) split-half means, optional
+
+    Returns
+    -------
+    dict
+        ``rank`` and ``value``: z-scored ranks and values of the correlation-distance RDM per
+        time point (T, P); ``cv_rank``: z-scored ranks of the cross-validated Euclidean RDM
+        (or None without halves).
+    """
     brain = correlation_rdms(np.transpose(means, (2, 0, 1)))
-    out["spearman"] = zr @ _zscore_rows(rank_rows(brain)).T
-    out["pearson"] = zv @ _zscore_rows(brain).T
+    out = {"rank": _zscore_rows(rank_rows(brain)), "value": _zscore_rows(brain), "cv_rank": None}
     if half_a is not None and half_b is not None:
         cv = crossval_euclidean_rdms(np.transpose(half_a, (2, 0, 1)), np.transpose(half_b, (2, 0, 1)))
-        out["cv_spearman"] = zr @ _zscore_rows(rank_rows(cv)).T
+        out["cv_rank"] = _zscore_rows(rank_rows(cv))
     return out
 
 

@@ -93,3 +93,40 @@ def test_significant_layers_rule():
                              significant=np.array([1, 1, 0], bool)).satisfied
     assert rule.evaluate(n_epochs=200, latency_ci=ci,
                          significant=np.array([1, 1, 1], bool)).satisfied
+
+
+def test_model_group_shares_epochs_and_the_eeg_side_and_ranks():
+    from neuralign.align import ModelGroup
+
+    fs, sids, epochs, times, ch = make_problem(n=120, reps=3, seed=12)
+    rng = np.random.default_rng(1)
+    random = FeatureSet(fs.stimulus_ids, ("r0", "r1"),
+                        [rng.standard_normal(a.shape) for a in fs.arrays])
+    test_ids = fs.stimulus_ids[:40].tolist()
+    grp = ModelGroup({"random": random, "planted": fs}, times=times, ch_names=ch,
+                     test_ids=test_ids)
+    grp.add_epochs(sids[:200], epochs[:200])
+    for s, e in zip(sids[200:], epochs[200:]):
+        grp.add_epoch(s, e)
+    res = grp.refresh()
+    alone = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids)
+    alone.add_epochs(sids, epochs)
+    ref = alone.refresh()
+    np.testing.assert_allclose(res["planted"].encoding_r, ref.encoding_r, atol=1e-12)
+    np.testing.assert_allclose(res["planted"].rsa_spearman, ref.rsa_spearman, atol=1e-12)
+    for k in ref.noise_ceiling:
+        np.testing.assert_allclose(res["random"].noise_ceiling[k], ref.noise_ceiling[k],
+                                   atol=1e-12, equal_nan=True)
+    conf = grp.confidence(n_boot=100, n_perm=50)
+    rk = grp.ranking(n_boot=200, confidence=conf)
+    assert rk.rows[0].label == "planted"
+    assert rk.top_p < 0.01
+
+
+def test_model_group_refuses_models_on_other_stimuli():
+    from neuralign.align import ModelGroup
+
+    fs, sids, epochs, times, ch = make_problem(n=30, seed=1)
+    other = FeatureSet([f"x{i}" for i in range(30)], fs.layers, fs.arrays)
+    with pytest.raises(NeuralignError, match="other stimuli"):
+        ModelGroup({"a": fs, "b": other}, times=times, ch_names=ch)
