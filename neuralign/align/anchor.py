@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.linalg as sla
 
 
 class DualAnchor:
@@ -184,20 +183,16 @@ class _Context:
         if not k:
             t.update(x2=None, x2v=None, z1v=dq, one_v=(q[None, :] * dq).sum(1))
             return t
-        G, Ka = an.G, a.size
+        G = an.G
         GDV = an.GDV[ai] if cols is None else an.GDV[ai][:, :, cols]
         y2 = self.y2 if cols is None else self.y2[:, cols]
         GDt = G.T[None, :, :] * D[:, None, :]  # G' D_a, (Ka, k, n0)
         S = self.C[None] + a[:, None, None] * np.eye(k)[None] - GDt @ G
-        x2 = np.empty_like(GDV)
-        x2v = np.empty((Ka, k))
-        Sinv = np.empty_like(S)
-        one_g = 1.0 - dq @ G
-        for j in range(Ka):  # S_a >= a I: Cholesky is safe
-            cf = sla.cho_factor(S[j], lower=True, check_finite=False)
-            x2[j] = sla.cho_solve(cf, y2 - GDV[j], check_finite=False)
-            x2v[j] = sla.cho_solve(cf, one_g[j], check_finite=False)
-            Sinv[j] = sla.cho_solve(cf, np.eye(k), check_finite=False)
+        # S_a >= a I: batched Cholesky, inverse from the triangular factor
+        Li = np.linalg.inv(np.linalg.cholesky(S))
+        Sinv = np.swapaxes(Li, 1, 2) @ Li
+        x2 = Sinv @ (y2[None] - GDV)
+        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
         z1v = D * (q[None, :] - x2v @ G.T)
         t.update(G=G, GDt=GDt, Sinv=Sinv, x2=x2, x2v=x2v, z1v=z1v,
                  one_u=t["one_u"] - np.einsum("ak,akm->am", dq @ G, x2) + x2.sum(1),

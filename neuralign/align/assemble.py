@@ -7,6 +7,7 @@ changes, so they are cached by that set.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -71,44 +72,96 @@ class RSAComputer:
         return rows, with_halves
 
     def compute(self) -> RSAPart:
-        """RSA maps and ceilings of the current store."""
+        """RSA maps and ceilings of the current store (in one go)."""
+        job = self.start(n_chunks=1)
+        return job.finish([task() for task in job.tasks])
+
+    def start(self, *, n_chunks: int = 2) -> RSAJob:
+        """RSA of the current store as independent tasks over time chunks, and a finisher.
+
+        The EEG RDMs are ranked time point by time point (sorting dominates RSA), so chunks of
+        time points run in parallel with the layers' solves.
+        """
         rows, with_halves = self.rows()
         key = (tuple(self.features.stimulus_ids[rows].tolist()), with_halves,
                self.store.n_epochs)
-        eeg = self.shared.get(key) if self.shared is not None else None
-        if eeg is None:
-            eeg = self._eeg_side(rows, with_halves)
-            if self.shared is not None:
-                self.shared.put(key, eeg)
+        cached = self.shared.get(key) if self.shared is not None else None
+        if cached is not None:
+            return RSAJob(self, rows, with_halves, key, None, [], cached)
+        v = self.store.view(rows, halves=with_halves)
+        shape3 = (rows.size, self.C, self.T)
+        m = v.means.reshape(shape3)
+        ha = None if v.half_a is None else v.half_a.reshape(shape3)
+        hb = None if v.half_b is None else v.half_b.reshape(shape3)
+        tasks = []
+        if rows.size >= 3:
+            for sl in np.array_split(np.arange(self.T), max(1, min(n_chunks, self.T))):
+                sl = slice(int(sl[0]), int(sl[-1]) + 1)
+                tasks.append(functools.partial(_eeg_chunk, m[:, :, sl],
+                                               None if ha is None else ha[:, :, sl],
+                                               None if hb is None else hb[:, :, sl]))
+        return RSAJob(self, rows, with_halves, key, v, tasks, None)
+
+    def maps(self, rows: np.ndarray, brain: dict | None) -> dict[str, np.ndarray]:
+        """Layer x time RSA maps against an EEG side."""
         if rows.size >= 3 and self._key != rows.tobytes():
             layers = [np.asarray(a[rows], dtype=float) for a in self.features.arrays]
             self._model = rsa.model_rdm_ranks(layers)
             self._key = rows.tobytes()
         L, T = self.features.n_layers, self.T
-        maps = {k: np.full((L, T), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
-        if rows.size >= 3:
+        out = {k: np.full((L, T), np.nan) for k in ("spearman", "pearson", "cv_spearman")}
+        if rows.size >= 3 and brain is not None:
             zr, zv = self._model
-            maps["spearman"] = zr @ eeg["brain"]["rank"].T
-            maps["pearson"] = zv @ eeg["brain"]["value"].T
-            if eeg["brain"]["cv_rank"] is not None:
-                maps["cv_spearman"] = zr @ eeg["brain"]["cv_rank"].T
-        return RSAPart(rows, with_halves, maps, eeg["rsa_nc"], eeg["nc"])
+            out["spearman"] = zr @ brain["rank"].T
+            out["pearson"] = zv @ brain["value"].T
+            if brain["cv_rank"] is not None:
+                out["cv_spearman"] = zr @ brain["cv_rank"].T
+        return out
 
-    def _eeg_side(self, rows: np.ndarray, with_halves: bool) -> dict:
-        """EEG RDMs, the RSA ceiling and the noise ceilings of the RSA stimuli."""
-        C, T = self.C, self.T
-        v = self.store.view(rows, halves=with_halves)
-        scored = self.store.count[self.store.scoring & (self.store.count > 0)]
-        shape3 = (rows.size, C, T)
+
+def _eeg_chunk(means, half_a, half_b) -> dict:
+    """EEG RDMs and the split-half RSA ceiling of a chunk of time points."""
+    out = rsa.brain_rdms(means, half_a, half_b)
+    out["rsa_nc"] = (rsa.rdm_split_half_ceiling(half_a, half_b) if half_a is not None
+                     else np.full(means.shape[2], np.nan))
+    return out
+
+
+@dataclass
+class RSAJob:
+    """One refresh's RSA: tasks over time chunks, then :meth:`finish`."""
+
+    computer: RSAComputer
+    rows: np.ndarray
+    with_halves: bool
+    key: tuple
+    view: object
+    tasks: list
+    cached: dict | None
+
+    def finish(self, chunks: list[dict]) -> RSAPart:
+        """Assemble the chunks' results (or the shared EEG side) into the RSA part."""
+        rc = self.computer
+        eeg = self.cached
+        if eeg is None:
+            eeg = self._eeg(chunks)
+            if rc.shared is not None:
+                rc.shared.put(self.key, eeg)
+        return RSAPart(self.rows, self.with_halves, rc.maps(self.rows, eeg["brain"]),
+                       eeg["rsa_nc"], eeg["nc"])
+
+    def _eeg(self, chunks: list[dict]) -> dict:
+        rc, v = self.computer, self.view
+        C, T = rc.C, rc.T
         brain = None
-        if rows.size >= 3:
-            brain = rsa.brain_rdms(v.means.reshape(shape3),
-                                   None if v.half_a is None else v.half_a.reshape(shape3),
-                                   None if v.half_b is None else v.half_b.reshape(shape3))
         rsa_nc = np.full(T, np.nan)
-        if v.half_a is not None and rows.size >= 3:
-            rsa_nc = rsa.rdm_split_half_ceiling(v.half_a.reshape(shape3), v.half_b.reshape(shape3))
+        if chunks:
+            brain = {k: np.concatenate([c[k] for c in chunks]) for k in ("rank", "value")}
+            brain["cv_rank"] = (None if chunks[0]["cv_rank"] is None
+                                else np.concatenate([c["cv_rank"] for c in chunks]))
+            rsa_nc = np.concatenate([c["rsa_nc"] for c in chunks])
         if v.half_a is not None:
+            scored = rc.store.count[rc.store.scoring & (rc.store.count > 0)]
             nc = reliability.noise_ceilings(v.counts, v.means, v.half_a, v.half_b, v.m2,
                                             scored_inv_counts=float(np.mean(1.0 / scored)))
         else:
@@ -173,6 +226,7 @@ def engine_counts(eng, part: RSAPart) -> dict:
         "n_unknown_epochs": int(sum(st.unknown_ids.values())),
         "unknown_ids": sorted(st.unknown_ids)[:100],
         "n_refresh": int(eng.n_refresh),
+        "rsa_refresh": int(eng.rsa_refresh),
         "solver_forms": list(eng.last_forms),
     }
 

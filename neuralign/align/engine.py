@@ -25,7 +25,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,7 +42,7 @@ from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
 from .folds import BlockChanges, FoldGeometry, stable_fold
 from .layer import BlockTargets, LayerSolver, RefreshInput
-from .memory import MemoryPlan, available_memory, peak_rss_bytes
+from .memory import MemoryPlan, TaskRunner, available_memory, peak_rss_bytes
 from .store import StimulusStore, check_flat_epochs
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
@@ -81,6 +80,10 @@ class AlignmentEngine:
     reselect_every : int
         Re-select alphas on every ``reselect_every``-th refresh (1 = every refresh). Between
         reselections the alphas last chosen are reused (refitting and scoring still run).
+    rsa_every : int
+        Recompute RSA and the noise ceilings on every ``rsa_every``-th refresh (1 = every
+        refresh; always on a refresh that re-selects alphas or re-anchors). RSA is sort-bound:
+        a busy live session can refresh the encoding maps more often than RSA.
     alpha_selection : str
         ``"gcv"`` (default): generalised cross-validation on each training set, from the same
         eigendecomposition (almost free); ``"kfold"``: K-fold cross-validation over the
@@ -118,6 +121,7 @@ class AlignmentEngine:
         standardize: bool = True,
         max_rsa_stimuli: int | None = 200,
         reselect_every: int = 1,
+        rsa_every: int = 1,
         alpha_selection: str = "gcv",
         n_jobs: int | None = None,
         memory: int | None = None,
@@ -156,6 +160,9 @@ class AlignmentEngine:
         self.standardize = standardize
         self.max_rsa_stimuli = max_rsa_stimuli
         self.reselect_every = int(reselect_every)
+        if rsa_every < 1:
+            raise NeuralignError(f"rsa_every must be >= 1, got {rsa_every}")
+        self.rsa_every = int(rsa_every)
         self.alpha_selection = alpha_selection
         self.form = form
         self.incremental = bool(incremental)
@@ -163,8 +170,7 @@ class AlignmentEngine:
         self.memory = int(memory) if memory is not None else int(0.8 * available_memory())
         if self.memory <= 0:
             raise NeuralignError(f"memory budget must be positive, got {self.memory} bytes")
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
+        self._runner = TaskRunner()
 
         N = features.n_stimuli
         self.design = test_ids is not None
@@ -182,6 +188,8 @@ class AlignmentEngine:
         self.plan = MemoryPlan.make(self, budget=self.memory)
         if self.incremental:
             self.plan.enable_caches(self)
+        self._rsa_part = None
+        self._rsa_refresh = -1
         self._rsa = RSAComputer(features, self.store, n_channels=self.n_channels,
                                 n_times=self.n_times, max_stimuli=max_rsa_stimuli,
                                 shared=rsa_cache)
@@ -208,6 +216,11 @@ class AlignmentEngine:
     def n_refresh(self) -> int:
         """Refreshes so far."""
         return self._n_refresh
+
+    @property
+    def rsa_refresh(self) -> int:
+        """The refresh whose data the RSA maps and noise ceilings come from."""
+        return self._rsa_refresh
 
     @property
     def n_stimuli_seen(self) -> int:
@@ -242,24 +255,6 @@ class AlignmentEngine:
         return self.store.add_many(ids, flat)
 
     # ------------------------------------------------------------------ refresh
-    def _run_tasks(self, tasks: list[Callable], n_parallel: int) -> list:
-        """Run independent tasks (RSA, each layer's ridge) on threads, BLAS on one thread.
-
-        The per-layer work is eigendecompositions and mid-sized products that NumPy runs
-        without the GIL, so threads over layers beat BLAS threads inside each product.
-        """
-        if n_parallel <= 1 or len(tasks) < 2 or self.backend_name != "numpy":
-            return [t() for t in tasks]
-        from threadpoolctl import threadpool_limits
-
-        if self._pool is None or self._pool_size != n_parallel:
-            self._pool = ThreadPoolExecutor(max_workers=n_parallel,
-                                            thread_name_prefix="neuralign-refresh")
-            self._pool_size = n_parallel
-        with threadpool_limits(limits=1, user_api="blas"):
-            futures = [self._pool.submit(t) for t in tasks]
-            return [f.result() for f in futures]
-
     def refresh(self, *, select_alphas: bool | None = None, reanchor: bool = False,
                 progress: Callable[[int], None] | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
@@ -308,10 +303,19 @@ class AlignmentEngine:
                     progress(1)
                 return fit
 
-            tasks: list[Callable] = [self._rsa.compute]
+            redo_rsa = (self._rsa_part is None or reanchor or select_alphas
+                        or self._n_refresh % self.rsa_every == 0)
+            job = self._rsa.start(n_chunks=self.plan.n_parallel) if redo_rsa else None
+            rsa_tasks = job.tasks if job is not None else []
+            tasks: list[Callable] = list(rsa_tasks)
             tasks += [functools.partial(layer_task, li) for li in range(L)]
-            done = self._run_tasks(tasks, self.plan.n_parallel)
-            part = done[0]
+            done = self._runner.run(tasks, self.plan.n_parallel if self.backend_name == "numpy"
+                                    else 1)
+            if job is not None:
+                self._rsa_part = job.finish(done[:len(rsa_tasks)])
+                self._rsa_refresh = self._n_refresh + 1  # 1-based, like n_refresh
+            part = self._rsa_part
+            done = [None] + done[len(rsa_tasks):]
             self.held_out = None
             if ri is not None:
                 self.held_out = self._held_out(ri, [f.pred for f in done[1:]])

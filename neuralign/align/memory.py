@@ -8,13 +8,15 @@ first, then the sufficient statistics of narrow ones).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..base.resources import available_memory, parse_memory, peak_rss_bytes
 
 _GB = 1024**3
 
-__all__ = ["MemoryPlan", "available_memory", "layer_peak_bytes", "parse_memory",
+__all__ = ["MemoryPlan", "TaskRunner", "available_memory", "layer_peak_bytes", "parse_memory",
            "peak_rss_bytes"]
 
 
@@ -83,3 +85,29 @@ class MemoryPlan:
             "cache_gb": round(self.cache_bytes / _GB, 3),
             "caches": {str(k): v for k, v in sorted(self.caches.items())},
         }
+
+
+class TaskRunner:
+    """Runs a refresh's independent tasks (RSA chunks, each layer) on threads, BLAS on one.
+
+    The per-layer work is eigendecompositions and mid-sized products that NumPy runs without
+    the GIL, so threads over tasks beat BLAS threads inside each product.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._size = 0
+
+    def run(self, tasks: list[Callable], n_parallel: int) -> list:
+        """Results of ``tasks`` (in order), ``n_parallel`` at a time."""
+        if n_parallel <= 1 or len(tasks) < 2:
+            return [t() for t in tasks]
+        from threadpoolctl import threadpool_limits
+
+        if self._pool is None or self._size != n_parallel:
+            self._pool = ThreadPoolExecutor(max_workers=n_parallel,
+                                            thread_name_prefix="neuralign-refresh")
+            self._size = n_parallel
+        with threadpool_limits(limits=1, user_api="blas"):
+            futures = [self._pool.submit(t) for t in tasks]
+            return [f.result() for f in futures]

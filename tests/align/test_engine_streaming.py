@@ -111,3 +111,26 @@ def test_early_refresh_is_nan_not_error():
     assert np.isnan(res.encoding_r).all()
     eng.add_epoch(sids[0], epochs[0])
     assert np.isnan(eng.refresh().encoding_r).all()
+
+
+def test_rsa_at_a_lower_cadence():
+    """rsa_every=3: RSA and ceilings are recomputed every third refresh (and on demand)."""
+    fs, sids, epochs, times, ch = make_problem(n=60, reps=4, seed=3)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, rsa_every=3)
+    ref = AlignmentEngine(fs, times=times, ch_names=ch)
+    parts = np.array_split(np.arange(len(sids)), 5)
+    seen = []
+    for k, part in enumerate(parts[:4]):
+        for e in (eng, ref):
+            e.add_epochs(sids[part], epochs[part])
+        a, b = eng.refresh(), ref.refresh()
+        seen.append(a.counts["rsa_refresh"])
+        np.testing.assert_allclose(a.encoding_r, b.encoding_r, atol=1e-12)
+        if k % 3 == 0:
+            np.testing.assert_allclose(a.rsa_spearman, b.rsa_spearman, atol=1e-12)
+    assert seen == [1, 1, 1, 4]
+    for e in (eng, ref):
+        e.add_epochs(sids[parts[4]], epochs[parts[4]])
+    a, b = eng.refresh(select_alphas=True), ref.refresh()
+    assert a.counts["rsa_refresh"] == 5
+    np.testing.assert_allclose(a.rsa_spearman, b.rsa_spearman, atol=1e-12)
