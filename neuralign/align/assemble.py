@@ -59,6 +59,9 @@ class RSAComputer:
         self.shared = shared
         self._key: bytes | None = None
         self._model = None
+        # what the EEG RDMs were last ranked from, and the rankers per time chunk
+        self._last: tuple | None = None
+        self._rankers: dict[tuple[int, int], dict] = {}
 
     def rows(self) -> tuple[np.ndarray, bool]:
         """The RSA stimuli: scoring rows with split halves, else every seen scoring row."""
@@ -93,14 +96,31 @@ class RSAComputer:
         m = v.means.reshape(shape3)
         ha = None if v.half_a is None else v.half_a.reshape(shape3)
         hb = None if v.half_b is None else v.half_b.reshape(shape3)
+        changed = self._changed(rows, with_halves, v)
         tasks = []
         if rows.size >= 3:
-            for sl in np.array_split(np.arange(self.T), max(1, min(n_chunks, self.T))):
+            chunks = np.array_split(np.arange(self.T), max(1, min(n_chunks, self.T)))
+            for i, sl in enumerate(chunks):
                 sl = slice(int(sl[0]), int(sl[-1]) + 1)
+                rankers = self._rankers.setdefault((len(chunks), i), {})
                 tasks.append(functools.partial(_eeg_chunk, m[:, :, sl],
                                                None if ha is None else ha[:, :, sl],
-                                               None if hb is None else hb[:, :, sl]))
+                                               None if hb is None else hb[:, :, sl],
+                                               rankers, changed))
         return RSAJob(self, rows, with_halves, key, v, tasks, None)
+
+    def _changed(self, rows: np.ndarray, with_halves: bool, v) -> np.ndarray | None:
+        """RSA stimuli (positions in ``rows``) whose EEG changed since the last ranking."""
+        prev, self._last = self._last, (rows.tobytes(), with_halves, v.means, v.half_a,
+                                        v.half_b)
+        if prev is None or prev[0] != rows.tobytes() or prev[1] != with_halves:
+            self._rankers.clear()
+            return None
+        diff = (prev[2] != v.means).any(axis=1)
+        for old, new in ((prev[3], v.half_a), (prev[4], v.half_b)):
+            if old is not None and new is not None:
+                diff |= (old != new).any(axis=1)
+        return np.nonzero(diff)[0]
 
     def maps(self, rows: np.ndarray, brain: dict | None) -> dict[str, np.ndarray]:
         """Layer x time RSA maps against an EEG side."""
@@ -119,11 +139,12 @@ class RSAComputer:
         return out
 
 
-def _eeg_chunk(means, half_a, half_b) -> dict:
+def _eeg_chunk(means, half_a, half_b, rankers, changed) -> dict:
     """EEG RDMs and the split-half RSA ceiling of a chunk of time points."""
-    out = rsa.brain_rdms(means, half_a, half_b)
-    out["rsa_nc"] = (rsa.rdm_split_half_ceiling(half_a, half_b) if half_a is not None
-                     else np.full(means.shape[2], np.nan))
+    out = rsa.brain_rdms(means, half_a, half_b, rankers=rankers, changed=changed)
+    out["rsa_nc"] = (rsa.rdm_split_half_ceiling(half_a, half_b, rankers=rankers,
+                                                changed=changed)
+                     if half_a is not None else np.full(means.shape[2], np.nan))
     return out
 
 

@@ -73,6 +73,69 @@ def rank_rows(v: np.ndarray) -> np.ndarray:
     return ranks
 
 
+class IncrementalRanker:
+    """Ranks of the rows of a ``(R, P)`` matrix, kept across calls where few columns change.
+
+    An RDM over ``n`` stimuli changes only in the pairs of the stimuli whose EEG changed; the
+    other values keep their sorted order, so the new ranks come from merging the few changed
+    values into it (``O(P)`` per row instead of a sort). The ranks are exactly those of
+    :func:`rank_rows` (tested); rows with ties, a changed shape or many changed columns are
+    ranked from scratch.
+    """
+
+    def __init__(self) -> None:
+        self.order: np.ndarray | None = None  # (R, P) columns in ascending order of value
+        self.sorted: np.ndarray | None = None  # (R, P) the values in that order
+
+    def rank(self, v: np.ndarray, changed: np.ndarray | None) -> np.ndarray:
+        """Ranks of ``v`` (R, P); ``changed``: the columns that may differ from the last call
+        (None: unknown)."""
+        v = np.asarray(v, dtype=float)
+        R, P = v.shape
+        c = None if changed is None else np.unique(np.asarray(changed, dtype=np.int64))
+        if (self.order is None or self.order.shape != v.shape or c is None
+                or c.size > P // 4):
+            self.order = np.argsort(v, axis=-1)
+            self.sorted = np.take_along_axis(v, self.order, axis=-1)
+        elif c.size:
+            self._merge(v, c)
+        ranks = np.empty_like(v)
+        np.put_along_axis(ranks, self.order, np.arange(1, P + 1, dtype=float)[None, :], axis=-1)
+        ties = (np.diff(self.sorted, axis=-1) == 0).any(axis=-1)
+        if ties.any():
+            ranks[ties] = rankdata(v[ties], axis=-1)
+        return ranks
+
+    def _merge(self, v: np.ndarray, c: np.ndarray) -> None:
+        R, P = v.shape
+        keep = np.ones(P, dtype=bool)
+        keep[c] = False
+        inkeep = keep[self.order]
+        uo = self.order[inkeep].reshape(R, P - c.size)  # unchanged columns, still in order
+        us = self.sorted[inkeep].reshape(R, P - c.size)
+        nv = v[:, c]
+        no = np.argsort(nv, axis=-1)
+        ns = np.take_along_axis(nv, no, axis=-1)
+        ncol = c[no]
+        order = np.empty_like(self.order)
+        vals = np.empty_like(self.sorted)
+        ar_new, ar_old = np.arange(c.size), np.arange(P - c.size)
+        for r in range(R):
+            pos_new = np.searchsorted(us[r], ns[r], side="left") + ar_new
+            pos_old = np.searchsorted(ns[r], us[r], side="right") + ar_old
+            order[r, pos_new], order[r, pos_old] = ncol[r], uo[r]
+            vals[r, pos_new], vals[r, pos_old] = ns[r], us[r]
+        self.order, self.sorted = order, vals
+
+
+def pairs_of(stimuli: np.ndarray, n: int) -> np.ndarray:
+    """Upper-triangle pair indices (the order of :func:`upper_indices`) involving ``stimuli``."""
+    iu, ju = upper_indices(n)
+    hit = np.zeros(n, dtype=bool)
+    hit[np.asarray(stimuli, dtype=np.int64)] = True
+    return np.nonzero(hit[iu] | hit[ju])[0]
+
+
 def _zscore_rows(v: np.ndarray) -> np.ndarray:
     vc = v - v.mean(axis=-1, keepdims=True)
     sd = np.sqrt((vc**2).sum(axis=-1, keepdims=True))
@@ -169,13 +232,18 @@ def rsa_maps(
 
 
 def brain_rdms(means: np.ndarray, half_a: np.ndarray | None = None,
-               half_b: np.ndarray | None = None) -> dict:
+               half_b: np.ndarray | None = None, *, rankers: dict | None = None,
+               changed: np.ndarray | None = None) -> dict:
     """The EEG side of RSA, ready to compare with any model's RDMs.
 
     Parameters
     ----------
     means : (n, C, T) stimulus-mean EEG
     half_a, half_b : (n, C, T) split-half means, optional
+    rankers : dict, optional
+        :class:`IncrementalRanker` per RDM kind, kept by the caller across calls.
+    changed : array of int, optional
+        Stimuli (rows) whose means or halves changed since the rankers' last call.
 
     Returns
     -------
@@ -184,23 +252,41 @@ def brain_rdms(means: np.ndarray, half_a: np.ndarray | None = None,
         time point (T, P); ``cv_rank``: z-scored ranks of the cross-validated Euclidean RDM
         (or None without halves).
     """
+    cols = None if changed is None else pairs_of(changed, means.shape[0])
+
+    def ranks(kind: str, v: np.ndarray) -> np.ndarray:
+        if rankers is None:
+            return rank_rows(v)
+        return rankers.setdefault(kind, IncrementalRanker()).rank(v, cols)
+
     brain = correlation_rdms(np.transpose(means, (2, 0, 1)))
-    out = {"rank": _zscore_rows(rank_rows(brain)), "value": _zscore_rows(brain), "cv_rank": None}
+    out = {"rank": _zscore_rows(ranks("corr", brain)), "value": _zscore_rows(brain),
+           "cv_rank": None}
     if half_a is not None and half_b is not None:
         cv = crossval_euclidean_rdms(np.transpose(half_a, (2, 0, 1)), np.transpose(half_b, (2, 0, 1)))
-        out["cv_rank"] = _zscore_rows(rank_rows(cv))
+        out["cv_rank"] = _zscore_rows(ranks("cv", cv))
     return out
 
 
-def rdm_split_half_ceiling(half_a: np.ndarray, half_b: np.ndarray) -> np.ndarray:
+def rdm_split_half_ceiling(half_a: np.ndarray, half_b: np.ndarray, *,
+                           rankers: dict | None = None,
+                           changed: np.ndarray | None = None) -> np.ndarray:
     """Noise ceiling of RSA per time point from split-half EEG RDMs.
 
     Spearman r between the correlation-distance RDMs of the two halves, Spearman-Brown
     corrected to the full data (``rel = 2r / (1 + r)``); the ceiling on a model's Spearman rho
     with the full-data RDM is ``sqrt(rel)``. ``half_a``/``half_b``: (n, C, T). Returns (T,).
+    ``rankers`` and ``changed`` as in :func:`brain_rdms`.
     """
-    ra = _zscore_rows(rank_rows(correlation_rdms(np.transpose(half_a, (2, 0, 1)))))
-    rb = _zscore_rows(rank_rows(correlation_rdms(np.transpose(half_b, (2, 0, 1)))))
+    cols = None if changed is None else pairs_of(changed, half_a.shape[0])
+
+    def ranks(kind: str, h: np.ndarray) -> np.ndarray:
+        v = correlation_rdms(np.transpose(h, (2, 0, 1)))
+        if rankers is None:
+            return _zscore_rows(rank_rows(v))
+        return _zscore_rows(rankers.setdefault(kind, IncrementalRanker()).rank(v, cols))
+
+    ra, rb = ranks("half_a", half_a), ranks("half_b", half_b)
     r = (ra * rb).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = 2 * r / (1 + r)

@@ -150,3 +150,25 @@ def test_rsa_of_a_one_dimensional_layer_is_nan():
     assert np.isnan(maps["spearman"][0]).all()
     assert np.isnan(maps["pearson"][0]).all()
     assert np.isfinite(maps["spearman"][1]).all()
+
+
+def test_incremental_ranks_equal_a_fresh_rank():
+    """Merging changed columns into the kept order gives exactly rank_rows' ranks."""
+    from neuralign.align.rsa import IncrementalRanker, pairs_of, rank_rows, upper_indices
+
+    rng = np.random.default_rng(0)
+    n = 40
+    P = n * (n - 1) // 2
+    v = rng.standard_normal((6, P))
+    rk = IncrementalRanker()
+    np.testing.assert_array_equal(rk.rank(v, None), rank_rows(v))
+    for step in range(5):
+        stim = rng.choice(n, 2, replace=False)
+        cols = pairs_of(stim, n)
+        iu, ju = upper_indices(n)
+        assert set(cols.tolist()) == {p for p in range(P) if iu[p] in stim or ju[p] in stim}
+        v = v.copy()
+        v[:, cols] = rng.standard_normal((6, cols.size)) * (1 + step)
+        if step == 3:  # a tie between a changed and a kept value
+            v[2, cols[0]] = v[2, np.setdiff1d(np.arange(P), cols)[5]]
+        np.testing.assert_array_equal(rk.rank(v, cols), rank_rows(v))
