@@ -62,7 +62,11 @@ def marker_outlet(name: str, *, fmt: str = "string"):
 
     cf = pylsl.cf_string if fmt == "string" else pylsl.cf_int32
     info = pylsl.StreamInfo(name, "Markers", 1, 0.0, cf, name)
-    return pylsl.StreamOutlet(info)
+    outlet = pylsl.StreamOutlet(info)
+    # An in-process outlet can take a moment to answer discovery on a loaded machine (CI saw a
+    # session's 10 s resolve miss one): return only once it is visible, as a consumer would.
+    wait_for_stream(name)
+    return outlet
 
 
 def wait_until(pred, timeout: float, step: float = 0.1) -> bool:
