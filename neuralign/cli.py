@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gui": ("neuralign.commands.gui", "the live Qt window"),
     "replay": ("neuralign.commands.replay", "replay a recording or dataset through the engine"),
     "study": ("neuralign.commands.study", "many subjects x many models, with statistics"),
+    "verify-recording": ("neuralign.commands.verify", "check a recording's integrity"),
 }
 
 
