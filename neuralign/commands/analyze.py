@@ -221,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
     from .datasets import load_dataset, parse_spec
 
     kind, path = parse_spec(args.dataset)
+    if args.out.exists() and not args.out.is_dir():
+        raise NeuralignError("--out names an existing file; give a folder", path=args.out)
     memory = None if args.memory is None else parse_memory(args.memory)
     options = {}
     if args.metadata is not None:

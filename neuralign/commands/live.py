@@ -71,7 +71,11 @@ def _baseline(args):
         return None
     if args.baseline is None:
         return (None, 0.0)
-    return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    try:
+        return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    except ValueError:
+        raise NeuralignError(f"--baseline takes two numbers in s (or 'none'), got "
+                             f"{' '.join(args.baseline)!r}") from None
 
 
 def read_codes(path: Path | None) -> dict | None:
@@ -90,18 +94,30 @@ def read_codes(path: Path | None) -> dict | None:
     if path is None:
         return None
     try:
-        return json.loads(Path(path).read_text())
+        table = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
+    if not isinstance(table, dict) or not all(isinstance(v, str | int) for v in table.values()):
+        raise NeuralignError("--codes must be a JSON object {code: stimulus id}, got a "
+                             f"{type(table).__name__}", path=path)
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
     from ..io.features import load_features
+    from ..realtime.recording import check_new_recording
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    check_new_recording(args.out)  # nothing recorded is ever overwritten
+    for opt, v in (("--duration", args.duration), ("--refresh-every", args.refresh_every),
+                   ("--connect-timeout", args.connect_timeout)):
+        if v is not None and not (v > 0 and v < float("inf")):
+            raise NeuralignError(f"{opt} must be > 0 s, got {v}")
+    if args.blas_threads < 0:
+        raise NeuralignError(f"--blas-threads must be >= 0, got {args.blas_threads}")
     memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None

@@ -186,13 +186,19 @@ def replay(path: str | Path, *, on_event=None,
     """
     xp = find_xdf(path)
     meta = read_meta(xp)
-    settings = EpochSettings.from_dict(meta["settings"])
-    eeg = meta["eeg"]
-    core = SessionCore(
-        settings, stream_sfreq=float(eeg["sfreq"]), n_channels=int(eeg["n_channels"]),
-        classifier=MarkerClassifier(meta.get("known_ids"), control=settings.control_markers,
-                                    codes=meta.get("codes")),
-    )
+    try:
+        settings = EpochSettings.from_dict(meta["settings"])
+        eeg = meta["eeg"]
+        core = SessionCore(
+            settings, stream_sfreq=float(eeg["sfreq"]), n_channels=int(eeg["n_channels"]),
+            classifier=MarkerClassifier(meta.get("known_ids"), control=settings.control_markers,
+                                        codes=meta.get("codes")),
+        )
+        list(eeg["ch_names"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise NeuralignError(f"malformed session.json: settings/eeg entries missing or of the "
+                             f"wrong type ({type(e).__name__}: {e})",
+                             path=xp.with_name("session.json")) from None
     emit = on_event or (lambda ev: None)
     rep = ReadReport()
     tracker = IntegrityTracker(rep, eeg_id=EEG_ID, marker_id=MARKER_ID)

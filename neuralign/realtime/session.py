@@ -170,8 +170,14 @@ class LiveSession:
             raise NeuralignError(f"EEG stream {self.eeg_spec!r} has an irregular rate")
         if self.design is not None:  # fail before opening anything
             self.design.check_channels(eeg_info.channel_count(), stream=eeg_info.name())
-        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
         fs = eeg_info.nominal_srate()
+        self.settings.check_stream(fs, stream=eeg_info.name())
+        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
+        if mk_info.nominal_srate() > 0 or mk_info.uid() == eeg_info.uid():
+            raise NeuralignError(
+                f"marker stream {mk_info.name()!r} is a regular stream ({mk_info.channel_count()} "
+                f"ch @ {mk_info.nominal_srate():g} Hz, type {mk_info.type()!r}): markers come "
+                "at irregular times; give the marker stream, not an EEG stream")
         self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
         self.mk = Inlet(mk_info, max_chunk=1024)
         if self.design is not None:
