@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from ..base import load_design
 from ..errors import NeuralignError
 from . import add_alias, add_stream_args, hz_to_seconds
+from .console import StopSignals, say
 
 
 def register(subparsers) -> None:
@@ -133,24 +133,19 @@ def run(args: argparse.Namespace) -> int:
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
                        blas_threads=args.blas_threads or None)
-    print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
-          flush=True)
+    say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")
     sess.connect()
-    print(sess.connected_line(), file=sys.stderr, flush=True)
+    say(sess.connected_line())
     stop = threading.Event()
-    old: dict = {}
 
-    def on_signal(signum, frame) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: stop waiting
-        if signum == signal.SIGINT:
-            print("\nstopping (Ctrl-C)...", file=sys.stderr)
-        stop.set()
+    def on_signal(name: str) -> None:
+        say(f"\nstopping ({'Ctrl-C' if name == 'SIGINT' else name})...")
 
-    if threading.current_thread() is threading.main_thread():
-        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            old[signal.SIGINT] = signal.signal(signal.SIGINT, on_signal)
+    with StopSignals(stop, on_signal=on_signal) as signals:  # until the results are written
+        return _run_until_stopped(args, sess, stop, signals)
+
+
+def _run_until_stopped(args, sess, stop: threading.Event, signals: StopSignals) -> int:
     sess.start()
     t_end = None if args.duration is None else time.monotonic() + args.duration
     tty = sys.stderr.isatty()
@@ -164,26 +159,26 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet and (tty or now - last_print >= 5.0):
                 last_print = now
                 end = "\r" if tty else "\n"
-                print(sess.status_line().ljust(110), end=end, file=sys.stderr, flush=True)
+                if not say(sess.status_line().ljust(110), end=end):
+                    signals.received = "broken pipe"  # nobody reads us: end cleanly
+                    break
     except KeyboardInterrupt:
-        print("\nstopping (Ctrl-C)...", file=sys.stderr)
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        say("\nstopping (Ctrl-C)...")
     result = sess.stop()
     if not args.quiet:
-        print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
+        say(("\n" if tty else "") + sess.status_line())
     from ..report import write_outputs  # matplotlib: only once the session is over
 
     title = args.title or f"neuralign live: {sess.eeg.name}"
+    stopped = signals.received or ("duration" if args.duration is not None else "stream")
+    result.settings.setdefault("live", {})["stopped_by"] = stopped  # results.json says why
     paths = write_outputs(result, args.out, title=title,
                           extra={"recording": str(sess.recorder.dir)})
     snap = sess.snapshot
-    print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
-          f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
-          f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
-          file=sys.stderr)
-    print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    say(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
+        f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
+        f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}")
+    say(f"recording: {sess.recorder.dir / 'session.xdf'}")
     for k, v in (paths or {}).items():
-        print(f"{k}: {v}", file=sys.stderr)
+        say(f"{k}: {v}")
     return 0
