@@ -51,40 +51,45 @@ def _clean_end(out, stopped_by):
     assert integ.closed  # footers written: the XDF was closed, not cut
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
-def test_signal_ends_live_with_results(tmp_path, amp, sig):
-    out = tmp_path / "out"
-    log = tmp_path / "live.log"
-    live = neuralign(_live_args(amp, out), log)
+def test_signals_and_a_broken_pipe_end_live_with_results(tmp_path, amp):
+    """SIGHUP (terminal closed), SIGTERM, SIGINT, and the reader of its output going away
+    (`neuralign live ... | head -2`): four sessions at once, each ends cleanly."""
+    sigs = [signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
+    lives = {}
     try:
-        assert wait_until(lambda: "connected:" in log.read_text(), 60), log.read_text()
-        time.sleep(2.0)
-        live.send_signal(sig)  # the process only (a closed terminal sends SIGHUP like this)
-        live.wait(90)
-    finally:
-        stop(live)
-    assert live.returncode == 0, log.read_text()[-2000:]
-    assert f"stopping ({'Ctrl-C' if sig == signal.SIGINT else sig.name})" in log.read_text()
-    _clean_end(out, sig.name)
-
-
-def test_broken_output_pipe_ends_live_with_results(tmp_path, amp):
-    out = tmp_path / "out"
-    live = subprocess.Popen([sys.executable, "-m", "neuralign.cli", *_live_args(amp, out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env(),
-                            cwd=str(ROOT), start_new_session=True)
-    try:
+        for sig in sigs:
+            out, log = tmp_path / sig.name, tmp_path / f"{sig.name}.log"
+            lives[sig.name] = (neuralign(_live_args(amp, out), log), out, log)
+        piped = subprocess.Popen([sys.executable, "-m", "neuralign.cli",
+                                  *_live_args(amp, tmp_path / "pipe")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env(),
+                                 cwd=str(ROOT), start_new_session=True)
         head = b""
         while b"connected:" not in head:
-            line = live.stdout.readline()
+            line = piped.stdout.readline()
             assert line, head
             head += line
-        live.stdout.close()  # `neuralign live ... | head -2`: the reader goes away
-        live.wait(90)
+        piped.stdout.close()  # the reader goes away
+        for name, (proc, _, log) in lives.items():
+            assert wait_until(lambda log=log: "connected:" in log.read_text(), 60), name
+        time.sleep(2.0)
+        for sig in sigs:
+            lives[sig.name][0].send_signal(sig)  # the process only, as a closed terminal does
+        for proc, _, _ in lives.values():
+            proc.wait(120)
+        piped.wait(120)
     finally:
-        stop(live)
-    assert live.returncode == 0
-    _clean_end(out, "broken pipe")
+        for proc, _, _ in lives.values():
+            stop(proc)
+        stop(piped)
+    for sig in sigs:
+        proc, out, log = lives[sig.name]
+        assert proc.returncode == 0, log.read_text()[-2000:]
+        said = "Ctrl-C" if sig == signal.SIGINT else sig.name
+        assert f"stopping ({said})" in log.read_text()
+        _clean_end(out, sig.name)
+    assert piped.returncode == 0
+    _clean_end(tmp_path / "pipe", "broken pipe")
 
 
 def test_children_end_when_the_session_process_is_killed(tmp_path, amp):
