@@ -107,10 +107,12 @@ def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
     from ..io.features import load_features
+    from ..lsl import configure_lsl
     from ..realtime.recording import check_new_recording
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    configure_lsl()  # a missing or empty LSLAPICFG: one line, before anything starts
     check_new_recording(args.out)  # nothing recorded is ever overwritten
     for opt, v in (("--duration", args.duration), ("--refresh-every", args.refresh_every),
                    ("--connect-timeout", args.connect_timeout)):

@@ -70,7 +70,7 @@ def test_signals_and_a_broken_pipe_end_live_with_results(tmp_path, amp):
             assert line, head
             head += line
         piped.stdout.close()  # the reader goes away
-        for name, (proc, _, log) in lives.items():
+        for name, (_, _, log) in lives.items():
             assert wait_until(lambda log=log: "connected:" in log.read_text(), 60), name
         time.sleep(2.0)
         for sig in sigs:
