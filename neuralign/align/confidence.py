@@ -337,7 +337,7 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
     -------
     dict
         ``rho``, ``p``, ``ci`` (2,), ``layers`` (indices used), ``n_perm``, and ``note`` when
-        fewer than three layers are significant (rho is then NaN).
+        fewer than three layers are significant or they all peak together (rho is then NaN).
     """
     from itertools import permutations
 
@@ -361,6 +361,9 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
 
     x = lat[idx]
     r0 = rho(x)
+    if not np.isfinite(r0):
+        out["note"] = "the significant layers all peak at the same latency: no order to test"
+        return out
     if idx.size <= 8:
         null = np.array([rho(x[list(p)]) for p in permutations(range(idx.size))])
     else:

@@ -211,6 +211,10 @@ class LayerStatistics:
                          f"p = {h['p']:.3g}"
                          + (" -> later layers peak later" if h["p"] <= o.alpha
                             else " -> no evidence that deeper layers peak later"))
+            p_min = 2.0 / (h["n_perm"] + 1) if h.get("n_perm") else np.nan
+            if h["p"] > o.alpha and p_min > o.alpha:
+                lines[-1] += (f" (with {len(h['layers'])} layers the smallest attainable p is "
+                              f"{p_min:.3g}: the test cannot reach alpha {o.alpha})")
         lines += [f"[{self.label}] note: {n}" for n in self.notes]
         return lines
 
