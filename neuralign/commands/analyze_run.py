@@ -108,6 +108,7 @@ def run_analysis(args: argparse.Namespace) -> int:
     from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..offline.analysis import rsa_notes
+    from ..offline.comparison import check_partition_layers
     from .analyze_common import Bars, check_inputs
     from .analyze_output import write_all
     from .analyze_stats import StatsRunner
@@ -125,6 +126,7 @@ def run_analysis(args: argparse.Namespace) -> int:
     sets = {label: load_features(p) for label, p in specs.items()}
     for label, fs in sets.items():
         check_inputs(data, fs, args.folds, specs[label])
+    check_partition_layers({k: list(fs.layers) for k, fs in sets.items()}, chosen)
     sets, notes = common_features(sets)
     for label, fs in sets.items():
         notes += [f"{label}: {n}" if len(sets) > 1 else n for n in rsa_notes(fs)]
