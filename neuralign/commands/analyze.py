@@ -61,7 +61,19 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
 
 
-def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
+@fill_doc
+def check_inputs(data, features, n_folds: int, features_path: Path) -> None:
+    """Refuse, in one line, data the engine cannot analyse (before anything starts).
+
+    Parameters
+    ----------
+    %(epoch_data)s
+    %(features)s
+    n_folds : int
+        Cross-validation folds.
+    features_path : Path
+        Where the features come from (named in the message).
+    """
     ids = np.unique(data.stimulus_ids)
     missing = [s for s in ids.tolist() if s not in features]
     if missing:
@@ -231,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     for w in caught:  # one line each, no source excerpt
         print(f"neuralign: warning: {w.message}", file=sys.stderr)
     features = load_features(args.features)
-    _check_inputs(data, features, args.folds, args.features)
+    check_inputs(data, features, args.folds, args.features)
     if not args.quiet:
         print(f"{data.epochs.shape[0]} epochs of {np.unique(data.stimulus_ids).size} stimuli, "
               f"{len(data.ch_names)} channels x {data.times.size} times; "

@@ -9,7 +9,7 @@
 - :mod:`neuralign.report.builder`: :func:`write_outputs` (results, PNG figures and an
   :class:`mne.Report` as ``report.html``) and :func:`add_to_report`;
 - :mod:`neuralign.report.results`: :class:`AlignmentResult`, the engine's result with these
-  figures, tables and report sections as methods (what ``neuralign.analyze`` returns).
+  figures, tables and report sections as methods (what :func:`neuralign.analyze` returns).
 
 Nothing heavy is imported here: matplotlib and MNE load when a figure or report is made.
 """

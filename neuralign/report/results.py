@@ -4,8 +4,8 @@ The engine (:mod:`neuralign.align`) produces :class:`neuralign.align.AlignmentRe
 knows no figures; this subclass adds what a notebook needs: ``plot_*`` methods returning the
 figures ``neuralign analyze`` writes, tables (:meth:`AlignmentResult.to_dataframe`,
 :meth:`AlignmentResult.to_xarray`) and :meth:`AlignmentResult.add_to_report` for an
-:class:`mne.Report`. ``neuralign.analyze``, ``neuralign.read_results`` and
-``neuralign.LiveSession`` return it; :meth:`AlignmentResult.from_result` wraps any
+:class:`mne.Report`. :func:`neuralign.analyze`, :func:`neuralign.read_results` and
+:class:`neuralign.LiveSession` return it; :meth:`AlignmentResult.from_result` wraps any
 engine result without copying its arrays.
 """
 
@@ -26,8 +26,8 @@ class AlignmentResult(data.AlignmentResult):
     """The layer x channel x time maps of an analysis, that show themselves.
 
     The engine's :class:`neuralign.align.AlignmentResult` (every attribute and method of it)
-    plus figures, tables and report sections. Make one with ``neuralign.analyze``,
-    ``neuralign.read_results`` or :meth:`from_result`; its fields are those of
+    plus figures, tables and report sections. Make one with :func:`neuralign.analyze`,
+    :func:`neuralign.read_results` or :meth:`from_result`; its fields are those of
     :class:`neuralign.align.AlignmentResult`.
     """
 
@@ -48,6 +48,19 @@ class AlignmentResult(data.AlignmentResult):
         if isinstance(result, cls):
             return result
         return cls(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
+
+    def __repr__(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lat, val = self.peaks("encoding")
+        best = ""
+        if np.isfinite(val).any():
+            i = int(np.nanargmax(val))
+            best = f", best layer {self.layers[i]} (r={val[i]:.3f} at {lat[i] * 1000:.0f} ms)"
+        n = self.counts.get("n_epochs")
+        return (f"<AlignmentResult | {len(self.layers)} layers x {len(self.ch_names)} channels x "
+                f"{len(self.times)} times" + (f", {n} epochs" if n is not None else "")
+                + best + ">")
 
     # ---------------------------------------------------------------- figures
     def plot_encoding(self, *, normalized: bool = False):
