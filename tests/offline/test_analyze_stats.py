@@ -61,8 +61,8 @@ def test_statistics_in_results_json_npz_and_report(tiny_sim, tmp_path, capsys):
     for name in ("encoding_r_significance.png", "peak_intervals.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     html = (out / "report.html").read_text()
-    assert "<h2>Statistics</h2>" in html
-    assert "permutations" in html
+    assert "Peak intervals" in html
+    assert "layers significant (family-wise alpha 0.05, 199 permutations)" in html
     assert "peak r 95% CI" in cap.out
     assert "layers significant" in cap.out
 
