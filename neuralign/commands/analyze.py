@@ -26,6 +26,7 @@ def register(subparsers) -> None:
         ),
     )
     add_analysis_args(p)
+    add_unit_args(p)
     p.set_defaults(func=run)
 
 
@@ -59,6 +60,31 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
                         "layers are solved one at a time or in parallel within it")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+
+
+def add_unit_args(p: argparse.ArgumentParser) -> None:
+    """The options of the unit-level and readout analyses (:mod:`neuralign.offline.unit_analysis`).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    """
+    g = p.add_argument_group("units and readouts")
+    g.add_argument("--units", nargs="*", default=None, metavar="LAYER",
+                   help="unit-level encoding of these layers (names, indices, 'all'; alone: "
+                        "the peak layer): units.csv, units_maps.npz, redundancy.json, figures")
+    g.add_argument("--readouts", nargs="*", default=None, metavar="LAYER",
+                   help="factorised (spatial x feature) and PCA-then-ridge readouts against "
+                        "ridge on the same held-out stimuli (paired test): readouts.json")
+    g.add_argument("--top-units", type=int, default=10, metavar="K",
+                   help="best units kept per channel x time (default 10)")
+    g.add_argument("--readout-ranks", type=int, nargs="+", default=[1, 2], metavar="R",
+                   help="ranks of the factorised readouts (default 1 2)")
+    g.add_argument("--readout-pca", type=int, nargs="+", default=[16, 64], metavar="K",
+                   help="components of the PCA-then-ridge readouts (default 16 64)")
+    g.add_argument("--readout-boot", type=int, default=500, metavar="N",
+                   help="bootstrap resamples of the paired readout tests (default 500)")
 
 
 def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
@@ -216,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the dataset and the features, run the engine, write the results and report."""
     from ..align.memory import parse_memory
     from ..io.features import load_features
+    from ..offline.unit_analysis import plan_unit_analyses, run_unit_analyses
     from ..report import write_outputs
     from ..sim.truth import recovery
     from .datasets import load_dataset, parse_spec
@@ -232,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"neuralign: warning: {w.message}", file=sys.stderr)
     features = load_features(args.features)
     _check_inputs(data, features, args.folds, args.features)
+    unit_plan = plan_unit_analyses(
+        features=features, n_channels=len(data.ch_names), units=args.units,
+        readouts=args.readouts, top_k=args.top_units, ranks=args.readout_ranks,
+        pca=args.readout_pca, n_boot=args.readout_boot)
     if not args.quiet:
         print(f"{data.epochs.shape[0]} epochs of {np.unique(data.stimulus_ids).size} stimuli, "
               f"{len(data.ch_names)} channels x {data.times.size} times; "
@@ -254,6 +285,10 @@ def run(args: argparse.Namespace) -> int:
         pl = planted_latencies(planted, result.layers)
         if pl is not None:
             extra["recovery"] = recovery(result, pl)
+    run_unit_analyses(unit_plan, data, features, result, out=args.out, planted=planted,
+                      quiet=args.quiet, engine_kw={
+                          "alphas": args.alphas, "n_folds": args.folds, "dtype": args.dtype,
+                          "alpha_selection": args.alpha_selection, "memory": memory})
     title = args.title or f"neuralign analyze: {args.dataset}"
     paths = write_outputs(result, args.out, title=title, extra=extra)
     if not args.quiet:
