@@ -169,8 +169,81 @@ def _fmt(x, nd: int = 3) -> str:
     return f"{xf:.0f}" if nd == 0 else f"{xf:.{nd}f}"
 
 
+def _save_figures(out: Path, figures: dict | None) -> dict[str, tuple[Path, str]]:
+    """Save ``name -> (matplotlib Figure, caption)`` as ``out/name.png``."""
+    plt = _plt()
+    saved = {}
+    for name, (fig, caption) in (figures or {}).items():
+        path = out / f"{name}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        saved[name] = (path, caption)
+    return saved
+
+
+def _extra_html(saved: dict[str, tuple[Path, str]], notes: list[str] | None) -> str:
+    parts = [f'<p class="note">{html.escape(n)}</p>' for n in notes or []]
+    for path, caption in saved.values():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f'<figure><img alt="{html.escape(caption)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>'
+                     f"{html.escape(caption)}</figcaption></figure>")
+    return "\n".join(parts)
+
+
+def write_page(out_dir: str | Path, *, title: str, figures: dict | None = None,
+               notes: list[str] | None = None, record: dict | None = None) -> Path:
+    """A self-contained ``report.html`` of figures, notes and a record (no maps).
+
+    Parameters
+    ----------
+    out_dir : str | Path
+        Folder of the page and of the figures' PNG files.
+    title : str
+        Page title.
+    figures : dict | None
+        ``name -> (matplotlib Figure, caption)``, saved as ``name.png`` and embedded.
+    notes : list of str | None
+        Statements shown above the figures.
+    record : dict | None
+        Shown as JSON at the end.
+
+    Returns
+    -------
+    Path
+        ``report.html``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body = _extra_html(_save_figures(out, figures), notes)
+    text = html.escape(json.dumps(jsonable(record or {}), indent=1, default=str))
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+            f"{html.escape(title)}</title><style>body {{ font-family: sans-serif; margin: 2em; "
+            "max-width: 1100px; } img { max-width: 100%; } .note { background: #fff4d6; "
+            "padding: 0.5em; } pre { background: #f6f6f6; padding: 0.6em; }</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body}<h2>Record</h2><pre>{text}</pre>"
+            "</body></html>\n")
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _analysis_figures(out: Path, result: AlignmentResult) -> str:
+    """The figures of further analyses (``result.analyses[name]["figures"]``: PNGs in ``out``)."""
+    parts = []
+    for name, a in (result.analyses or {}).items():
+        for f in (a.get("figures") or []) if isinstance(a, dict) else []:
+            p = out / str(f)
+            if p.is_file():
+                data = base64.b64encode(p.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(f)}" src="data:image/png;base64,'
+                             f'{data}"><figcaption>{html.escape(name)}: {html.escape(f)}'
+                             "</figcaption></figure>")
+    return "<h2>Further analyses</h2>" + "".join(parts) if parts else ""
+
+
 def _html(out: Path, result: AlignmentResult, figures: dict[str, Path], *, title: str,
-          extra: dict) -> Path:
+          extra: dict, stats_html: str = "") -> Path:
     def img(key: str, caption: str) -> str:
         data = base64.b64encode(figures[key].read_bytes()).decode("ascii")
         return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
@@ -224,6 +297,8 @@ channels; RSA rho is the Spearman correlation between the layer's and the EEG's 
 {img("rsa_rho", "RSA Spearman rho, layer x latency")}
 {img("peak_latency", "Peak latency per layer")}
 {img("noise_ceiling", "Noise ceiling over time")}
+{"<h2>Statistics</h2>" + stats_html if stats_html else ""}
+{_analysis_figures(out, result)}
 <h2>Settings</h2>
 {block("settings", result.settings)}
 {block("counts", result.counts)}
@@ -237,7 +312,8 @@ channels; RSA rho is the Spearman correlation between the layer's and the EEG's 
 
 @fill_doc
 def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
-                  extra: dict | None = None) -> dict[str, Path]:
+                  extra: dict | None = None, figures: dict | None = None,
+                  notes: list[str] | None = None) -> dict[str, Path]:
     """Write results, figures and ``report.html`` into ``out_dir``.
 
     Parameters
@@ -249,6 +325,11 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     %(extra)s
         ``extra["planted"]`` (:mod:`neuralign.base.truth`) overlays a simulation's truth on
         the peak plot; ``extra["simulated"] = True`` labels the report as simulated data.
+    figures : dict | None
+        More figures, ``name -> (matplotlib Figure, caption)`` (e.g. statistics), saved as
+        ``name.png`` and shown in the report's Statistics section.
+    notes : list of str | None
+        Statements shown at the top of that section.
 
     Returns
     -------
@@ -276,7 +357,10 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
         "noise_ceiling": _noise_plot(out / "noise_ceiling.png", result),
     }
     paths.update(figs)
-    paths["report"] = _html(out, result, figs, title=title, extra=extra)
+    saved = _save_figures(out, figures)
+    paths.update({k: p for k, (p, _) in saved.items()})
+    paths["report"] = _html(out, result, figs, title=title, extra=extra,
+                            stats_html=_extra_html(saved, notes) if saved or notes else "")
     if extra:
         ej = out / "extra.json"
         ej.write_text(json.dumps(jsonable(extra), indent=1, default=str))

@@ -32,6 +32,7 @@ from ..align.data import jsonable
 from ..base import FeatureSet
 from ..errors import NeuralignError
 from .unit_figures import readout_figure, unit_figure
+from .unit_summary import score_planted, summary_lines
 
 #: Largest unit x channel x time map written in full to ``units_maps.npz`` (float16 entries).
 MAX_FULL_MAP = 32_000_000
@@ -280,28 +281,8 @@ def _units(eng, layers, plan, out, planted, bar) -> dict:
                          "relation), best units per channel x time, redundancy curve"}
     truth = (planted or {}).get("units")
     if truth and truth.get("layer") in per_layer:
-        summary["planted"] = _score_planted(truth, rows)
+        summary["planted"] = score_planted(truth, rows)
     return summary
-
-
-def _score_planted(truth: dict, rows: list) -> dict:
-    """Are the planted units the best of their layer, with their signs and latencies?"""
-    mine = [r for r in rows if r[0] == truth["layer"]]
-    by_unit = {r[1]: r for r in mine}
-    planted = {int(u["unit"]): u for u in truth["units"]}
-    ranked = sorted(mine, key=lambda r: -float(r[8]))  # channel-mean peak r
-    found = [r[1] for r in ranked[:len(planted)]]
-    # with one signed topography per unit the sign at the peak depends on the channel mean
-    shared = truth.get("spatial", "shared") == "shared"
-    pol_ok = [int(by_unit[u][9]) == int(t["sign"]) or not shared for u, t in planted.items()]
-    err = [abs(float(by_unit[u][7]) - float(t["latency_s"])) * 1000 for u, t in planted.items()]
-    ok = set(found) == set(planted) and all(pol_ok) and max(err) <= 20.0
-    return {"layer": truth["layer"], "planted_units": sorted(planted), "found_units": found,
-            "polarity_correct": int(sum(pol_ok)), "n_planted": len(planted),
-            "latency_mae_ms": float(np.mean(err)), "recovered": bool(ok),
-            "polarity_scored": shared,
-            "criterion": "the best units by channel-mean peak r are the planted ones, every "
-                         "polarity right (shared topography), every peak latency within 20 ms"}
 
 
 def _readouts(eng, layers, plan, out, bar) -> dict:
@@ -326,34 +307,57 @@ def _readouts(eng, layers, plan, out, bar) -> dict:
             "n_boot": plan.n_boot}
 
 
-def summary_lines(summary: dict) -> list[str]:
-    """A few lines for the terminal: best units, units for 90%, readouts against ridge.
+def plans_from_args(args, sets: dict, *, n_channels: int) -> dict[str, UnitPlan]:
+    """The plans of ``neuralign analyze`` (``--units``, ``--readouts``...) for every feature set.
 
     Parameters
     ----------
-    summary : dict
-        What :func:`run_unit_analyses` returned.
+    args : argparse.Namespace
+        The parsed command line.
+    sets : dict of str to FeatureSet
+        The feature sets (a layer named in an option must be in every one of them).
+    n_channels : int
+        Channels of the EEG.
 
     Returns
     -------
-    list of str
+    dict of str to UnitPlan
     """
-    lines = []
-    for name, d in (summary.get("units") or {}).get("layers", {}).items():
-        best = ", ".join(f"{b['unit']}{'+' if b['polarity'] > 0 else '-'}"
-                         f"@{b['peak_latency_s'] * 1000:.0f}ms(r={b['peak_r']:.2f})"
-                         for b in d["best_units"][:5])
-        n90 = (d.get("redundancy") or {}).get("n_units_90")
-        lines.append(f"units {name}: best {best}; units for 90% of the layer: {n90}")
-    p = (summary.get("units") or {}).get("planted")
-    if p:
-        lines.append(f"planted units {p['planted_units']}: found {p['found_units']}, "
-                     f"polarity {p['polarity_correct']}/{p['n_planted']}, latency error "
-                     f"{p['latency_mae_ms']:.0f} ms -> "
-                     + ("RECOVERED" if p["recovered"] else "NOT recovered"))
-    for name, d in (summary.get("readouts") or {}).get("layers", {}).items():
-        parts = [f"ridge r={d['mean_r']['ridge']:.3f}"]
-        for k, v in d["vs_ridge"].items():
-            parts.append(f"{k} {v['diff']:+.3f} (p={v['p']:.3f})")
-        lines.append(f"readouts {name}: " + "; ".join(parts))
-    return lines
+    return {label: plan_unit_analyses(
+        features=fs, n_channels=n_channels, units=args.units, readouts=args.readouts,
+        top_k=args.top_units, ranks=args.readout_ranks, pca=args.readout_pca,
+        n_boot=args.readout_boot, seed=getattr(args, "seed", 0)) for label, fs in sets.items()}
+
+
+def run_planned(plans: dict, args, data, sets: dict, results: dict, *, memory=None,
+                planted: dict | None = None) -> None:
+    """Run ``neuralign analyze``'s unit-level and readout analyses of every feature set.
+
+    Their files go into ``--out`` (one feature set) or ``--out/LABEL``; their summaries into
+    each result's ``analyses`` (so into its ``results.json``).
+
+    Parameters
+    ----------
+    plans : dict of str to UnitPlan
+        From :func:`plans_from_args`.
+    args : argparse.Namespace
+        The parsed command line (engine settings, ``--out``, ``--quiet``).
+    data : EpochData
+        The epochs.
+    sets : dict of str to FeatureSet
+        The feature sets.
+    results : dict of str to AlignmentResult
+        Their maps.
+    memory : int | None
+        Memory budget in bytes.
+    planted : dict | None
+        A simulation's planted truth.
+    """
+    out = Path(args.out)
+    kw = {"alphas": args.alphas, "n_folds": args.folds, "dtype": args.dtype,
+          "alpha_selection": args.alpha_selection, "memory": memory}
+    for label, plan in plans.items():
+        if plan.active:
+            run_unit_analyses(plan, data, sets[label], results[label],
+                              out=out / label if len(sets) > 1 else out, engine_kw=kw,
+                              planted=planted, quiet=args.quiet)
