@@ -35,6 +35,7 @@ Example::
     b = "dino-s14"
     layer_a = "peak"               # "peak" (the group peak layer), a layer name or an index
     layer_b = "peak"
+    n_permutations = 500           # tests of the unique parts (n_boot: [stats] n_boot)
 
 Unknown keys are refused with the list of valid ones.
 """
@@ -59,7 +60,7 @@ STATS_KEYS = ("alpha", "n_permutations", "p_threshold", "correction", "n_boot", 
               "subject_permutations", "tail")
 SUBJECT_KEYS = ("name", "dataset", "options")
 MODEL_KEYS = ("name", "features", "family", "params", "encoder", "downstream", "depth")
-VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas")
+VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas", "n_boot", "n_permutations")
 SCALE_KEYS = ("scheduler", "workers", "processes", "threads_per_worker", "blas_threads")
 DESCRIPTORS = ("family", "params", "encoder", "downstream")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -131,6 +132,10 @@ class VarPartSpec:
         ``"peak"`` (the group peak layer), a layer name or an index.
     alphas : list of float | None
         Ridge penalties (default: the engine's).
+    n_boot : int
+        Bootstrap resamples of the intervals (default: ``[stats] n_boot``).
+    n_permutations : int
+        Permutations of the tests of the unique parts (default 500).
     """
 
     a: str
@@ -138,6 +143,8 @@ class VarPartSpec:
     layer_a: str | int = "peak"
     layer_b: str | int = "peak"
     alphas: list[float] | None = None
+    n_boot: int = 1000
+    n_permutations: int = 500
 
 
 @dataclass
@@ -328,8 +335,12 @@ def load_study_config(path: str | Path, *,
                 raise NeuralignError(
                     f"[[variance_partitioning]] #{i + 1}: {k} = {v.get(k)!r} is not a model name "
                     f"({', '.join(m.name for m in models)})", path=path)
+        nb, nperm = int(v.get("n_boot", stats["n_boot"])), int(v.get("n_permutations", 500))
+        if nb < 10 or nperm < 10:
+            raise NeuralignError(f"[[variance_partitioning]] #{i + 1}: n_boot and "
+                                 "n_permutations must be at least 10", path=path)
         varpart.append(VarPartSpec(v["a"], v["b"], v.get("layer_a", "peak"),
-                                   v.get("layer_b", "peak"), v.get("alphas")))
+                                   v.get("layer_b", "peak"), v.get("alphas"), nb, nperm))
 
     out = Path(study.get("out", "study_out")).expanduser()
     out = out if out.is_absolute() else base / out
