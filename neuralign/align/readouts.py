@@ -170,6 +170,9 @@ def _weighted_mean_r(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     cov = w @ (p * y) - sw * mp * my
     vp = w @ (p * p) - sw * mp * mp
     vy = w @ (y * y) - sw * my * my
+    den = vp * vy
+    # a constant prediction (e.g. the mean, under a very large alpha) has no correlation
+    tiny = 1e-12 * (w @ (p * p)) * (w @ (y * y))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(vp * vy)
+        r = np.where(den > tiny, cov / np.sqrt(np.where(den > tiny, den, 1.0)), np.nan)
     return np.nanmean(r, axis=1)

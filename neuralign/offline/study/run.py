@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...align.data import AlignmentResult, jsonable
+from ..unit_study import check_study_options, study_unit_summary
 from .aggregate import aggregate
 from .config import StudyConfig
 from .executor import Executor
@@ -60,6 +61,7 @@ def study_tasks(cfg: StudyConfig, feature_sha: dict[str, str], load_dataset: Dat
                 "p_threshold": float(cfg.stats["p_threshold"]), "alpha": float(cfg.stats["alpha"]),
                 "tail": int(cfg.stats["tail"]), "seed": int(cfg.stats["seed"]),
                 "blas_threads": cfg.blas_threads, "load_dataset": load_dataset,
+                "unit_options": cfg.unit_options,
             })
     return tasks
 
@@ -179,6 +181,8 @@ def run_study(
     cfg.out.mkdir(parents=True, exist_ok=True)
     cfg.cache.mkdir(parents=True, exist_ok=True)
     feature_sha = {m.name: file_sha(Path(m.features)) for m in cfg.models}
+    for m in cfg.models:  # layer names of [units] / [readouts], before anything runs
+        check_study_options(cfg.unit_options, load_model_features(m.features), m.name)
     tasks = study_tasks(cfg, feature_sha, load_dataset)
     with Executor(scheduler, workers=workers, processes=processes,
                   blas_threads=cfg.blas_threads) as ex:
@@ -187,6 +191,8 @@ def run_study(
         summary, arrays = aggregate(cfg, results)
         vp = _varpart(cfg, ex, summary["per_model"], feature_sha, load_dataset, progress)
         summary["variance_partitioning"] = jsonable(vp)
+        if cfg.unit_options:
+            summary["units_readouts"] = jsonable(study_unit_summary(results))
         desc = ex.description
     paths = write_study_outputs(cfg, summary, arrays, report=report)
     run = {

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...base import FeatureSet
 from ...errors import NeuralignError, few
+from ..unit_study import run_study_unit_task
 from .aggregate import channel_mean
 from .config import StudyConfig
 from .executor import set_blas_threads
@@ -225,6 +226,9 @@ def _compute_task(task: dict, out: Path, marker: Path) -> dict:
     res = analyze_epochs(data, fs, **kw)
     res.settings["study_task"] = {"subject": task["subject"], "model": task["model"]}
     out.mkdir(parents=True, exist_ok=True)
+    if task.get("unit_options"):  # [units] / [readouts]: files beside the task's maps
+        run_study_unit_task(task["unit_options"], data, fs, res, out=out, engine_kw=kw,
+                            seed=int(task.get("seed", 0)))
     with warnings.catch_warnings():  # all-NaN ceiling slices are expected and harmless
         warnings.simplefilter("ignore", RuntimeWarning)
         res.save(out)
