@@ -31,7 +31,7 @@ def check_study_options(options: dict, features, model: str) -> None:
     Parameters
     ----------
     options : dict
-        :attr:`~neuralign.offline.study.config.StudyConfig.unit_options`.
+        The ``unit_options`` of :class:`~neuralign.offline.study.config.StudyConfig`.
     features : FeatureSet
         The model's features (layer names).
     model : str
@@ -53,7 +53,7 @@ def run_study_unit_task(options: dict, data, features, result, *, out, engine_kw
     Parameters
     ----------
     options : dict
-        :attr:`~neuralign.offline.study.config.StudyConfig.unit_options`.
+        The ``unit_options`` of :class:`~neuralign.offline.study.config.StudyConfig`.
     data : EpochData
         The subject's epochs.
     features : FeatureSet
