@@ -51,6 +51,8 @@ def add_to_report(result: AlignmentResult, report, *, extra: dict | None = None,
         The PNG files written into ``figure_dir`` (empty without one).
     """
     extra = dict(extra or {})
+    if figure_dir is not None:
+        extra.setdefault("figure_dir", str(figure_dir))
     paths: dict[str, Path] = {}
     with warnings.catch_warnings():  # all-NaN slices (no ceiling >= 0.1) are expected
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -218,6 +218,31 @@ def settings_html(result, extra: dict) -> str:
     return "".join(out)
 
 
+def analyses_html(result, extra: dict) -> str | None:
+    """The figures of further analyses (units, readouts) that were written beside the report.
+
+    ``result.analyses[name]["figures"]`` names PNG files in ``extra["figure_dir"]`` (set by
+    :func:`neuralign.report.add_to_report` when it writes figures); they are embedded.
+    """
+    import base64
+
+    folder = extra.get("figure_dir")
+    if not folder or not result.analyses:
+        return None
+    from pathlib import Path
+
+    parts = []
+    for name, a in result.analyses.items():
+        for f in (a.get("figures") or []) if isinstance(a, dict) else []:
+            p = Path(folder) / str(f)
+            if p.is_file():
+                data = base64.b64encode(p.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(str(f))}" style="max-width:100%" '
+                             f'src="data:image/png;base64,{data}"><figcaption>'
+                             f"{html.escape(name)}: {html.escape(str(f))}</figcaption></figure>")
+    return "".join(parts) or None
+
+
 def _planted_ms(result, extra: dict):
     pl = planted_latencies(extra.get("planted"), result.layers)
     return None if pl is None else pl * 1000
@@ -254,5 +279,6 @@ SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
                       extra["statistics"], _planted_ms(result, extra))
                       if extra.get("statistics") else None),
                   group="Statistics"),
+    HtmlSection("analyses", "Further analyses", analyses_html, group="Analyses"),
     HtmlSection("settings", "Settings", settings_html, group="Settings"),
 )
