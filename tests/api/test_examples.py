@@ -50,6 +50,11 @@ def test_example_runs(name):
             <= 30
     if name == "plot_03_live_session.py":
         assert g["result"].counts["n_epochs"] == g["n_shown"]
+    if name == "plot_05_export_lvlm.py":  # every stage's layers, one row per built-in image
+        fs = g["features"]
+        assert fs.layers == ("vision.00", "vision.01", "projector", "llm.00", "llm.01")
+        assert all(np.isfinite(fs.layer(i)).all() for i in range(fs.n_layers))
+        assert fs.layer(0).shape[0] == len(fs.stimulus_ids) > 50
     if name == "plot_04_compare_models.py":
         assert g["summary"].loc["planted model", "peak r"] > \
             g["summary"].loc["unrelated model", "peak r"] + 0.2
