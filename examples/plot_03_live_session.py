@@ -61,7 +61,7 @@ try:
     live.start()
     live.wait(epochs=40, timeout=60)
     print(live.status())
-    fig = live.result().plot_encoding()
+    fig = live.latest().result.plot_encoding()  # the maps so far
     while live.latest().epochs_accepted < n_shown and amp.poll() is None:
         time.sleep(1.0)
         snap = live.latest()
