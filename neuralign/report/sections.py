@@ -8,6 +8,8 @@ table or text). Each has a ``make(result, extra)`` that returns the figure / HTM
 has no statistics figures). To add figures (statistics, partitions, units...), write the
 figure function in :mod:`neuralign.report.figures` (or a module of its own beside it) and add
 a section here; the CLI's PNG files, ``report.html`` and the Python API then all have it.
+What a section needs beyond the result's own fields travels in ``extra`` (the dict every
+command hands to :func:`neuralign.report.write_outputs` and that ends up in ``extra.json``).
 """
 
 from __future__ import annotations
