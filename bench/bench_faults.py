@@ -42,7 +42,7 @@ configure_lsl()
 from neuralign.io.features import save_features  # noqa: E402
 from neuralign.realtime import xdf  # noqa: E402
 from neuralign.realtime.integrity import check_recording  # noqa: E402
-from neuralign.realtime.recording import EEG_ID  # noqa: E402
+from neuralign.realtime.recording import EEG_ID, read_meta, stream_hints  # noqa: E402
 from neuralign.sim.features import hierarchical_features  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -143,9 +143,11 @@ def kill9(d: Path, feats: Path, n: int) -> dict:
 
 def corruption(d: Path, n_flips: int) -> dict:
     """Flip one byte at random places of the delivery recording (a copy each time)."""
-    src = (d / "delivery" / "recording" / "session.xdf").read_bytes()
+    xp = d / "delivery" / "recording" / "session.xdf"
+    src = xp.read_bytes()
     rng = random.Random(0)
-    whole = check_recording(d / "delivery" / "recording" / "session.xdf")
+    hints = stream_hints(read_meta(xp))  # as analyze and verify-recording read it
+    whole = check_recording(xp, hints=hints)
     skipped, kept = [], []
     for _ in range(n_flips):
         raw = bytearray(src)
@@ -153,7 +155,7 @@ def corruption(d: Path, n_flips: int) -> dict:
         raw[pos] ^= 1 << rng.randrange(8)
         p = d / "flip.xdf"
         p.write_bytes(bytes(raw))
-        integ = check_recording(p)
+        integ = check_recording(p, hints=hints)
         skipped.append(integ.skipped_s)
         kept.append(integ.eeg_samples / whole.eeg_samples)
     return {"flips": n_flips, "detected": int(sum(s > 0 for s in skipped)),

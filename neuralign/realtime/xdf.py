@@ -212,7 +212,7 @@ class XDFWriter:
 
 
 # ---------------------------------------------------------------------- reading
-def iter_chunks(path: str | Path, *, report=None) -> Iterator:
+def iter_chunks(path: str | Path, *, report=None, hints: dict | None = None) -> Iterator:
     """Yield the chunks of an XDF file in file order (:func:`~.xdfread.read_chunks`).
 
     Parameters
@@ -221,6 +221,8 @@ def iter_chunks(path: str | Path, *, report=None) -> Iterator:
         The XDF file.
     report : ReadReport | None
         Filled with the damaged byte ranges skipped and a truncated tail.
+    hints : dict | None
+        Stream id -> ``(format, channels, rate)`` for streams whose header may be damaged.
 
     Returns
     -------
@@ -229,4 +231,4 @@ def iter_chunks(path: str | Path, *, report=None) -> Iterator:
     """
     from .xdfread import read_chunks
 
-    return read_chunks(path, report=report)
+    return read_chunks(path, report=report, hints=hints)

@@ -129,3 +129,20 @@ def test_damage_at_the_end_and_nothing_usable(tmp_path):
     q = tmp_path / "q.xdf"
     q.write_bytes(b"XDF:" + bytes(200))
     assert not check_recording(q).usable
+
+
+def test_damaged_stream_header_costs_nothing_with_the_session_hints(tmp_path):
+    p = tmp_path / "s.xdf"
+    _, data, ts = _write(p, n_chunks=10)
+    raw = bytearray(p.read_bytes())
+    at = raw.index(b"<name>eeg</name>")
+    raw[at + 1] ^= 0xFF  # the EEG header's XML no longer parses
+    p.write_bytes(bytes(raw))
+    assert not check_recording(p).usable  # the file alone cannot say how to decode the EEG
+    hints = {1: ("float32", N_CH, FS), 2: ("string", 1, 0.0)}  # what session.json says
+    integ = check_recording(p, hints=hints)
+    assert integ.eeg_samples == ts.size
+    assert len(integ.damaged_ranges) == 1  # the header chunk alone, no resynchronisation
+    chunks = [c for c in xdf.iter_chunks(p, hints=hints)
+              if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
+    np.testing.assert_array_equal(np.concatenate([c.data for c in chunks]), data)
