@@ -282,3 +282,157 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
         ej.write_text(json.dumps(jsonable(extra), indent=1, default=str))
         paths["extra"] = ej
     return paths
+
+
+def _stats_figures(out: Path, stats) -> dict[str, Path]:
+    """Peak latency with 95% intervals of every model, and CI width / top p vs epochs."""
+    plt = _plt()
+    figs = {}
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for k, (label, m) in enumerate(stats.models.items()):
+        if m.peaks is None:
+            continue
+        x = np.arange(len(m.layers)) + 0.12 * k
+        lat, ci = np.asarray(m.peaks.latency_s) * 1000, np.asarray(m.peaks.latency_ci) * 1000
+        sig = m.significant
+        ax.errorbar(x, lat, yerr=np.abs(np.stack([lat - ci[:, 0], ci[:, 1] - lat])), fmt="o",
+                    capsize=3, label=label, alpha=0.9)
+        if sig is not None and sig.any():
+            ax.plot(x[sig], lat[sig], "k*", ms=8)
+    ax.set_xlabel("layer (depth order)")
+    ax.set_ylabel("peak latency (ms), 95% CI")
+    ax.set_title("Peak latency per layer with 95% intervals (* = significant peak)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    figs["peak_latency_ci"] = out / "peak_latency_ci.png"
+    fig.savefig(figs["peak_latency_ci"])
+    plt.close(fig)
+    hist = [h for h in stats.history if h.get("n_epochs")]
+    if hist:
+        fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+        n = np.array([h["n_epochs"] for h in hist], float)
+        w = np.array([np.nan if h.get("widest_latency_ci_s") is None
+                      else 1000 * h["widest_latency_ci_s"] for h in hist])
+        ax.plot(n, w, "o-", label="widest significant peak-latency CI (ms)")
+        ax.set_xlabel("epochs")
+        ax.set_ylabel("CI width (ms)")
+        p = np.array([np.nan if h.get("top_p") is None else h["top_p"] for h in hist])
+        if np.isfinite(p).any():
+            ax2 = ax.twinx()
+            ax2.semilogy(n, p, "s--", color="C1", label="ranking: top model's p")
+            ax2.set_ylabel("p (top model vs others)")
+        ax.set_title(f"Stopping rule: {stats.settings.get('rule')}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+        fig.tight_layout()
+        figs["stopping"] = out / "stopping_history.png"
+        fig.savefig(figs["stopping"])
+        plt.close(fig)
+    return figs
+
+
+def write_statistics(stats, out_dir: str | Path) -> dict[str, Path]:
+    """Add intervals, masks, ranking and the stopping history to written results.
+
+    ``results.json`` gets a ``statistics`` entry, ``maps.npz`` the masks and intervals
+    (``mask_LABEL``, ``latency_ci_LABEL``, ``peak_r_ci_LABEL``), and ``report.html`` a section
+    with the ranking table and the figures ``peak_latency_ci.png`` and
+    ``stopping_history.png`` (CI width and the ranking's p vs epochs).
+
+    Parameters
+    ----------
+    stats : Statistics
+        The final evaluation (:class:`~neuralign.align.monitor.Statistics`).
+    out_dir : str | Path
+        A folder :func:`write_outputs` wrote.
+
+    Returns
+    -------
+    dict of str -> Path
+        The figures written.
+    """
+    out = Path(out_dir)
+    rj = out / "results.json"
+    meta = json.loads(rj.read_text())
+    meta["statistics"] = jsonable(stats.to_dict())
+    rj.write_text(json.dumps(meta, indent=1))
+    with np.load(out / "maps.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    for label, m in stats.models.items():
+        if m.mask is not None:
+            arrays[f"mask_{label}"] = m.mask.mask
+        if m.peaks is not None:
+            arrays[f"latency_ci_{label}"] = m.peaks.latency_ci
+            arrays[f"peak_r_ci_{label}"] = m.peaks.peak_r_ci
+    np.savez_compressed(out / "maps.tmp.npz", **arrays)
+    (out / "maps.tmp.npz").replace(out / "maps.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        figs = _stats_figures(out, stats)
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{html.escape(r.label)}</td><td>{html.escape(r.best_layer)}"
+        f"</td><td>{_fmt(r.peak_r)} [{_fmt(r.peak_r_ci[0])}, {_fmt(r.peak_r_ci[1])}]</td>"
+        f"<td>{_fmt(r.peak_latency_s * 1000, 0)} [{_fmt(r.peak_latency_ci[0] * 1000, 0)}, "
+        f"{_fmt(r.peak_latency_ci[1] * 1000, 0)}]</td></tr>"
+        for i, r in enumerate(stats.ranking.rows if stats.ranking else []))
+    comp = "".join(
+        f"<li>{html.escape(a)} - {html.escape(b)}: diff r {_fmt(v['diff'])} "
+        f"[{_fmt(v['ci'][0])}, {_fmt(v['ci'][1])}], p = {v['p']:.3g} "
+        f"({v['n_stimuli']} stimuli)</li>"
+        for (a, b), v in (stats.ranking.pairs.items() if stats.ranking else []))
+    imgs = "".join(
+        f'<figure><img alt="{k}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode("ascii")}"></figure>' for k, p in figs.items())
+    stop = "" if stats.stopping is None else f"<p>{html.escape(stats.stopping.line())} " \
+        f"({html.escape(str(stats.settings.get('rule')))})</p>"
+    section = (f"<h2>Confidence, ranking and stopping</h2><p>{stats.n_epochs} epochs; "
+               f"{html.escape(str(stats.settings.get('interval')))}, seed {stats.seed}.</p>"
+               + (f"<table><tr><th>rank</th><th>model</th><th>best layer</th><th>peak r [95% CI]"
+                  f"</th><th>peak latency ms [95% CI]</th></tr>{rows}</table><ul>{comp}</ul>"
+                  if rows else "") + stop + imgs)
+    rep = out / "report.html"
+    if rep.exists():
+        text = rep.read_text(encoding="utf-8")
+        rep.write_text(text.replace("<h2>Settings</h2>", section + "\n<h2>Settings</h2>", 1),
+                       encoding="utf-8")
+    return figs
+
+
+def write_session(result: AlignmentResult, out_dir: str | Path, *, title: str,
+                  extra: dict | None = None, results: dict | None = None,
+                  stats=None) -> dict[str, Path]:
+    """:func:`write_outputs` of the first model, each model under ``models/LABEL/``, and the
+    statistics (:func:`write_statistics`).
+
+    Parameters
+    ----------
+    result : AlignmentResult
+        The (first model's) maps.
+    out_dir : str | Path
+        The output folder.
+    title : str
+        Report title.
+    extra : dict | None
+        As :func:`write_outputs`'.
+    results : dict of str to AlignmentResult | None
+        Several models' maps (label -> maps).
+    stats : Statistics | None
+        The final statistics.
+
+    Returns
+    -------
+    dict of str -> Path
+    """
+    out = Path(out_dir)
+    extra = dict(extra or {})
+    if results and len(results) > 1:
+        extra["models"] = list(results)
+    paths = write_outputs(result, out, title=title, extra=extra)
+    for label, res in (results or {}).items() if results and len(results) > 1 else ():
+        sub = write_outputs(res, out / "models" / label, title=f"{title} [{label}]",
+                            extra=extra)
+        paths[f"report_{label}"] = sub["report"]
+    if stats is not None:
+        paths.update(write_statistics(stats, out))
+    return paths

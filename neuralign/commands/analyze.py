@@ -39,8 +39,16 @@ def add_analysis_args(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--dataset", required=True, metavar="KIND:PATH",
                    help="e.g. things-eeg2:/data/sub-01 (kinds: things-eeg2, sim, ...)")
-    p.add_argument("--features", required=True, type=Path, metavar="FEATURES",
-                   help="features (.npz: stimulus_ids + one (N, D) array per layer)")
+    p.add_argument("--features", required=True, action="append", metavar="[LABEL=]FEATURES",
+                   help="features (.npz: stimulus_ids + one (N, D) array per layer); repeat "
+                        "to compare several models (labelled LABEL, or by the file stem)")
+    p.add_argument("--n-boot", type=int, default=500,
+                   help="bootstrap resamples for the 95%% intervals (500; 0 = none)")
+    p.add_argument("--n-perm", type=int, default=200,
+                   help="permutations of the significance mask (200; 0 = none)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of bootstrap and permutations (a live session's --seed gives "
+                        "its intervals)")
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
     p.add_argument("--metadata", type=Path, default=None,
                    help="image_metadata.npy (default: in the subject folder's parent)")
@@ -89,7 +97,7 @@ def _check_inputs(data, features, n_folds: int, features_path: Path) -> None:
 def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "numpy",
             dtype: str = "float64", quiet: bool = False, chunk: int = 2000,
             alpha_selection: str = "gcv", max_rsa_stimuli: int | None = 200,
-            memory: int | None = None):
+            memory: int | None = None, monitor=None):
     """Run the engine on ``data`` with progress bars (epochs, then layers).
 
     All the features' stimuli are given to the engine, as a live session does: feature
@@ -117,15 +125,18 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
         Cap on the stimuli in the RDMs (``None``: no cap).
     memory : int | None
         Memory budget in bytes (default: the engine's, 80% of the memory available).
+    monitor : StatisticsMonitor | None
+        Intervals, masks and ranking of the final maps.
 
     Returns
     -------
-    AlignmentResult
-        The maps.
+    AlignmentResult | tuple
+        The maps; with several models (``features`` a dict) or a ``monitor``,
+        ``(label -> maps, statistics)`` (:func:`~neuralign.align.batch.analyze_models`).
     """
     from tqdm import tqdm
 
-    from ..align.batch import analyze_epochs
+    from ..align.batch import analyze_epochs, analyze_models
 
     if not quiet:
         print(f"accumulating epochs, then solving {features.n_layers} layers (ridge, RSA, "
@@ -136,18 +147,22 @@ def analyze(data, features, *, alphas=None, n_folds: int = 5, backend: str = "nu
         if what not in bars:
             for b in bars.values():
                 b.close()
-            total = data.epochs.shape[0] if what == "epochs" else features.n_layers
+            n_layers = (sum(f.n_layers for f in features.values())
+                        if isinstance(features, dict) else features.n_layers)
+            total = data.epochs.shape[0] if what == "epochs" else n_layers
             bars[what] = tqdm(total=total, desc="accumulating epochs" if what == "epochs"
                               else "solving layers", unit="epoch" if what == "epochs"
                               else "layer", disable=quiet, file=sys.stderr, leave=False)
         bars[what].update(n)
 
+    kw = {"alphas": alphas, "n_folds": n_folds, "backend": backend, "dtype": dtype,
+          "alpha_selection": alpha_selection, "max_rsa_stimuli": max_rsa_stimuli or None,
+          "memory": memory}
     try:
-        return analyze_epochs(
-            data, features, chunk=chunk, progress=progress, alphas=alphas, n_folds=n_folds,
-            backend=backend, dtype=dtype, alpha_selection=alpha_selection,
-            max_rsa_stimuli=max_rsa_stimuli or None, memory=memory,
-        )
+        if monitor is None and not isinstance(features, dict):
+            return analyze_epochs(data, features, chunk=chunk, progress=progress, **kw)
+        return analyze_models(data, features, monitor=monitor, chunk=chunk, progress=progress,
+                              **kw)
     finally:
         for b in bars.values():
             b.close()
@@ -215,9 +230,10 @@ def _n(x, nd: int = 3) -> str:
 def run(args: argparse.Namespace) -> int:
     """Load the dataset and the features, run the engine, write the results and report."""
     from ..align.memory import parse_memory
-    from ..io.features import load_features
-    from ..report import write_outputs
+    from ..align.monitor import StatisticsMonitor
+    from ..report import write_session
     from ..sim.truth import recovery
+    from . import feature_specs, load_models
     from .datasets import load_dataset, parse_spec
 
     kind, path = parse_spec(args.dataset)
@@ -230,23 +246,35 @@ def run(args: argparse.Namespace) -> int:
         data = load_dataset(args.dataset, **options)
     for w in caught:  # one line each, no source excerpt
         print(f"neuralign: warning: {w.message}", file=sys.stderr)
-    features = load_features(args.features)
-    _check_inputs(data, features, args.folds, args.features)
+    for opt, v in (("--n-boot", args.n_boot), ("--n-perm", args.n_perm)):
+        if v < 0:
+            raise NeuralignError(f"{opt} must be >= 0, got {v}")
+    specs = feature_specs(args.features)
+    models = load_models(args.features)
+    if not isinstance(models, dict):
+        models = {next(iter(specs)): models}
+    for label, fs in models.items():
+        _check_inputs(data, fs, args.folds, specs[label])
+    features = next(iter(models.values()))
     if not args.quiet:
         print(f"{data.epochs.shape[0]} epochs of {np.unique(data.stimulus_ids).size} stimuli, "
               f"{len(data.ch_names)} channels x {data.times.size} times; "
-              f"{features.n_layers} layers", file=sys.stderr)
-    result = analyze(data, features, alphas=args.alphas, n_folds=args.folds,
-                     backend=args.backend, dtype=args.dtype, quiet=args.quiet,
-                     alpha_selection=args.alpha_selection,
-                     max_rsa_stimuli=args.max_rsa_stimuli, memory=memory)
+              f"{features.n_layers} layers" + (f", {len(models)} models" if len(models) > 1
+                                               else ""), file=sys.stderr)
+    monitor = StatisticsMonitor(n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
+    results, stats = analyze(data, models, alphas=args.alphas, n_folds=args.folds,
+                             backend=args.backend, dtype=args.dtype, quiet=args.quiet,
+                             alpha_selection=args.alpha_selection,
+                             max_rsa_stimuli=args.max_rsa_stimuli, memory=memory,
+                             monitor=monitor)
+    result = next(iter(results.values()))
     planted = (data.info or {}).get("planted") or _planted_from(kind, path)
     extra: dict = {
         "command": "neuralign analyze",
         "options": {k: (str(v) if isinstance(v, Path) else v)
                     for k, v in vars(args).items() if k not in ("func", "command")},
         "dataset": args.dataset,
-        "features": str(args.features),
+        "features": {k: str(v) for k, v in specs.items()},
     }
     if planted:
         extra["planted"] = planted_record(planted)
@@ -255,7 +283,8 @@ def run(args: argparse.Namespace) -> int:
         if pl is not None:
             extra["recovery"] = recovery(result, pl)
     title = args.title or f"neuralign analyze: {args.dataset}"
-    paths = write_outputs(result, args.out, title=title, extra=extra)
+    paths = write_session(result, args.out, title=title, extra=extra,
+                          results=results if len(results) > 1 else None, stats=stats)
     if not args.quiet:
         for line in summary_lines(result, planted):
             print(line)
