@@ -61,6 +61,14 @@ def register(subparsers) -> None:
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
+    p.add_argument("--order", default="random", choices=["random", "closed-loop"],
+                   help="random: the presenter's own order; closed-loop: choose each next "
+                   "block of stimuli and publish it to `neuralign present --order closed-loop` "
+                   "over the back channel (needs --design with test stimuli; decisions are "
+                   "recorded in OUT/recording/design.json)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="closed loop: stimuli per block (default: the design's RSVP sequence "
+                   "length, else 20)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.set_defaults(func=run)
@@ -95,6 +103,37 @@ def read_codes(path: Path | None) -> dict | None:
         raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
 
 
+def closed_loop_policy(args: argparse.Namespace, design):
+    """The closed-loop policy of ``--order closed-loop`` (``None`` for random order).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``order``, ``block_size`` and ``design``.
+    design : SessionDesign | None
+        The loaded design.
+
+    Returns
+    -------
+    BlockPolicy | None
+        Block size from ``--block-size``, else the design's sequence length, else 20.
+    """
+    if args.order != "closed-loop":
+        return None
+    from ..realtime.closed_loop import BlockPolicy
+
+    if design is None or not design.test_ids:
+        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
+                             "set is fixed in advance)", path=args.design)
+    size = args.block_size
+    if size is None:
+        timing = (design.extra.get("config") or {}).get("timing") or {}
+        size = int(timing.get("sequence_length", 20))
+    if size < 1:
+        raise NeuralignError(f"--block-size must be >= 1, got {size}")
+    return BlockPolicy(block_size=size, seed=int(design.extra.get("seed", 0) or 0))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
@@ -102,10 +141,14 @@ def run(args: argparse.Namespace) -> int:
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    if args.order == "closed-loop" and args.design is None:
+        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
+                             "set is fixed in advance)")
     memory = None if args.memory is None else parse_memory(args.memory)
     features = load_features(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
+    policy = closed_loop_policy(args, design)
     settings = EpochSettings(
         tmin=args.tmin, tmax=args.tmax, sfreq=args.sfreq, baseline=_baseline(args),
         l_freq=args.l_freq, h_freq=args.h_freq, reject_ptp=args.reject_ptp,
@@ -116,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
-                       blas_threads=args.blas_threads or None)
+                       blas_threads=args.blas_threads or None, closed_loop=policy)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)
     sess.connect()
@@ -168,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
           f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
           file=sys.stderr)
     print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    if sess.loop is not None:
+        errs = f", errors: {sess.loop.errors[:3]}" if sess.loop.errors else ""
+        print(f"closed loop: {len(sess.loop.blocks)} blocks chosen and published; decisions in "
+              f"{sess.loop.record_path}{errs}", file=sys.stderr)
     for k, v in (paths or {}).items():
         print(f"{k}: {v}", file=sys.stderr)
     return 0

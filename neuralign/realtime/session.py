@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -22,7 +23,9 @@ import numpy as np
 from ..align.data import AlignmentResult
 from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
+from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
+from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
@@ -70,6 +73,9 @@ class LiveSession:
         Sleep of the acquisition thread when nothing arrived.
     keep_epochs : bool
         Keep every epoch in :attr:`kept` (tests).
+    closed_loop : BlockPolicy | None
+        Closed-loop order: answer the presenter's block requests (needs a design with test
+        stimuli; :mod:`~neuralign.realtime.closed_loop`). ``None``: the presenter's own order.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class LiveSession:
         blas_threads: int | None = 1,
         poll_s: float = 0.005,
         keep_epochs: bool = False,
+        closed_loop: BlockPolicy | None = None,
     ) -> None:
         self.features = features
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
@@ -122,6 +129,13 @@ class LiveSession:
         self._ring_lock = threading.Lock()
         self._error: BaseException | None = None
         self.connected = False
+        if closed_loop is not None and (design is None or not design.test_ids):
+            raise NeuralignError("--order closed-loop needs --design with test stimuli (the "
+                                 "test set is fixed in advance)")
+        self.closed_loop = closed_loop
+        self.loop: ClosedLoop | None = None
+        self.backchannel: BackChannelOutlet | None = None
+        self._feeding = contextlib.nullcontext()
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -178,6 +192,7 @@ class LiveSession:
             "codes": self.codes,
             "design": None if self.design is None else self.design.path,
             "refresh_every_s": self.refresh_every,
+            "order": "random" if self.closed_loop is None else "closed-loop",
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
             "host": socket.gethostname(),
@@ -202,8 +217,23 @@ class LiveSession:
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
+        # the back channel: blocks (closed loop) and stop requests for the presenter
+        self.backchannel, self.loop = attach_back_channel(self)
+        if self.loop is not None:
+            self._feeding = self.loop.feeding()
         self.connected = True
         self._publish()
+
+    def stop_presenter(self, reason: str) -> None:
+        """Ask the presenter to stop at its next sequence (over the back channel).
+
+        Parameters
+        ----------
+        reason : str
+            Why (written to the presenter's run log).
+        """
+        if self.backchannel is not None:
+            self.backchannel.stop(reason)
 
     def _apply_offset(self, stream: str, off: float) -> None:
         now = self._clock()
@@ -227,6 +257,8 @@ class LiveSession:
         ]
         for t in self._threads:
             t.start()
+        if self.loop is not None:
+            self.loop.start()
 
     def _guard(self, fn):
         def run():
@@ -280,6 +312,8 @@ class LiveSession:
                 got = True
                 self.recorder.markers(values, ts)
                 vals = list(values) if not self.mk.numeric else [float(v[0]) for v in values]
+                if self.loop is not None:
+                    self.loop.on_markers(vals)
                 with self._ring_lock:
                     events = self.core.markers(vals, ts)
                 self._handle(events)
@@ -293,7 +327,8 @@ class LiveSession:
     def _handle(self, events: list[EpochEvent]) -> None:
         for ev in events:
             if ev.kind == "epoch":
-                self.engine.add_epoch(ev.stimulus_id, ev.data)
+                with self._feeding:  # closed loop: waits while a block is being chosen
+                    self.engine.add_epoch(ev.stimulus_id, ev.data)
                 self.publisher.accept(ev.data, latency=self._clock() - ev.onset)
                 self.kept_ids.append(ev.stimulus_id)
                 if self.keep_epochs:
@@ -366,6 +401,8 @@ class LiveSession:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
+        if self.loop is not None:
+            self.loop.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings
@@ -387,6 +424,8 @@ class LiveSession:
         self.recorder.close(final=final)
         self.eeg.close()
         self.mk.close()
+        if self.backchannel is not None:
+            self.backchannel.close()
         self._publish(finished=True)
         self.connected = False
         if self._blas_limit is not None:
