@@ -207,7 +207,8 @@ def layer_state(engine, layer: int) -> tuple[float, float]:
 def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int = 20,
                  test_share: float | None = None, min_test_reps: int = 2,
                  curve: LearningCurve | None = None,
-                 candidates: np.ndarray | None = None) -> list[Pick]:
+                 candidates: np.ndarray | None = None,
+                 pending: np.ndarray | None = None) -> list[Pick]:
     """The next block: greedy variance-reduction picks of training stimuli plus test repeats.
 
     Parameters
@@ -230,10 +231,16 @@ def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int
     candidates : ndarray of bool, optional
         Feature rows that may be shown as new training stimuli (default: every one; a live
         session passes the stimuli its presenter has).
+    pending : ndarray of int, optional
+        Presentations per feature row already chosen whose epochs have not arrived yet (a
+        live session decides a sequence ahead). They count as shown: the variance of the
+        predictions depends on which stimuli are shown, not on their EEG.
     """
     eng0 = next(iter(engines.values()))
     g = eng0.geometry
     count = eng0.store.count
+    if pending is not None:
+        count = count + np.asarray(pending, dtype=count.dtype)
     test = np.nonzero(g.is_test)[0]
     train = np.nonzero(~g.is_test & (count > 0))[0]
     allowed = ~g.is_test & (count == 0)

@@ -80,6 +80,8 @@ class BlockPolicy:
         Bootstrap resamples and permutations of the intervals and significance.
     seed : int
         Seed of the block order (with the block number).
+    curve : LearningCurve
+        The session's learning-curve history (grows with every decision).
     """
 
     block_size: int = 20
@@ -95,7 +97,8 @@ class BlockPolicy:
         d.pop("curve")
         return d
 
-    def choose(self, engine, block: int, *, candidates: np.ndarray | None = None) -> dict:
+    def choose(self, engine, block: int, *, candidates: np.ndarray | None = None,
+               pending: np.ndarray | None = None) -> dict:
         """The next block for ``engine`` as it is now (refresh it first).
 
         Parameters
@@ -106,6 +109,8 @@ class BlockPolicy:
             The block's number (seeds the intervals and the order).
         candidates : ndarray of bool, optional
             Feature rows the presenter can show.
+        pending : ndarray of int, optional
+            Presentations chosen earlier whose epochs have not arrived (:func:`pending`).
 
         Returns
         -------
@@ -120,12 +125,36 @@ class BlockPolicy:
                                     latency_target_s=self.latency_target_s)
         picks = choose_block({"model": engine}, layers={"model": layers},
                              block_size=self.block_size, curve=self.curve,
-                             candidates=candidates)
+                             candidates=candidates, pending=pending)
         order = np.random.default_rng([self.seed, block]).permutation(len(picks))
         return {"ids": [picks[i].stimulus_id for i in order],
                 "picks": [{"id": p.stimulus_id, "role": p.role, "score": round(float(p.score), 9),
                            "reason": p.reason} for p in picks],
                 "layers": [int(x) for x in layers]}
+
+
+def pending(engine, blocks: list[dict]) -> np.ndarray:
+    """Presentations per feature row published in ``blocks`` that have no epoch yet.
+
+    Parameters
+    ----------
+    engine : AlignmentEngine
+        The engine (its epoch counts).
+    blocks : list of dict
+        The blocks published so far (``ids``).
+
+    Returns
+    -------
+    ndarray of int
+        ``max(published - epochs, 0)`` per row.
+    """
+    index = engine.features.index
+    published = np.zeros(engine.store.count.size, dtype=np.int64)
+    for b in blocks:
+        for sid in b["ids"]:
+            if sid in index:
+                published[index[sid]] += 1
+    return np.maximum(published - engine.store.count, 0)
 
 
 def refresh_for_decision(engine) -> None:
@@ -244,7 +273,8 @@ class ClosedLoop:
         with self.gate:  # the engine holds exactly the first n_epochs epochs
             n = int(self.engine.n_epochs)
             self._refresh()
-            got = self.policy.choose(self.engine, block, candidates=self.candidates)
+            got = self.policy.choose(self.engine, block, candidates=self.candidates,
+                                     pending=pending(self.engine, self.blocks))
         t = self._clock()
         self.outlet.block(block, got["ids"], picks=got["picks"], for_sequence=int(sequence),
                           n_epochs=n)
@@ -342,5 +372,6 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
                                  f"but the recording has {eng.n_epochs}")
         refresh_for_decision(eng)
         out.append({"block": d["block"], "n_epochs": d["n_epochs"],
-                    **policy.choose(eng, d["block"], candidates=allowed)})
+                    **policy.choose(eng, d["block"], candidates=allowed,
+                                    pending=pending(eng, out))})
     return out
