@@ -357,6 +357,7 @@ class LiveSession:
             "epoching": self.settings.to_dict(), "eeg_stream": self.eeg.name,
             "marker_stream": self.mk.name, "refresh_every_s": self.refresh_every,
             "scoring": "design test set" if self.test_ids else "nested cross-validation",
+            "order": "random" if self.closed_loop is None else "closed-loop",
         })
 
     def _publish(self, *, finished: bool = False) -> None:

@@ -7,6 +7,10 @@ records every interval. Without vsync (Xvfb, some virtual machines) flips return
 presenter then paces frames in software (``monitor.pace``) so a simulated session still runs in
 real time, and says so (timings there are approximate).
 
+Which images a sequence shows comes from a :class:`~neuralign.stimulus.order.SequenceOrder`:
+the plan's, or in closed loop the live session's blocks over the back channel (the frame loop
+inserts fixation frames while a due block is awaited, up to its timeout).
+
 PsychoPy is imported only inside :meth:`Presenter.run` (the rest of neuralign never needs it).
 """
 
