@@ -29,6 +29,7 @@ def register(subparsers) -> None:
         ),
     )
     add_analysis_args(p)
+    add_unit_args(p)
     p.set_defaults(func=run)
 
 
@@ -95,6 +96,31 @@ def add_statistics_args(p: argparse.ArgumentParser) -> None:
                         "~/.cache/neuralign/analyze): a re-run with the same data, features "
                         "and options reuses the permutation nulls")
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
+
+def add_unit_args(p: argparse.ArgumentParser) -> None:
+    """The options of the unit-level and readout analyses (:mod:`neuralign.offline.unit_analysis`).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser.
+    """
+    g = p.add_argument_group("units and readouts")
+    g.add_argument("--units", nargs="*", default=None, metavar="LAYER",
+                   help="unit-level encoding of these layers (names, indices, 'all'; alone: "
+                        "the peak layer): units.csv, units_maps.npz, redundancy.json, figures")
+    g.add_argument("--readouts", nargs="*", default=None, metavar="LAYER",
+                   help="factorised (spatial x feature) and PCA-then-ridge readouts against "
+                        "ridge on the same held-out stimuli (paired test): readouts.json")
+    g.add_argument("--top-units", type=int, default=10, metavar="K",
+                   help="best units kept per channel x time (default 10)")
+    g.add_argument("--readout-ranks", type=int, nargs="+", default=[1, 2], metavar="R",
+                   help="ranks of the factorised readouts (default 1 2)")
+    g.add_argument("--readout-pca", type=int, nargs="+", default=[16, 64], metavar="K",
+                   help="components of the PCA-then-ridge readouts (default 16 64)")
+    g.add_argument("--readout-boot", type=int, default=500, metavar="N",
+                   help="bootstrap resamples of the paired readout tests (default 500)")
 
 
 @fill_doc

@@ -140,13 +140,16 @@ def run_analysis(args: argparse.Namespace) -> int:
     from ..io.features import load_features
     from ..offline.analysis import rsa_notes
     from ..offline.comparison import check_partition_layers
-    from .analyze_common import Bars, check_inputs
+    from ..offline.unit_analysis import plans_from_args, run_planned
+    from .analyze_common import Bars, check_inputs, planted_from
     from .analyze_output import write_all
     from .analyze_stats import StatsRunner
     from .datasets import load_dataset, parse_spec
 
     specs, opts, chosen = check_options(args)
     kind, path = parse_spec(args.dataset)
+    if args.out.exists() and not args.out.is_dir():
+        raise NeuralignError("--out names an existing file; give a folder", path=args.out)
     memory = None if args.memory is None else parse_memory(args.memory)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -161,6 +164,7 @@ def run_analysis(args: argparse.Namespace) -> int:
     sets, notes = common_features(sets)
     if args.partition:
         check_partition_memory(next(iter(sets.values())).n_stimuli, len(sets), memory)
+    unit_plans = plans_from_args(args, sets, n_channels=len(data.ch_names))
     for label, fs in sets.items():
         notes += [f"{label}: {n}" if len(sets) > 1 else n for n in rsa_notes(fs)]
     quiet = args.quiet
@@ -184,6 +188,8 @@ def run_analysis(args: argparse.Namespace) -> int:
     ranking = group.ranking(n_boot=max(opts.n_boot, 200), seed=opts.seed) \
         if len(sets) > 1 else None
     partition = runner.partition(group, stats, chosen) if args.partition else None
+    run_planned(unit_plans, args, data, sets, results, memory=memory,
+                planted=(data.info or {}).get("planted") or planted_from(kind, path))
     return write_all(args, kind=kind, path=path, data=data, specs=specs, results=results,
                      stats=stats, ranking=ranking, partition=partition, notes=notes,
                      cache_info=runner.info)
