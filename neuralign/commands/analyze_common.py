@@ -8,23 +8,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import fill_doc
 from ..base.truth import planted_latencies
 from ..errors import NeuralignError, few
 
 
+@fill_doc
 def check_inputs(data, features, n_folds: int, features_path: Path) -> None:
-    """Refuse what would fail later: EEG ids the features lack, too few folds or stimuli.
+    """Refuse, in one line, data the engine cannot analyse (before anything starts).
 
     Parameters
     ----------
-    data : EpochData
-        The epochs.
-    features : FeatureSet
-        One feature set.
+    %(epoch_data)s
+    %(features)s
     n_folds : int
-        ``--folds``.
+        Cross-validation folds.
     features_path : Path
-        Where the features came from (named in the error).
+        Where the features come from (named in the message).
     """
     ids = np.unique(data.stimulus_ids)
     missing = [s for s in ids.tolist() if s not in features]

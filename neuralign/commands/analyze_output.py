@@ -26,23 +26,14 @@ def _npz(path: Path, arrays: dict) -> None:
     tmp.replace(path)
 
 
-def _one(out: Path, result, st, *, title: str, extra: dict, planted, notes: list[str]) -> dict:
+def _one(out: Path, result, st, *, title: str, extra: dict, notes: list[str]) -> dict:
     """Maps, statistics, figures and report of one feature set in ``out``."""
-    from ..offline.stats_figures import mask_figure, peak_ci_figure
     from ..report import write_outputs
 
-    pl = planted_latencies(planted, result.layers)
-    figures = {
-        "encoding_r_significance": (mask_figure(result, st), "Encoding r with the family-wise "
-                                    "significant cells outlined"),
-        "peak_intervals": (peak_ci_figure(st, None if pl is None else pl * 1000),
-                           "Peak latency and peak r per layer, 95% bootstrap intervals "
-                           "(hollow: not significant)"),
-    }
-    paths = write_outputs(result, out, title=title, extra=extra, figures=figures,
-                          notes=st.statements())
+    record = st.to_dict()
+    paths = write_outputs(result, out, title=title, extra={**extra, "statistics": record})
     res = json.loads(paths["results"].read_text())
-    res["statistics"] = st.to_dict()
+    res["statistics"] = record
     res["notes"] = list(notes) + list(st.notes)
     res["statistics_cache"] = extra.get("cache")
     _write_json(paths["results"], res)
@@ -101,7 +92,7 @@ def write_all(args: argparse.Namespace, *, kind: str, path: str, data, specs: di
             extra["recovery"] = recovery(result, pl)
         written[label] = _one(out / label if several else out, result, stats[label],
                               title=f"{title0} [{label}]" if several else title0,
-                              extra=extra, planted=planted, notes=notes)
+                              extra=extra, notes=notes)
     lines: list[str] = []
     top = {"results": written[next(iter(written))]["results"],
            "report": written[next(iter(written))]["report"]}
@@ -129,8 +120,7 @@ def write_all(args: argparse.Namespace, *, kind: str, path: str, data, specs: di
 def _write_comparison(out: Path, title: str, base: dict, results: dict, stats: dict, ranking,
                       partition, notes: list[str], written: dict, alpha: float) -> dict:
     from ..offline.comparison import partition_arrays, partition_statements
-    from ..offline.stats_figures import partition_figure, ranking_figure
-    from ..report import write_page
+    from ..report.stat_figures import partition_figure, ranking_figure, write_comparison_report
 
     record = dict(base)
     record["feature_sets"] = {
@@ -157,9 +147,9 @@ def _write_comparison(out: Path, title: str, base: dict, results: dict, stats: d
         statements += partition_statements(res, alpha=alpha)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "results.json", record)
-    report = write_page(out, title=title + " (comparison)", figures=figures,
-                        notes=statements, record=record)
-    return {"results": out / "results.json", "report": report}
+    paths = write_comparison_report(out, title=title + " (comparison)", figures=figures,
+                                    notes=statements, record=record)
+    return {"results": out / "results.json", "report": paths["report"]}
 
 
 def _comparison_lines(ranking, partition, alpha: float) -> list[str]:

@@ -76,6 +76,37 @@ def check_options(args: argparse.Namespace):
     return specs, opts, chosen
 
 
+def check_partition_memory(n_stimuli: int, n_sets: int, memory: int | None) -> None:
+    """Refuse ``--partition`` up front when its Gram matrices cannot fit the budget.
+
+    The banded ridge works in the dual: one ``N x N`` Gram matrix per feature set plus the
+    kernel sums and a Cholesky factor of the training block (about ``n_sets + 3`` such
+    matrices in float64).
+
+    Parameters
+    ----------
+    n_stimuli : int
+        Stimuli of the features (``N``).
+    n_sets : int
+        Feature sets partitioned.
+    memory : int | None
+        ``--memory`` in bytes (default: 80% of the memory available).
+    """
+    from ..base.resources import available_memory
+
+    budget = memory if memory is not None else int(0.8 * available_memory())
+    need = (n_sets + 3) * float(n_stimuli) ** 2 * 8
+    if need > budget:
+        raise NeuralignError(
+            f"--partition of {n_sets} feature sets over {n_stimuli} stimuli needs about "
+            f"{_size(need)} (dual banded ridge, N x N matrices); the memory budget is "
+            f"{_size(budget)} (--memory)")
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
 def common_features(sets: dict) -> tuple[dict, list[str]]:
     """Feature sets restricted to the stimuli they all list, in one order (with a note).
 
@@ -108,6 +139,7 @@ def run_analysis(args: argparse.Namespace) -> int:
     from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..offline.analysis import rsa_notes
+    from ..offline.comparison import check_partition_layers
     from ..offline.unit_analysis import plans_from_args, run_planned
     from .analyze_common import Bars, check_inputs, planted_from
     from .analyze_output import write_all
@@ -126,7 +158,10 @@ def run_analysis(args: argparse.Namespace) -> int:
     sets = {label: load_features(p) for label, p in specs.items()}
     for label, fs in sets.items():
         check_inputs(data, fs, args.folds, specs[label])
+    check_partition_layers({k: list(fs.layers) for k, fs in sets.items()}, chosen)
     sets, notes = common_features(sets)
+    if args.partition:
+        check_partition_memory(next(iter(sets.values())).n_stimuli, len(sets), memory)
     unit_plans = plans_from_args(args, sets, n_channels=len(data.ch_names))
     for label, fs in sets.items():
         notes += [f"{label}: {n}" if len(sets) > 1 else n for n in rsa_notes(fs)]

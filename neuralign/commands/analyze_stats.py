@@ -11,8 +11,6 @@ import time
 
 import numpy as np
 
-from .. import __version__
-
 
 class StatsRunner:
     """Computes or reads back the statistics of one ``analyze`` run.
@@ -38,7 +36,7 @@ class StatsRunner:
         self.options, self.quiet = options, quiet
         self.cache = None if args.no_cache else StatCache(args.cache or default_cache_dir())
         self.settings = {
-            "neuralign": __version__, "alphas": args.alphas, "folds": args.folds,
+            "alphas": args.alphas, "folds": args.folds,
             "alpha_selection": args.alpha_selection, "dtype": args.dtype,
             "backend": args.backend, **options.to_dict()}
         self.info: dict = {"dir": None if self.cache is None else str(self.cache.root),

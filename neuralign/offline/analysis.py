@@ -139,8 +139,10 @@ class LayerStatistics:
                "hierarchy": self.hierarchy, "notes": list(self.notes),
                "interval": "percentile bootstrap over the scored stimuli (held-out "
                            "predictions resampled, nothing refitted)"}
+        out["statements"] = self.statements()
         if self.mask is not None:
-            out["mask"] = {"n_significant_cells": int(self.mask.sum()),
+            out["mask"] = {"cells": self.mask, "p": self.p,
+                           "n_significant_cells": int(self.mask.sum()),
                            "n_significant_layers": int(sig.sum()),
                            "threshold_r": self.threshold,
                            "correction": "max statistic over layers x times (stimulus-label "

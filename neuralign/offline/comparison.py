@@ -19,6 +19,39 @@ from ..errors import NeuralignError
 _KINDS = ("r2", "parts", "ci", "ci_time", "p_unique")
 
 
+def check_partition_layers(layers: dict[str, list[str]], chosen: dict[str, str]) -> dict[str, int]:
+    """Resolve ``--partition-layer`` choices before anything is computed.
+
+    Parameters
+    ----------
+    layers : dict of str to list of str
+        Label -> its layer names (depth order).
+    chosen : dict of str to str
+        Label -> layer name or index given by the user.
+
+    Returns
+    -------
+    dict of str to int
+        Label -> layer index, for the labels in ``chosen``.
+    """
+    unknown = sorted(set(chosen) - set(layers))
+    if unknown:
+        raise NeuralignError(f"--partition-layer names unknown feature set(s): {unknown}; "
+                             f"the sets are {', '.join(layers)}")
+    out = {}
+    for label, name in chosen.items():
+        names = list(layers[label])
+        if name in names:
+            out[label] = names.index(name)
+        elif name.lstrip("-").isdigit() and -len(names) <= int(name) < len(names):
+            out[label] = int(name) % len(names)
+        else:
+            raise NeuralignError(f"--partition-layer {label}={name}: no such layer in "
+                                 f"{label!r} (layers: {', '.join(names[:6])}"
+                                 f"{'...' if len(names) > 6 else ''})")
+    return out
+
+
 def partition_layers(group, stats: dict, chosen: dict[str, str]) -> dict[str, int]:
     """The layer of each feature set that enters the partition.
 
@@ -36,24 +69,16 @@ def partition_layers(group, stats: dict, chosen: dict[str, str]) -> dict[str, in
     dict of str to int
         Label -> layer index.
     """
+    fixed = check_partition_layers({k: list(e.features.layers)
+                                    for k, e in group.engines.items()}, chosen)
     out = {}
     for label in group.labels:
-        layers = list(group.engines[label].features.layers)
-        if label in chosen:
-            name = chosen[label]
-            if name in layers:
-                out[label] = layers.index(name)
-            elif name.lstrip("-").isdigit() and -len(layers) <= int(name) < len(layers):
-                out[label] = int(name) % len(layers)
-            else:
-                raise NeuralignError(f"--partition-layer {label}={name}: no such layer in "
-                                     f"{label!r} (layers: {', '.join(layers[:6])}...)")
+        if label in fixed:
+            out[label] = fixed[label]
         else:
             pk = np.asarray(stats[label].peak_r, float)
-            out[label] = int(np.nanargmax(pk)) if np.isfinite(pk).any() else len(layers) - 1
-    unknown = sorted(set(chosen) - set(group.labels))
-    if unknown:
-        raise NeuralignError(f"--partition-layer names unknown feature set(s): {unknown}")
+            out[label] = (int(np.nanargmax(pk)) if np.isfinite(pk).any()
+                          else len(group.engines[label].features.layers) - 1)
     return out
 
 
