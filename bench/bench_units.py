@@ -77,18 +77,20 @@ def main(argv=None) -> int:
                           n_folds=max(args.folds, 2), incremental=False)
     eng.add_epochs(sids, ep)
     del ep
-    t0 = time.perf_counter()
+    def clock(name, t0, c0, note=""):
+        print(f"{name:<24}{time.perf_counter() - t0:6.2f} s wall, {time.process_time() - c0:6.2f} s "
+              f"CPU, peak RSS {_peak_mb():.0f} MB{note}")
+
+    t0, c0 = time.perf_counter(), time.process_time()
     eng.refresh()
-    print(f"engine refresh (ridge): {time.perf_counter() - t0:6.2f} s, peak RSS {_peak_mb():.0f} MB")
-    t0 = time.perf_counter()
+    clock("engine refresh (ridge):", t0, c0)
+    t0, c0 = time.perf_counter(), time.process_time()
     res = unit_encoding(eng, 0, top_k=10)
-    print(f"unit_encoding:          {time.perf_counter() - t0:6.2f} s, peak RSS {_peak_mb():.0f} MB"
-          f"  (units for 90%: {res.redundancy.get('n_units_90')})")
-    t0 = time.perf_counter()
+    clock("unit_encoding:", t0, c0, f"  (units for 90%: {res.redundancy.get('n_units_90')})")
+    t0, c0 = time.perf_counter(), time.process_time()
     out = compare_readouts(eng, 0, ranks=(1, 2), pca_components=(16, 64), n_boot=500)
     scores = ", ".join(f"{k} {v['mean_r']:.3f}" for k, v in out["readouts"].items())
-    print(f"compare_readouts:       {time.perf_counter() - t0:6.2f} s, peak RSS {_peak_mb():.0f} MB"
-          f"  ({scores})")
+    clock("compare_readouts:", t0, c0, f"  ({scores})")
     return 0
 
 
