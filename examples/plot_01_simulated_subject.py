@@ -37,11 +37,11 @@ result = neuralign.analyze(data, features, n_folds=3, progress=False)
 
 # %%
 # Encoding r, layer x latency; the white dots mark each layer's peak.
-result.plot_encoding()
+fig = result.plot_encoding()
 
 # %%
 # Peak latency per layer, with the planted latencies (stars) the simulation hid in the EEG.
-result.plot_peaks()
+fig = result.plot_peaks()
 
 # %%
 # The per-layer table as a :class:`pandas.DataFrame`.

@@ -52,4 +52,4 @@ print(report_file)
 
 # %%
 # RSA of each layer with the EEG over time.
-result.plot_rsa()
+fig = result.plot_rsa()

@@ -10,6 +10,7 @@ arrays and the engine run live.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -67,6 +68,7 @@ class LiveSession:
                  h_freq: float | None = None, reject_ptp: float | None = None,
                  refresh_every: float = 1.0, connect_timeout: float = 10.0,
                  **engine_options) -> None:
+        from ..base.resources import parse_memory
         from ..io.features import load_features
         from ..realtime.session import LiveSession as Session
         from ..realtime.settings import EpochSettings
@@ -75,6 +77,8 @@ class LiveSession:
             features = load_features(features)
         if design is not None and not isinstance(design, SessionDesign):
             design = load_design(design)
+        if engine_options.get("memory") is not None:
+            engine_options["memory"] = parse_memory(engine_options["memory"])
         settings = EpochSettings(tmin=tmin, tmax=tmax, sfreq=sfreq, baseline=baseline,
                                  l_freq=l_freq, h_freq=h_freq, reject_ptp=reject_ptp)
         #: The session that runs (:class:`neuralign.realtime.session.LiveSession`).
@@ -103,10 +107,13 @@ class LiveSession:
         -------
         Snapshot | None
             Counts, stream health, running ERP, raw scope, and ``.result`` (the maps of the
-            last refresh, ``None`` before the first); see
-            :class:`neuralign.realtime.snapshot.Snapshot`.
+            last refresh as an :class:`~neuralign.report.AlignmentResult` that plots itself,
+            ``None`` before the first); see :class:`neuralign.realtime.snapshot.Snapshot`.
         """
-        return self.session.snapshot
+        snap = self.session.snapshot
+        if snap is None or snap.result is None or isinstance(snap.result, AlignmentResult):
+            return snap
+        return dataclasses.replace(snap, result=AlignmentResult.from_result(snap.result))
 
     def result(self) -> AlignmentResult | None:
         """The maps of the last refresh (the final maps once stopped).

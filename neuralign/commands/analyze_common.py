@@ -91,7 +91,7 @@ def summary_lines(result, planted: dict | None = None, stats=None) -> list[str]:
         if planted_lat is not None:
             line += f"  {_n(planted_lat[i] * 1000, 0):>10}"
         lines.append(line)
-    if planted_lat is not None:
+    if planted_lat is not None and np.isfinite(planted_lat).sum() >= 3:  # a rank needs 3
         rec = recovery(result, planted_lat)
         lines.append(
             f"planted hierarchy: Spearman(peak latency, planted) = {rec['spearman']:.3f}, "

@@ -88,7 +88,7 @@ def write_all(args: argparse.Namespace, *, kind: str, path: str, data, specs: di
     for label, result in results.items():
         extra = dict(base, feature_set=label)
         pl = planted_latencies(planted, result.layers) if planted else None
-        if pl is not None:
+        if pl is not None and np.isfinite(pl).sum() >= 3:
             extra["recovery"] = recovery(result, pl)
         written[label] = _one(out / label if several else out, result, stats[label],
                               title=f"{title0} [{label}]" if several else title0,

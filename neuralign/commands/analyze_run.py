@@ -148,6 +148,8 @@ def run_analysis(args: argparse.Namespace) -> int:
 
     specs, opts, chosen = check_options(args)
     kind, path = parse_spec(args.dataset)
+    if args.out.exists() and not args.out.is_dir():
+        raise NeuralignError("--out names an existing file; give a folder", path=args.out)
     memory = None if args.memory is None else parse_memory(args.memory)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

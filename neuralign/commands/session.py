@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if gui and not has_display() and args.screenshot is None:
         raise NeuralignError("no display for the GUI: use --headless (the presenter then runs "
                              "under xvfb-run)")
+    from ..realtime.recording import check_new_recording
+
+    check_new_recording(args.out)  # before any child starts: a recording is never overwritten
     over = config_overrides(args)
     if args.config is None:
         from ..stimulus.config import merge_settings
@@ -84,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         over = merge_settings(SIMULATE_DEFAULTS, over)
     with one_line_warnings():
         config = load_config(args.config, overrides=over)
+        if config.order == "closed-loop" and gui:
+            raise NeuralignError("--order closed-loop needs a session that runs `neuralign "
+                                 "live`: add --headless (the GUI does not choose blocks yet)")
         if args.headless and config.blocks.break_mode == "self-paced" and \
                 config.blocks.n_blocks > 1:
             print("headless: self-paced breaks become timed breaks "

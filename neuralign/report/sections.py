@@ -8,6 +8,8 @@ table or text). Each has a ``make(result, extra)`` that returns the figure / HTM
 has no statistics figures). To add figures (statistics, partitions, units...), write the
 figure function in :mod:`neuralign.report.figures` (or a module of its own beside it) and add
 a section here; the CLI's PNG files, ``report.html`` and the Python API then all have it.
+What a section needs beyond the result's own fields travels in ``extra`` (the dict every
+command hands to :func:`neuralign.report.write_outputs` and that ends up in ``extra.json``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..align.data import jsonable
 from ..base.truth import planted_latencies
-from . import figures, stat_figures, unit_sections
+from . import figures, session, stat_figures, unit_sections
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,31 @@ def settings_html(result, extra: dict) -> str:
     return "".join(out)
 
 
+def analyses_html(result, extra: dict) -> str | None:
+    """The figures of further analyses (units, readouts) that were written beside the report.
+
+    ``result.analyses[name]["figures"]`` names PNG files in ``extra["figure_dir"]`` (set by
+    :func:`neuralign.report.add_to_report` when it writes figures); they are embedded.
+    """
+    import base64
+
+    folder = extra.get("figure_dir")
+    if not folder or not result.analyses:
+        return None
+    from pathlib import Path
+
+    parts = []
+    for name, a in result.analyses.items():
+        for f in (a.get("figures") or []) if isinstance(a, dict) else []:
+            p = Path(folder) / str(f)
+            if p.is_file():
+                data = base64.b64encode(p.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(str(f))}" style="max-width:100%" '
+                             f'src="data:image/png;base64,{data}"><figcaption>'
+                             f"{html.escape(name)}: {html.escape(str(f))}</figcaption></figure>")
+    return "".join(parts) or None
+
+
 def _planted_ms(result, extra: dict):
     pl = planted_latencies(extra.get("planted"), result.layers)
     return None if pl is None else pl * 1000
@@ -254,7 +281,22 @@ SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
                       extra["statistics"], _planted_ms(result, extra))
                       if extra.get("statistics") else None),
                   group="Statistics"),
-    HtmlSection("units", "Unit-level encoding", unit_sections.units_html, group="Units"),
-    HtmlSection("readouts", "Readouts", unit_sections.readouts_html, group="Units"),
+    HtmlSection("live_statistics", "Confidence, ranking and stopping",
+                lambda result, extra: (session.statistics_html(extra[session.STATS_KEY])
+                                       if extra.get(session.STATS_KEY) is not None else None),
+                group="Statistics"),
+    FigureSection("peak_latency_ci", "Peak latency intervals",
+                  "Peak latency per layer of every model, 95% intervals (* = significant)",
+                  lambda result, extra: (session.peak_latency_ci_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
+                  group="Statistics"),
+    FigureSection("stopping_history", "Stopping rule",
+                  "Widest significant peak-latency interval and the ranking's p vs epochs",
+                  lambda result, extra: (session.stopping_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
+                  group="Statistics"),
+    HtmlSection("units", "Unit-level encoding", unit_sections.units_html, group="Analyses"),
+    HtmlSection("readouts", "Readouts", unit_sections.readouts_html, group="Analyses"),
+    HtmlSection("analyses", "Further analyses", analyses_html, group="Analyses"),
     HtmlSection("settings", "Settings", settings_html, group="Settings"),
 )

@@ -1,6 +1,6 @@
 """Report sections of the unit-level and readout analyses (``result.analyses``, written by
 :mod:`neuralign.offline.unit_analysis`): tables of the best units, redundancy and readout
-tests, with the analyses' figures linked (their PNG files sit beside ``report.html``)."""
+tests (their figures are embedded by the "Further analyses" section)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,6 @@ def _f(x, nd: int = 3) -> str:
         return f"{float(x):.{nd}f}"
     except (TypeError, ValueError):
         return "-"
-
-
-def _figures(names) -> str:
-    return "".join(f'<p><img src="{html.escape(str(n))}" alt="{html.escape(str(n))}" '
-                   'style="max-width:100%"></p>' for n in names or [])
 
 
 def units_html(result, extra: dict) -> str | None:
@@ -65,7 +60,7 @@ def units_html(result, extra: dict) -> str | None:
     return ("<p>Held-out univariate encoding r of every unit (one feature dimension) per "
             "channel x time; polarity: the sign of the training relation. Files: "
             + ", ".join(html.escape(f) for f in u.get("files", [])) + ".</p>"
-            + "".join(parts) + _figures(u.get("figures")))
+            + "".join(parts))
 
 
 def readouts_html(result, extra: dict) -> str | None:
@@ -96,4 +91,4 @@ def readouts_html(result, extra: dict) -> str | None:
         parts.append(f"<h4>{html.escape(layer)}</h4>"
                      + _table(["readout", "mean r", "minus ridge", "95% CI", "p"], rows))
     return (f"<p>Every readout scored on the same held-out stimuli as ridge; {html.escape(ro['test'])}"
-            f" ({ro.get('n_boot')} resamples).</p>" + "".join(parts) + _figures(ro.get("figures")))
+            f" ({ro.get('n_boot')} resamples).</p>" + "".join(parts))
