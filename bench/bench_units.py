@@ -8,7 +8,9 @@
 240 + 60 images, 2 / 4 repetitions, 4 planted units of a 64-unit layer, two at one latency)
 through ``neuralign analyze --units --readouts`` (statistics off): how often the planted units
 and their polarities are recovered, and how often the rank-1 factorised readout beats ridge
-(p <= 0.05) on that rank-one brain.
+(p <= 0.05) on that rank-one brain. A negative noise level is a full-rank brain instead (17
+units with their own signed topographies over the 17 channels, all at 200 ms): the rank-1
+readout should lose to ridge there.
 
 A layer of ``--units`` Gaussian units, ``--stimuli`` stimuli (``--test`` of them the test set;
 ``--folds K`` instead scores by K-fold cross-validation), 2 repetitions, EEG of
@@ -103,12 +105,15 @@ def recovery(n: int, noises) -> int:
     from neuralign.sim.units import write_unit_brain
 
     for noise in noises:
-        found = pol = beat = 0
+        found = pol = beat = worse = 0
         err = []
         for seed in range(n):
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)
-                write_unit_brain(root / "sim", noise=noise, seed=seed)
+                kw = {} if noise >= 0 else {  # negative noise: a full-rank brain (|noise|)
+                    "units": {u: (1 if u % 2 else -1, 0.2) for u in range(17)},
+                    "spatial": "distinct"}
+                write_unit_brain(root / "sim", noise=abs(noise), seed=seed, **kw)
                 rc = cli(["analyze", "--dataset", f"sim:{root / 'sim'}", "--features",
                           str(root / "sim" / "features.npz"), "--out", str(root / "out"),
                           "--quiet", "--permutations", "0", "--bootstrap", "0",
@@ -118,13 +123,15 @@ def recovery(n: int, noises) -> int:
                 a = json.loads((root / "out" / "results.json").read_text())["analyses"]
                 p = a["units"]["planted"]
                 found += set(p["found_units"]) == set(p["planted_units"])
+                worse += a["readouts"]["layers"]["layer01"]["vs_ridge"]["factorised rank 1"][
+                    "ci"][1] < 0
                 pol += p["polarity_correct"] == p["n_planted"]
                 err.append(p["latency_mae_ms"])
                 v = a["readouts"]["layers"]["layer01"]["vs_ridge"]["factorised rank 1"]
                 beat += v["diff"] > 0 and v["p"] <= 0.05
         print(f"noise {noise:.1f}: planted units found {found}/{n}, every polarity right "
               f"{pol}/{n}, mean latency error {np.mean(err):.1f} ms; rank-1 readout beats "
-              f"ridge (p <= 0.05) {beat}/{n}")
+              f"ridge (p <= 0.05) {beat}/{n}, loses (interval below 0) {worse}/{n}")
     return 0
 
 
