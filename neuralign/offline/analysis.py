@@ -131,7 +131,8 @@ class LayerStatistics:
                    "peak_r_ci": self.peak_r_ci[i]}
             if sig is not None:
                 times = self.times[self.mask[i]]
-                row.update(significant=bool(sig[i]), min_p=np.nanmin(self.p[i]),
+                pi = self.p[i][np.isfinite(self.p[i])]
+                row.update(significant=bool(sig[i]), min_p=pi.min() if pi.size else None,
                            significant_from_s=times.min() if times.size else None,
                            significant_to_s=times.max() if times.size else None)
             rows.append(row)

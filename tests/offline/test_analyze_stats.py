@@ -129,18 +129,21 @@ def test_several_feature_sets_are_ranked(tiny_sim, random_npz, tmp_path, capsys)
     out = tmp_path / "cmp"
     rc = _run(tiny_sim, out, "--permutations", "99", "--bootstrap", "200",
               features=["--features", f"model={tiny_sim / 'features.npz'}",
-                        "--features", str(random_npz)])
+                        "--features", str(random_npz), "--features", f"again={random_npz}"])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     top = json.loads((out / "results.json").read_text())
-    assert set(top["feature_sets"]) == {"model", "random"}
-    for label in ("model", "random"):
+    assert set(top["feature_sets"]) == {"model", "random", "again"}
+    for label in ("model", "random", "again"):
         res = json.loads((out / label / "results.json").read_text())
         assert res["statistics"]["layers"]
         assert (out / label / "significance.npz").exists()
     rk = top["ranking"]
-    assert [m["label"] for m in rk["models"]] == ["model", "random"]
-    comp = rk["comparisons"][0]
+    assert [m["label"] for m in rk["models"]][0] == "model"
+    # the same features under two labels: the same peak, no difference
+    peaks = {m["label"]: m["peak_r"] for m in rk["models"]}
+    assert peaks["random"] == pytest.approx(peaks["again"])
+    comp = next(c for c in rk["comparisons"] if c["worse"] == "random")
     assert comp["better"] == "model"
     assert comp["diff"] > 0
     assert comp["n_stimuli"] == 12
