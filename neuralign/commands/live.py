@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -12,7 +11,8 @@ from pathlib import Path
 
 from ..base import load_design
 from ..errors import NeuralignError
-from . import add_alias, add_stream_args, hz_to_seconds
+from . import add_alias, add_model_args, add_stream_args, hz_to_seconds, load_models, make_monitor
+from .console import StopSignals, say
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         ),
     )
     add_stream_args(p, required=True)
-    p.add_argument("--features", required=True, type=Path, help="layer features (.npz / cache)")
+    add_model_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--design", type=Path, default=None,
                    help="session design JSON (test stimuli score; else nested CV)")
@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
+    p.add_argument("--backchannel", default=None, metavar="NAME",
+                   help="LSL string stream to the presenter (told to stop when --stop-when "
+                        "holds)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.set_defaults(func=run)
@@ -71,7 +74,11 @@ def _baseline(args):
         return None
     if args.baseline is None:
         return (None, 0.0)
-    return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    try:
+        return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    except ValueError:
+        raise NeuralignError(f"--baseline takes two numbers in s (or 'none'), got "
+                             f"{' '.join(args.baseline)!r}") from None
 
 
 def read_codes(path: Path | None) -> dict | None:
@@ -90,20 +97,54 @@ def read_codes(path: Path | None) -> dict | None:
     if path is None:
         return None
     try:
-        return json.loads(Path(path).read_text())
+        table = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
+    if not isinstance(table, dict) or not all(isinstance(v, str | int) for v in table.values()):
+        raise NeuralignError("--codes must be a JSON object {code: stimulus id}, got a "
+                             f"{type(table).__name__}", path=path)
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def presenter_channel(name: str | None):
+    """The back channel to the presenter named ``--backchannel`` (None: none).
+
+    Parameters
+    ----------
+    name : str | None
+        The LSL stream name.
+
+    Returns
+    -------
+    object | None
+        Has ``stop(reason)``.
+    """
+    if not name:
+        return None
+    from ..realtime.backchannel import PresenterChannel
+
+    return PresenterChannel(name)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
-    from ..io.features import load_features
+    from ..lsl import configure_lsl
+    from ..realtime.recording import check_new_recording
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    configure_lsl()  # a missing or empty LSLAPICFG: one line, before anything starts
+    check_new_recording(args.out)  # nothing recorded is ever overwritten
+    for opt, v in (("--duration", args.duration), ("--refresh-every", args.refresh_every),
+                   ("--connect-timeout", args.connect_timeout)):
+        if v is not None and not (v > 0 and v < float("inf")):
+            raise NeuralignError(f"{opt} must be > 0 s, got {v}")
+    if args.blas_threads < 0:
+        raise NeuralignError(f"--blas-threads must be >= 0, got {args.blas_threads}")
     memory = None if args.memory is None else parse_memory(args.memory)
-    features = load_features(args.features)
+    monitor = make_monitor(args)  # a bad --stop-when is one line before anything starts
+    features = load_models(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
     settings = EpochSettings(
@@ -116,25 +157,22 @@ def run(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
-                       blas_threads=args.blas_threads or None)
-    print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
-          flush=True)
+                       blas_threads=args.blas_threads or None, statistics=monitor,
+                       stats_every=args.stats_every,
+                       presenter=presenter_channel(args.backchannel))
+    say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")
     sess.connect()
-    print(sess.connected_line(), file=sys.stderr, flush=True)
+    say(sess.connected_line())
     stop = threading.Event()
-    old: dict = {}
 
-    def on_signal(signum, frame) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: stop waiting
-        if signum == signal.SIGINT:
-            print("\nstopping (Ctrl-C)...", file=sys.stderr)
-        stop.set()
+    def on_signal(name: str) -> None:
+        say(f"\nstopping ({'Ctrl-C' if name == 'SIGINT' else name})...")
 
-    if threading.current_thread() is threading.main_thread():
-        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            old[signal.SIGINT] = signal.signal(signal.SIGINT, on_signal)
+    with StopSignals(stop, on_signal=on_signal) as signals:  # until the results are written
+        return _run_until_stopped(args, sess, stop, signals)
+
+
+def _run_until_stopped(args, sess, stop: threading.Event, signals: StopSignals) -> int:
     sess.start()
     t_end = None if args.duration is None else time.monotonic() + args.duration
     tty = sys.stderr.isatty()
@@ -143,31 +181,38 @@ def run(args: argparse.Namespace) -> int:
         while not stop.is_set() and sess.running:
             if t_end is not None and time.monotonic() >= t_end:
                 break
+            if sess.rule_met.is_set():
+                print(f"\n{sess.stop_reason}", file=sys.stderr, flush=True)
+                break
             stop.wait(0.25)
             now = time.monotonic()
             if not args.quiet and (tty or now - last_print >= 5.0):
                 last_print = now
                 end = "\r" if tty else "\n"
-                print(sess.status_line().ljust(110), end=end, file=sys.stderr, flush=True)
+                if not say(sess.status_line().ljust(110), end=end):
+                    signals.received = "broken pipe"  # nobody reads us: end cleanly
+                    break
     except KeyboardInterrupt:
-        print("\nstopping (Ctrl-C)...", file=sys.stderr)
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        say("\nstopping (Ctrl-C)...")
     result = sess.stop()
     if not args.quiet:
-        print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
-    from ..report import write_outputs  # matplotlib: only once the session is over
+        say(("\n" if tty else "") + sess.status_line())
+    from ..report import write_session  # matplotlib: only once the session is over
 
     title = args.title or f"neuralign live: {sess.eeg.name}"
-    paths = write_outputs(result, args.out, title=title,
-                          extra={"recording": str(sess.recorder.dir)})
+    stopped = signals.received or ("stop rule" if sess.stop_reason else None) or (
+        "duration" if args.duration is not None else "stream")
+    result.settings.setdefault("live", {})["stopped_by"] = stopped  # results.json says why
+    extra = {"recording": str(sess.recorder.dir)}
+    if sess.stop_reason:
+        extra["stop_reason"] = sess.stop_reason
+    paths = write_session(result, args.out, title=title, extra=extra, results=sess.results,
+                          stats=sess.stats)
     snap = sess.snapshot
-    print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
-          f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
-          f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
-          file=sys.stderr)
-    print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    say(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
+        f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
+        f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}")
+    say(f"recording: {sess.recorder.dir / 'session.xdf'}")
     for k, v in (paths or {}).items():
-        print(f"{k}: {v}", file=sys.stderr)
+        say(f"{k}: {v}")
     return 0

@@ -12,14 +12,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..align.data import AlignmentResult
+from ..align.monitor import Statistics, StatisticsMonitor
 from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..lsl import get_pylsl, resolve
@@ -32,14 +35,28 @@ from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
 
 
+def refresh_threads() -> int:
+    """Threads a live refresh may use: one per core but one (at least one).
+
+    The core left free runs acquisition, publishing and, on the same machine, the presenter.
+
+    Returns
+    -------
+    int
+        ``max(1, os.cpu_count() - 1)``.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 @fill_doc
 class LiveSession:
     """One live session: connect, run, stop (flushes everything and returns the final maps).
 
     Parameters
     ----------
-    features : FeatureSet
-        The features of the stimuli that may be shown.
+    features : FeatureSet | mapping of str to FeatureSet
+        The features of the stimuli that may be shown; several models as ``{label: features}``
+        (one epoching, shared: a :class:`~neuralign.align.ModelGroup` fed the same epochs).
     %(stream_spec)s
     out_dir : str | Path
         The recording goes to ``out_dir/recording/``.
@@ -64,12 +81,25 @@ class LiveSession:
     blas_threads : int | None
         BLAS threads while the session runs (process-wide, restored by :meth:`stop`). The
         per-epoch work is a small matrix product that multi-threaded OpenBLAS slows down ~50x
-        on a busy machine; 1 (default) keeps acquisition fast. ``None`` leaves BLAS alone
-        (more threads can speed up refreshes of big models on an otherwise idle machine).
+        on a busy machine; 1 (default) keeps acquisition fast. ``None``: one per core but one
+        (:func:`refresh_threads`; more threads can speed up refreshes of big models).
+        The engine's refresh threads (``engine_kw["n_jobs"]``) default to
+        :func:`refresh_threads` too, so one core stays free for acquisition and the presenter.
     poll_s : float
         Sleep of the acquisition thread when nothing arrived.
+    publish_every : float
+        Seconds between published snapshots. A third thread publishes them, apart from the
+        refresh worker, so the status, the window and LOST detection keep updating during a
+        long refresh.
     keep_epochs : bool
         Keep every epoch in :attr:`kept` (tests).
+    statistics : StatisticsMonitor | None
+        Intervals, masks, ranking and the stopping rule (default: a monitor with the engine's
+        defaults and no rule).
+    stats_every : int
+        Map refreshes between two evaluations of the statistics (1 = every refresh).
+    presenter : object | None
+        The back channel to the presenter (``stop(reason)``), told to stop when the rule holds.
     """
 
     def __init__(
@@ -90,9 +120,28 @@ class LiveSession:
         stall_s: float = 1.0,
         blas_threads: int | None = 1,
         poll_s: float = 0.005,
+        publish_every: float = 0.2,
         keep_epochs: bool = False,
+        statistics: StatisticsMonitor | None = None,
+        stats_every: int = 1,
+        presenter=None,
     ) -> None:
+        if isinstance(features, Mapping):
+            if not features:
+                raise NeuralignError("no feature sets given")
+            self.models = {str(k): v for k, v in features.items()}
+        else:
+            self.models = {"model": features}
+        features = next(iter(self.models.values()))
         self.features = features
+        self.monitor = statistics if statistics is not None else StatisticsMonitor()
+        if stats_every < 1:
+            raise NeuralignError(f"--stats-every must be >= 1 refresh, got {stats_every}")
+        self.stats_every = int(stats_every)
+        self.presenter = presenter
+        #: set (by the refresh worker) when the stopping rule holds: the session should end
+        self.rule_met = threading.Event()
+        self.stop_reason: str | None = None
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
         self.out_dir = Path(out_dir)
         self.settings = settings or EpochSettings()
@@ -105,11 +154,13 @@ class LiveSession:
         self.refresh_every = float(refresh_every)
         self.connect_timeout = float(connect_timeout)
         self.engine_kw = dict(engine_kw or {})
+        self.engine_kw.setdefault("n_jobs", refresh_threads())
         self.scope_s = float(scope_s)
         self.offset_every_s = float(offset_every_s)
         self.stall_s = float(stall_s)
         self.blas_threads = blas_threads
         self.poll_s = float(poll_s)
+        self.publish_every = float(publish_every)
         self._blas_limit = None
         # ids of the epochs handed to the engine, in order; with keep_epochs (tests) the epochs
         # too. The recording holds the data: nothing here is needed for the final maps.
@@ -121,6 +172,7 @@ class LiveSession:
         self._threads: list[threading.Thread] = []
         self._ring_lock = threading.Lock()
         self._error: BaseException | None = None
+        self._stopping = False
         self.connected = False
 
     @property
@@ -130,13 +182,24 @@ class LiveSession:
 
     @property
     def result(self) -> AlignmentResult | None:
-        """The maps of the last refresh (``None`` before the first)."""
+        """The maps of the last refresh (``None`` before the first; the first model's)."""
         return None if self.publisher is None else self.publisher.result
+
+    @property
+    def results(self) -> dict[str, AlignmentResult] | None:
+        """Label -> maps of every model at the last refresh (``None`` for one model)."""
+        return None if self.publisher is None else self.publisher.results
+
+    @property
+    def stats(self) -> Statistics | None:
+        """Intervals, masks, ranking and stopping status of the last evaluation."""
+        return None if self.publisher is None else self.publisher.stats
 
     # ------------------------------------------------------------------ connect
     def connect(self) -> None:
         """Resolve and open both streams, check them, open the recording and the engine."""
         from ..align.engine import AlignmentEngine
+        from ..align.group import ModelGroup
 
         pylsl = get_pylsl()
         self._clock = pylsl.local_clock
@@ -147,8 +210,14 @@ class LiveSession:
             raise NeuralignError(f"EEG stream {self.eeg_spec!r} has an irregular rate")
         if self.design is not None:  # fail before opening anything
             self.design.check_channels(eeg_info.channel_count(), stream=eeg_info.name())
-        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
         fs = eeg_info.nominal_srate()
+        self.settings.check_stream(fs, stream=eeg_info.name())
+        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
+        if mk_info.nominal_srate() > 0 or mk_info.uid() == eeg_info.uid():
+            raise NeuralignError(
+                f"marker stream {mk_info.name()!r} is a regular stream ({mk_info.channel_count()} "
+                f"ch @ {mk_info.nominal_srate():g} Hz, type {mk_info.type()!r}): markers come "
+                "at irregular times; give the marker stream, not an EEG stream")
         self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
         self.mk = Inlet(mk_info, max_chunk=1024)
         if self.design is not None:
@@ -166,9 +235,14 @@ class LiveSession:
             self.test_ids = [x for x in self.design.test_ids if x in self.features]
             if not self.test_ids:
                 self.test_ids = None  # no test stimulus in the features: nested CV
-        self.engine = AlignmentEngine(self.features, times=self.core.epocher.times,
-                                      ch_names=self.eeg.ch_names, test_ids=self.test_ids,
-                                      **self.engine_kw)
+        if len(self.models) > 1:
+            self.engine = ModelGroup(self.models, times=self.core.epocher.times,
+                                     ch_names=self.eeg.ch_names, test_ids=self.test_ids,
+                                     **self.engine_kw)
+        else:
+            self.engine = AlignmentEngine(self.features, times=self.core.epocher.times,
+                                          ch_names=self.eeg.ch_names, test_ids=self.test_ids,
+                                          **self.engine_kw)
         meta = {
             "settings": s.to_dict(),
             "eeg": dict(self.eeg.describe(), spec=self.eeg_spec),
@@ -180,6 +254,8 @@ class LiveSession:
             "refresh_every_s": self.refresh_every,
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
+            "models": {k: dict(v.provenance) for k, v in self.models.items()},
+            "statistics": dict(self.monitor.settings, stats_every=self.stats_every),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -198,7 +274,8 @@ class LiveSession:
         self.publisher = SnapshotPublisher(
             self.engine, interval_s=self.refresh_every,
             epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
-            annotate=self._annotate)
+            annotate=self._annotate, monitor=self.monitor, stats_every=self.stats_every,
+            on_stats=self._on_stats)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
@@ -215,14 +292,16 @@ class LiveSession:
         """Connect (if needed) and start the acquisition and refresh threads."""
         if not self.connected:
             self.connect()
-        if self.blas_threads:
-            from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits
 
-            self._blas_limit = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+        self._blas_limit = threadpool_limits(limits=int(self.blas_threads or refresh_threads()),
+                                             user_api="blas")
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
             threading.Thread(target=self._guard(self._refresh_loop), name="neuralign-refresh",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._publish_loop), name="neuralign-publish",
                              daemon=True),
         ]
         for t in self._threads:
@@ -302,7 +381,12 @@ class LiveSession:
                 self.publisher.reject(ev.reason)
 
     def _refresh_loop(self) -> None:
-        self.publisher.refresh_loop(self._stop, on_tick=self._publish)
+        self.publisher.refresh_loop(self._stop)
+
+    def _publish_loop(self) -> None:
+        # apart from the refresh worker: a refresh of many seconds does not freeze the status
+        while not self._stop.wait(self.publish_every):
+            self._publish()
 
     def _annotate(self, res: AlignmentResult) -> None:
         pub = self.publisher
@@ -323,6 +407,17 @@ class LiveSession:
             "marker_stream": self.mk.name, "refresh_every_s": self.refresh_every,
             "scoring": "design test set" if self.test_ids else "nested cross-validation",
         })
+
+    def _on_stats(self, stats: Statistics) -> None:
+        """Refresh worker: end the session when the stopping rule holds (once)."""
+        st = stats.stopping
+        if st is None or not st.satisfied or self.rule_met.is_set() or self._stopping:
+            return
+        self.stop_reason = (f"stop rule met after {stats.n_epochs} epochs: "
+                            f"{self.monitor.rule.text}")
+        self.rule_met.set()
+        if self.presenter is not None:
+            self.presenter.stop(self.stop_reason)
 
     def _publish(self, *, finished: bool = False) -> None:
         ep = self.core.epocher
@@ -362,6 +457,7 @@ class LiveSession:
         """Stop, let pending epochs complete (up to ``drain_s``), flush, final refresh."""
         if not self.connected:
             raise NeuralignError("session was never connected")
+        self._stopping = True
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
@@ -381,9 +477,12 @@ class LiveSession:
         # same engine settings) and feeds it the recording's epochs in the same order, so live
         # and offline agree to rounding. The eigendecompositions that live refreshes extend
         # are rebuilt, so the arithmetic is the offline one.
-        res = self.publisher.refresh(select_alphas=True, reanchor=True)
+        res = self.publisher.refresh(select_alphas=True, reanchor=True, stats=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
+        if self.stop_reason:
+            self.recorder.log("stop_rule_met", reason=self.stop_reason)
+            final["stop_reason"] = self.stop_reason
         self.recorder.close(final=final)
         self.eeg.close()
         self.mk.close()

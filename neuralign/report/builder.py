@@ -51,6 +51,8 @@ def add_to_report(result: AlignmentResult, report, *, extra: dict | None = None,
         The PNG files written into ``figure_dir`` (empty without one).
     """
     extra = dict(extra or {})
+    if figure_dir is not None:
+        extra.setdefault("figure_dir", str(figure_dir))
     paths: dict[str, Path] = {}
     with warnings.catch_warnings():  # all-NaN slices (no ceiling >= 0.1) are expected
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -134,6 +136,7 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     tmp = out / "report.tmp.html"
     report.save(tmp, open_browser=False, overwrite=True, verbose=False)
     tmp.replace(paths["report"])
+    extra = {k: v for k, v in extra.items() if not k.startswith("_")}  # "_": objects
     if extra:
         ej = out / "extra.json"
         ej.write_text(json.dumps(jsonable(extra), indent=1, default=str))

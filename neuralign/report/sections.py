@@ -24,7 +24,7 @@ import numpy as np
 
 from ..align.data import jsonable
 from ..base.truth import planted_latencies
-from . import figures
+from . import figures, session, stat_figures
 
 
 @dataclass(frozen=True)
@@ -220,6 +220,36 @@ def settings_html(result, extra: dict) -> str:
     return "".join(out)
 
 
+def analyses_html(result, extra: dict) -> str | None:
+    """The figures of further analyses (units, readouts) that were written beside the report.
+
+    ``result.analyses[name]["figures"]`` names PNG files in ``extra["figure_dir"]`` (set by
+    :func:`neuralign.report.add_to_report` when it writes figures); they are embedded.
+    """
+    import base64
+
+    folder = extra.get("figure_dir")
+    if not folder or not result.analyses:
+        return None
+    from pathlib import Path
+
+    parts = []
+    for name, a in result.analyses.items():
+        for f in (a.get("figures") or []) if isinstance(a, dict) else []:
+            p = Path(folder) / str(f)
+            if p.is_file():
+                data = base64.b64encode(p.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(str(f))}" style="max-width:100%" '
+                             f'src="data:image/png;base64,{data}"><figcaption>'
+                             f"{html.escape(name)}: {html.escape(str(f))}</figcaption></figure>")
+    return "".join(parts) or None
+
+
+def _planted_ms(result, extra: dict):
+    pl = planted_latencies(extra.get("planted"), result.layers)
+    return None if pl is None else pl * 1000
+
+
 #: Every section of a report, in order (see the module docstring to add one).
 SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
     HtmlSection("summary", "Per-layer peaks", summary_html),
@@ -235,5 +265,36 @@ SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
                   lambda result, extra: figures.plot_peaks(result, planted=extra.get("planted"))),
     FigureSection("noise_ceiling", "Noise ceiling", "Noise ceiling over time",
                   lambda result, extra: figures.plot_noise_ceiling(result)),
+    HtmlSection("statistics", "Statistics",
+                lambda result, extra: (stat_figures.statistics_html(extra["statistics"])
+                                       if extra.get("statistics") else None),
+                group="Statistics"),
+    FigureSection("encoding_r_significance", "Significance",
+                  "Encoding r with the family-wise significant cells outlined",
+                  lambda result, extra: (stat_figures.mask_figure(result, extra["statistics"])
+                                         if extra.get("statistics") else None),
+                  group="Statistics"),
+    FigureSection("peak_intervals", "Peak intervals",
+                  "Peak latency and peak r per layer, 95% bootstrap intervals (hollow: not "
+                  "significant)",
+                  lambda result, extra: (stat_figures.peak_ci_figure(
+                      extra["statistics"], _planted_ms(result, extra))
+                      if extra.get("statistics") else None),
+                  group="Statistics"),
+    HtmlSection("live_statistics", "Confidence, ranking and stopping",
+                lambda result, extra: (session.statistics_html(extra[session.STATS_KEY])
+                                       if extra.get(session.STATS_KEY) is not None else None),
+                group="Statistics"),
+    FigureSection("peak_latency_ci", "Peak latency intervals",
+                  "Peak latency per layer of every model, 95% intervals (* = significant)",
+                  lambda result, extra: (session.peak_latency_ci_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
+                  group="Statistics"),
+    FigureSection("stopping_history", "Stopping rule",
+                  "Widest significant peak-latency interval and the ranking's p vs epochs",
+                  lambda result, extra: (session.stopping_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
+                  group="Statistics"),
+    HtmlSection("analyses", "Further analyses", analyses_html, group="Analyses"),
     HtmlSection("settings", "Settings", settings_html, group="Settings"),
 )
