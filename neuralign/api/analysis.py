@@ -1,17 +1,21 @@
 """Offline analysis from Python: features in, epochs in (MNE, NumPy or :class:`EpochData`),
 maps out as an :class:`~neuralign.report.AlignmentResult` that plots itself.
 
-:func:`analyze` runs exactly what ``neuralign analyze`` runs (the same input checks and the
-same :func:`neuralign.commands.analyze.analyze`, hence the same engine settings and defaults);
-options are passed through, so an option the command gains reaches this function too.
+:func:`analyze` runs what ``neuralign analyze`` runs for one feature set, with the command's
+own pieces: its parser's defaults and option checks (:func:`command_options`), its input
+checks, :func:`neuralign.align.batch.analyze_models` and its statistics runner. Several
+feature sets, ``--partition`` and the other options of the command not in :data:`OPTIONS`
+are the command's.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
+from ..align.data import jsonable
 from ..base import EpochData, FeatureSet
 from ..errors import NeuralignError
 from ..report.results import AlignmentResult
@@ -109,6 +113,50 @@ def as_epoch_data(epochs, *, stimulus_ids=None, test_ids=None, times=None,
                          f"got {type(epochs).__name__}")
 
 
+#: The options of ``neuralign analyze`` that :func:`analyze` takes (argparse names).
+OPTIONS = ("alphas", "folds", "backend", "dtype", "alpha_selection", "max_rsa_stimuli",
+           "memory", "permutations", "bootstrap", "seed", "alpha", "cache", "no_cache")
+#: Python spellings accepted besides the command's.
+ALIASES = {"n_folds": "folds", "n_permutations": "permutations", "n_bootstrap": "bootstrap"}
+
+
+def command_options(options: dict, *, features: str, cache: bool) -> argparse.Namespace:
+    """The options of ``neuralign analyze`` as its parser makes them: its defaults, ``options``
+    set over them.
+
+    Parameters
+    ----------
+    options : dict
+        Option name (the command's, without ``--``, ``_`` for ``-``; or an alias such as
+        ``n_folds``) -> value.
+    features : str
+        The ``--features`` value (``LABEL=PATH``).
+    cache : bool
+        Whether the statistics cache may be used (features read from a file).
+
+    Returns
+    -------
+    argparse.Namespace
+        What the command's code reads.
+    """
+    from ..commands.analyze import add_analysis_args
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_analysis_args(parser)
+    args = parser.parse_args(["--dataset", "python:epochs", "--features", features,
+                              "--out", "."])
+    args.no_cache = not cache
+    for key, value in options.items():
+        name = ALIASES.get(key, key)
+        if name not in OPTIONS:
+            if hasattr(args, name):
+                raise NeuralignError(f"neuralign analyze --{name.replace('_', '-')} is not "
+                                     "available from Python yet; use the command")
+            raise NeuralignError(f"unknown option {key!r}; options: {', '.join(OPTIONS)}")
+        setattr(args, name, value)
+    return args
+
+
 def analyze(epochs, features, *, stimulus_ids=None, test_ids=None, times=None, ch_names=None,
             progress: bool = True, **options) -> AlignmentResult:
     """Layer x latency alignment of epochs with model features (``neuralign analyze``).
@@ -132,29 +180,49 @@ def analyze(epochs, features, *, stimulus_ids=None, test_ids=None, times=None, c
     progress : bool
         Progress bars and messages on stderr.
     **options
-        The engine options of ``neuralign analyze``, with the names of
-        :func:`neuralign.commands.analyze.analyze`: ``alphas``, ``n_folds`` (5),
-        ``backend`` (``"numpy"``), ``dtype`` (``"float64"``), ``alpha_selection``
-        (``"gcv"``), ``max_rsa_stimuli`` (200), ``memory`` (bytes or ``"3GB"``), ...
+        The options of ``neuralign analyze``, named as the command names them (``-`` as
+        ``_``), with its defaults: ``alphas``, ``folds`` (or ``n_folds``; 5), ``backend``,
+        ``dtype``, ``alpha_selection``, ``max_rsa_stimuli`` (200), ``memory`` (bytes or
+        ``"3GB"``), and the statistics: ``permutations`` (1000; 0: no significance mask),
+        ``bootstrap`` (1000; 0: no intervals), ``seed``, ``alpha`` (0.05), ``cache`` /
+        ``no_cache`` (the permutation cache, used when the features come from a file).
 
     Returns
     -------
     AlignmentResult
-        The maps; ``.plot_encoding()``, ``.to_dataframe()``, ``.add_to_report(report)``...
+        The maps and their :attr:`~neuralign.report.AlignmentResult.statistics`;
+        ``.plot_encoding()``, ``.plot_significance()``, ``.to_dataframe()``,
+        ``.add_to_report(report)``...
     """
+    from ..align.batch import analyze_models
     from ..base.resources import parse_memory
-    from ..commands import analyze as command
+    from ..commands.analyze_common import Bars, check_inputs
+    from ..commands.analyze_run import check_options
+    from ..commands.analyze_stats import StatsRunner
 
     data = as_epoch_data(epochs, stimulus_ids=stimulus_ids, test_ids=test_ids, times=times,
                          ch_names=ch_names)
-    source = Path(features) if isinstance(features, str | Path) else Path("features")
+    path = Path(features) if isinstance(features, str | Path) else None
+    args = command_options(options, features=f"features={path or 'memory'}",
+                           cache=path is not None)
+    specs, stat_options, _ = check_options(args)
+    label = next(iter(specs))
     if not isinstance(features, FeatureSet):
         features = load_features(features)
-    if options.get("memory") is not None:
-        options["memory"] = parse_memory(options["memory"])
-    command.check_inputs(data, features, options.get("n_folds", 5), source)
-    result = command.analyze(data, features, quiet=not progress, **options)
-    return AlignmentResult.from_result(result)
+    memory = None if args.memory is None else parse_memory(args.memory)
+    check_inputs(data, features, args.folds, path or Path("features"))
+    bars = Bars({"epochs": data.n_epochs, "layers": features.n_layers}, quiet=not progress)
+    try:
+        group, results = analyze_models(
+            data, {label: features}, progress=bars, alphas=args.alphas, n_folds=args.folds,
+            backend=args.backend, dtype=args.dtype, alpha_selection=args.alpha_selection,
+            max_rsa_stimuli=args.max_rsa_stimuli or None, memory=memory)
+    finally:
+        bars.close()
+    stats = StatsRunner(args, data, specs, stat_options, quiet=not progress)
+    result = AlignmentResult.from_result(results[label])
+    result.statistics = jsonable(stats.layer_statistics(group, results)[label].to_dict())
+    return result
 
 
 def read_results(path: str | Path) -> AlignmentResult:

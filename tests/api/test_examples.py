@@ -62,6 +62,22 @@ def test_example_runs(name):
             g["summary"].loc["unrelated model", "peak r"] + 0.2
 
 
+def assert_same(a, b, path="statistics"):
+    """Equal JSON records (floats to 1e-12, None for NaN)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        assert abs(a - b) <= 1e-12, path
+    else:
+        assert a == b, path
+
+
 def test_live_example_runs_without_torch():
     """The live session from Python, in a fresh interpreter: every scheduled epoch arrives,
     and neither torch nor transformers is ever imported on the live path."""
@@ -100,6 +116,11 @@ def test_mne_epochs_example_equals_the_command(tmp_path):
         assert z[key].shape == np.shape(ours)
         assert np.isfinite(z[key]).any()
         np.testing.assert_allclose(ours, z[key], rtol=0, atol=1e-12, err_msg=key)
+    # the statistics too (same seed, same permutations): results.json's record
+    cli_stats = json.loads((out / "results.json").read_text())["statistics"]
+    assert_same(res.statistics, cli_stats)
+    sig = np.load(out / "significance.npz", allow_pickle=False)
+    np.testing.assert_array_equal(np.asarray(res.statistics["mask"]["cells"]), sig["mask"])
     html = Path(g["report_file"]).read_text()
     assert "Per-layer peaks" in html
     assert html.count("data:image/") >= 5
