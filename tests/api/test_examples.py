@@ -52,6 +52,7 @@ def test_example_runs(name):
         assert np.all(np.diff(g["peaks"]["enc_peak_ms"].to_numpy()) >= 0)
         assert np.abs(g["peaks"]["enc_peak_ms"].to_numpy() - np.array(g["planted_ms"])).max() \
             <= 30
+        assert g["peaks"]["significant"].all()
     if name == "plot_05_export_lvlm.py":  # every stage's layers, one row per built-in image
         fs = g["features"]
         assert fs.layers == ("vision.00", "vision.01", "projector", "llm.00", "llm.01")
@@ -88,6 +89,7 @@ def test_live_example_runs_without_torch():
         "run_name='__main__')\n"
         "print(json.dumps({'n_epochs': g['result'].counts['n_epochs'], 'n_shown': g['n_shown'],"
         " 'rec': g['live'].session.recorder.dir.is_dir(),"
+        " 'report': g['paths']['report'].is_file(),"
         " 'heavy': [m for m in ('torch', 'transformers') if m in sys.modules]}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -96,6 +98,7 @@ def test_live_example_runs_without_torch():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["n_epochs"] == out["n_shown"] == 96
     assert out["rec"]
+    assert out["report"]
     assert out["heavy"] == []
 
 
