@@ -11,6 +11,7 @@ are the command's.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from ..align.data import jsonable
 from ..base import EpochData, FeatureSet
 from ..errors import NeuralignError
+from ..report.comparison import Comparison
 from ..report.results import AlignmentResult
 
 
@@ -120,7 +122,7 @@ OPTIONS = ("alphas", "folds", "backend", "dtype", "alpha_selection", "max_rsa_st
 ALIASES = {"n_folds": "folds", "n_permutations": "permutations", "n_bootstrap": "bootstrap"}
 
 
-def command_options(options: dict, *, features: str, cache: bool) -> argparse.Namespace:
+def command_options(options: dict, *, features: list[str], cache: bool) -> argparse.Namespace:
     """The options of ``neuralign analyze`` as its parser makes them: its defaults, ``options``
     set over them.
 
@@ -129,8 +131,8 @@ def command_options(options: dict, *, features: str, cache: bool) -> argparse.Na
     options : dict
         Option name (the command's, without ``--``, ``_`` for ``-``; or an alias such as
         ``n_folds``) -> value.
-    features : str
-        The ``--features`` value (``LABEL=PATH``).
+    features : list of str
+        The ``--features`` values (``LABEL=PATH``).
     cache : bool
         Whether the statistics cache may be used (features read from a file).
 
@@ -143,8 +145,10 @@ def command_options(options: dict, *, features: str, cache: bool) -> argparse.Na
 
     parser = argparse.ArgumentParser(add_help=False)
     add_analysis_args(parser)
-    args = parser.parse_args(["--dataset", "python:epochs", "--features", features,
-                              "--out", "."])
+    argv = ["--dataset", "python:epochs", "--out", "."]
+    for value in features:
+        argv += ["--features", value]
+    args = parser.parse_args(argv)
     args.no_cache = not cache
     for key, value in options.items():
         name = ALIASES.get(key, key)
@@ -194,35 +198,112 @@ def analyze(epochs, features, *, stimulus_ids=None, test_ids=None, times=None, c
         ``.plot_encoding()``, ``.plot_significance()``, ``.to_dataframe()``,
         ``.add_to_report(report)``...
     """
+    data = as_epoch_data(epochs, stimulus_ids=stimulus_ids, test_ids=test_ids, times=times,
+                         ch_names=ch_names)
+    _, results, _ = run_models(data, {"features": features}, progress=progress,
+                               options=options)
+    return results["features"]
+
+
+def compare(epochs, features, *, stimulus_ids=None, test_ids=None, times=None, ch_names=None,
+            progress: bool = True, **options) -> Comparison:
+    """Several models (feature sets) on the same epochs, ranked (``neuralign analyze
+    --features A --features B``).
+
+    Parameters
+    ----------
+    epochs : mne.Epochs | ndarray | EpochData
+        The EEG epochs (see :func:`as_epoch_data`).
+    features : dict of str to FeatureSet | str | Path
+        Label (letters, digits, ``_``, ``.``, ``-``) -> features (or their file), two or
+        more; restricted to the stimuli they all list.
+    stimulus_ids : str | array of str | None
+        See :func:`analyze`.
+    test_ids : list of str | None
+        See :func:`analyze`.
+    times : array of float | None
+        See :func:`analyze`.
+    ch_names : list of str | None
+        See :func:`analyze`.
+    progress : bool
+        Progress bars and messages on stderr.
+    **options
+        The options of :func:`analyze`.
+
+    Returns
+    -------
+    Comparison
+        Every model's maps with statistics (``.results``), the ranking of their best layers
+        with paired comparisons over the same held-out stimuli (``.ranking``);
+        ``.to_dataframe()``, ``.plot_ranking()``, ``.add_to_report(report)``.
+    """
+    if not isinstance(features, Mapping) or len(features) < 2:
+        raise NeuralignError("compare needs two or more feature sets as {label: features}")
+    data = as_epoch_data(epochs, stimulus_ids=stimulus_ids, test_ids=test_ids, times=times,
+                         ch_names=ch_names)
+    group, results, stat_options = run_models(data, dict(features), progress=progress,
+                                              options=options)
+    ranking = group.ranking(n_boot=max(stat_options.n_boot, 200), seed=stat_options.seed)
+    return Comparison(results=results, ranking=ranking)
+
+
+def run_models(data: EpochData, features: dict, *, progress: bool, options: dict):
+    """What ``neuralign analyze`` computes before it writes: engines, maps, statistics.
+
+    Parameters
+    ----------
+    data : EpochData
+        The epochs.
+    features : dict of str to FeatureSet | str | Path
+        Label -> features (or the file to read them from).
+    progress : bool
+        Progress bars and messages on stderr.
+    options : dict
+        The command's options (see :func:`command_options`).
+
+    Returns
+    -------
+    group : ModelGroup
+        The refreshed engines.
+    results : dict of str to AlignmentResult
+        Every model's maps and statistics.
+    stat_options : StatOptions
+        The statistics settings applied.
+    """
     from ..align.batch import analyze_models
     from ..base.resources import parse_memory
     from ..commands.analyze_common import Bars, check_inputs
-    from ..commands.analyze_run import check_options
+    from ..commands.analyze_run import check_options, common_features
     from ..commands.analyze_stats import StatsRunner
 
-    data = as_epoch_data(epochs, stimulus_ids=stimulus_ids, test_ids=test_ids, times=times,
-                         ch_names=ch_names)
-    path = Path(features) if isinstance(features, str | Path) else None
-    args = command_options(options, features=f"features={path or 'memory'}",
-                           cache=path is not None)
+    paths = {label: Path(f) if isinstance(f, str | Path) else None
+             for label, f in features.items()}
+    args = command_options(options, features=[f"{label}={path or 'memory'}"
+                                              for label, path in paths.items()],
+                           cache=all(p is not None for p in paths.values()))
     specs, stat_options, _ = check_options(args)
-    label = next(iter(specs))
-    if not isinstance(features, FeatureSet):
-        features = load_features(features)
+    sets = {label: f if isinstance(f, FeatureSet) else load_features(f)
+            for label, f in features.items()}
     memory = None if args.memory is None else parse_memory(args.memory)
-    check_inputs(data, features, args.folds, path or Path("features"))
-    bars = Bars({"epochs": data.n_epochs, "layers": features.n_layers}, quiet=not progress)
+    for label, fs in sets.items():
+        check_inputs(data, fs, args.folds, paths[label] or Path(label))
+    sets, _ = common_features(sets)
+    bars = Bars({"epochs": data.n_epochs, "layers": sum(fs.n_layers for fs in sets.values())},
+                quiet=not progress)
     try:
         group, results = analyze_models(
-            data, {label: features}, progress=bars, alphas=args.alphas, n_folds=args.folds,
+            data, sets, progress=bars, alphas=args.alphas, n_folds=args.folds,
             backend=args.backend, dtype=args.dtype, alpha_selection=args.alpha_selection,
             max_rsa_stimuli=args.max_rsa_stimuli or None, memory=memory)
     finally:
         bars.close()
-    stats = StatsRunner(args, data, specs, stat_options, quiet=not progress)
-    result = AlignmentResult.from_result(results[label])
-    result.statistics = jsonable(stats.layer_statistics(group, results)[label].to_dict())
-    return result
+    stats = StatsRunner(args, data, specs, stat_options,
+                        quiet=not progress).layer_statistics(group, results)
+    out = {}
+    for label, res in results.items():
+        out[label] = AlignmentResult.from_result(res)
+        out[label].statistics = jsonable(stats[label].to_dict())
+    return group, out, stat_options
 
 
 def read_results(path: str | Path) -> AlignmentResult:

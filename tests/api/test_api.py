@@ -110,6 +110,10 @@ def test_analyze_takes_mne_arrays_and_epoch_data_alike(sim_subject):
         neuralign.analyze(data, features, n_folds=50, progress=False)
     with pytest.raises(NeuralignError, match="not in the features"):
         neuralign.analyze(data, features, stimulus_ids=["nope"] * data.n_epochs)
+    with pytest.raises(NeuralignError, match="two or more feature sets"):
+        neuralign.compare(data, {"a": features})
+    with pytest.raises(NeuralignError, match="label 'a b' must be letters"):
+        neuralign.compare(data, {"a b": features, "c": features})
     with pytest.raises(NeuralignError, match="unknown option 'fold'"):
         neuralign.analyze(data, features, fold=3)
     with pytest.raises(NeuralignError, match="--partition is not available from Python"):
