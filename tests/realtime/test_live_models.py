@@ -84,7 +84,7 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
     assert hist[-1]["satisfied"]
     assert not hist[0]["satisfied"]
     paths = write_session(result, out, title="test", results=sess.results, stats=st)
-    assert paths["stopping"].exists()
+    assert paths["stopping_history"].exists()
     saved = json.loads((out / "results.json").read_text())["statistics"]
     assert saved["ranking"]["models"][0]["label"] == "planted"
     assert (out / "models" / "random" / "results.json").exists()
