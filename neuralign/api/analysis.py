@@ -320,4 +320,16 @@ def read_results(path: str | Path) -> AlignmentResult:
     AlignmentResult
         The maps, with their figures and tables.
     """
+    import json
+
+    meta_file = Path(path) / "results.json"
+    if meta_file.is_file() and not (Path(path) / "maps.npz").exists():
+        try:
+            sets = json.loads(meta_file.read_text()).get("feature_sets")
+        except ValueError:
+            sets = None
+        if sets:
+            raise NeuralignError(f"this folder compares {len(sets)} feature sets; read one "
+                                 f"with read_results(folder / LABEL), LABEL one of "
+                                 f"{', '.join(sets)}", path=Path(path))
     return AlignmentResult.load(path)

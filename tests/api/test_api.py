@@ -156,6 +156,19 @@ def test_results_read_back_and_plot_the_figures_the_cli_writes(cli_run, tmp_path
             name
 
 
+def test_read_results_of_several_feature_sets(sim_subject, tmp_path):
+    out = tmp_path / "two"
+    f = str(sim_subject / "features.npz")
+    assert main(["analyze", "--dataset", f"sim:{sim_subject}", "--features", f"a={f}",
+                 "--features", f"b={f}", "--out", str(out), "--folds", "3", "--quiet",
+                 "--permutations", "0", "--bootstrap", "0"]) == 0
+    with pytest.raises(NeuralignError, match="compares 2 feature sets.*a, b"):
+        neuralign.read_results(out)
+    res = neuralign.read_results(out / "b")
+    assert res.statistics is not None
+    assert res.layers == ["layer00", "layer01", "layer02"]
+
+
 def test_tables(cli_run):
     res = neuralign.read_results(cli_run)
     peaks = res.to_dataframe()
