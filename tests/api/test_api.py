@@ -198,6 +198,10 @@ def test_to_xarray(cli_run):
     assert ds["encoding_r"].dims == ("layer", "channel", "time")
     sel = ds["encoding_r"].sel(layer="layer02", channel=res.ch_names[5])
     np.testing.assert_array_equal(sel.to_numpy(), res.encoding_r[2, 5])
+    assert ds["rsa_spearman"].dims == ("layer", "time")
+    np.testing.assert_array_equal(ds["noise_ceiling_r_ceiling"].to_numpy(),
+                                  res.noise_ceiling["r_ceiling"])
+    np.testing.assert_array_equal(ds["time"].to_numpy(), res.times)
 
 
 def test_add_to_report_and_the_cli_report(cli_run, tmp_path):
