@@ -92,6 +92,13 @@ class AlignmentResult(data.AlignmentResult):
                 f"{len(self.times)} times" + (f", {n} epochs" if n is not None else "")
                 + best + ">")
 
+    def _repr_html_(self) -> str:  # a notebook shows the per-layer table
+        from .sections import summary_html
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return summary_html(self, self.report_extra())
+
     # ---------------------------------------------------------------- figures
     def plot_encoding(self, *, normalized: bool = False):
         """Encoding r (held-out, mean over channels), layer x latency.

@@ -141,6 +141,8 @@ def test_results_read_back_and_plot_the_figures_the_cli_writes(cli_run, tmp_path
     res = neuralign.read_results(cli_run)
     assert isinstance(res, neuralign.AlignmentResult)
     assert "3 layers x 17 channels x 100 times" in repr(res)
+    assert "<table" in res._repr_html_()
+    assert all(layer in res._repr_html_() for layer in res.layers)
     extra = json.loads((cli_run / "extra.json").read_text())
     figs = {"encoding_r": res.plot_encoding(),
             "encoding_r_normalized": res.plot_encoding(normalized=True),
