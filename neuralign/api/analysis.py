@@ -1,11 +1,12 @@
 """Offline analysis from Python: features in, epochs in (MNE, NumPy or :class:`EpochData`),
 maps out as an :class:`~neuralign.report.AlignmentResult` that plots itself.
 
-:func:`analyze` runs what ``neuralign analyze`` runs for one feature set, with the command's
-own pieces: its parser's defaults and option checks (:func:`command_options`), its input
-checks, :func:`neuralign.align.batch.analyze_models` and its statistics runner. Several
-feature sets, ``--partition`` and the other options of the command not in :data:`OPTIONS`
-are the command's.
+:func:`analyze` (one feature set) and :func:`compare` (several, ranked) run what
+``neuralign analyze`` runs, with the command's own pieces (:func:`run_models`): its parser's
+defaults and option checks (:func:`command_options`), its input checks,
+:func:`neuralign.align.batch.analyze_models` and its statistics runner, so the maps and the
+statistics are the command's. ``--partition`` and the other options of the command not in
+:data:`OPTIONS` are the command's only.
 """
 
 from __future__ import annotations
