@@ -206,7 +206,9 @@ def layer_state(engine, layer: int) -> tuple[float, float]:
 
 def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int = 20,
                  test_share: float | None = None, min_test_reps: int = 2,
-                 curve: LearningCurve | None = None) -> list[Pick]:
+                 curve: LearningCurve | None = None,
+                 candidates: np.ndarray | None = None,
+                 pending: np.ndarray | None = None) -> list[Pick]:
     """The next block: greedy variance-reduction picks of training stimuli plus test repeats.
 
     Parameters
@@ -226,13 +228,25 @@ def choose_block(engines: dict, *, layers: dict[str, list[int]], block_size: int
         Repetitions every test stimulus gets before the gain rule applies.
     curve : LearningCurve, optional
         The session's learning-curve history (updated here).
+    candidates : ndarray of bool, optional
+        Feature rows that may be shown as new training stimuli (default: every one; a live
+        session passes the stimuli its presenter has).
+    pending : ndarray of int, optional
+        Presentations per feature row already chosen whose epochs have not arrived yet (a
+        live session decides a sequence ahead). They count as shown: the variance of the
+        predictions depends on which stimuli are shown, not on their EEG.
     """
     eng0 = next(iter(engines.values()))
     g = eng0.geometry
     count = eng0.store.count
+    if pending is not None:
+        count = count + np.asarray(pending, dtype=count.dtype)
     test = np.nonzero(g.is_test)[0]
     train = np.nonzero(~g.is_test & (count > 0))[0]
-    cand = np.nonzero(~g.is_test & (count == 0))[0]
+    allowed = ~g.is_test & (count == 0)
+    if candidates is not None:
+        allowed &= np.asarray(candidates, dtype=bool)
+    cand = np.nonzero(allowed)[0]
     ids = eng0.features.stimulus_ids
     under = test[count[test] < min_test_reps]
     if test_share is not None:
@@ -291,3 +305,32 @@ def _gain_split(engines, layers, block_size, test, train, count, curve):
     lo, hi = int(round(0.2 * block_size)), int(round(0.8 * block_size))
     n = min(max(n, lo), hi)
     return n, f"marginal gain for layer {li}: r {r:.2f}, reliability {R:.2f}, c {c:.0f}"
+
+
+def layers_in_question(n_layers: int, conf: dict | None, *,
+                       latency_target_s: float | None) -> list[int]:
+    """The layers a block should help: not yet significant, or latency interval too wide.
+
+    Parameters
+    ----------
+    n_layers : int
+        Layers of the model.
+    conf : dict | None
+        :meth:`~neuralign.align.AlignmentEngine.confidence` of the last refresh (``None``:
+        every layer).
+    latency_target_s : float | None
+        Width the peak-latency intervals should shrink to (``None``: significance only).
+
+    Returns
+    -------
+    list of int
+        The layers in question (every layer when none is left, so the session goes on).
+    """
+    every = list(range(n_layers))
+    if conf is None or conf.get("peaks") is None or conf.get("mask") is None:
+        return every
+    w = np.diff(conf["peaks"].latency_ci, axis=1)[:, 0]
+    sig = conf["mask"].mask.any(axis=1)
+    todo = [i for i in every
+            if not sig[i] or (latency_target_s is not None and not w[i] <= latency_target_s)]
+    return todo or every

@@ -61,9 +61,14 @@ def register(subparsers) -> None:
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
-    p.add_argument("--backchannel", default=None, metavar="NAME",
-                   help="LSL string stream to the presenter (told to stop when --stop-when "
-                        "holds)")
+    p.add_argument("--order", default="random", choices=["random", "closed-loop"],
+                   help="random: the presenter's own order; closed-loop: choose each next "
+                   "block of stimuli and publish it to `neuralign present --order closed-loop` "
+                   "over the back channel (needs --design with test stimuli; decisions are "
+                   "recorded in OUT/recording/design.json)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="closed loop: stimuli per block (default: the design's RSVP sequence "
+                   "length, else 20)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--quiet", action="store_true", help="no status line")
     p.set_defaults(func=run)
@@ -98,24 +103,35 @@ def read_codes(path: Path | None) -> dict | None:
         raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
 
 
-def presenter_channel(name: str | None):
-    """The back channel to the presenter named ``--backchannel`` (None: none).
+def closed_loop_policy(args: argparse.Namespace, design):
+    """The closed-loop policy of ``--order closed-loop`` (``None`` for random order).
 
     Parameters
     ----------
-    name : str | None
-        The LSL stream name.
+    args : argparse.Namespace
+        ``order``, ``block_size`` and ``design``.
+    design : SessionDesign | None
+        The loaded design.
 
     Returns
     -------
-    object | None
-        Has ``stop(reason)``.
+    BlockPolicy | None
+        Block size from ``--block-size``, else the design's sequence length, else 20.
     """
-    if not name:
+    if args.order != "closed-loop":
         return None
-    from ..realtime.backchannel import PresenterChannel
+    from ..realtime.closed_loop import BlockPolicy
 
-    return PresenterChannel(name)
+    if design is None or not design.test_ids:
+        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
+                             "set is fixed in advance)", path=args.design)
+    size = args.block_size
+    if size is None:
+        timing = (design.extra.get("config") or {}).get("timing") or {}
+        size = int(timing.get("sequence_length", 20))
+    if size < 1:
+        raise NeuralignError(f"--block-size must be >= 1, got {size}")
+    return BlockPolicy(block_size=size, seed=int(design.extra.get("seed", 0) or 0))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,11 +140,15 @@ def run(args: argparse.Namespace) -> int:
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    if args.order == "closed-loop" and args.design is None:
+        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
+                             "set is fixed in advance)")
     memory = None if args.memory is None else parse_memory(args.memory)
     monitor = make_monitor(args)  # a bad --stop-when is one line before anything starts
     features = load_models(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
+    policy = closed_loop_policy(args, design)
     settings = EpochSettings(
         tmin=args.tmin, tmax=args.tmax, sfreq=args.sfreq, baseline=_baseline(args),
         l_freq=args.l_freq, h_freq=args.h_freq, reject_ptp=args.reject_ptp,
@@ -139,9 +159,8 @@ def run(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
-                       blas_threads=args.blas_threads or None, statistics=monitor,
-                       stats_every=args.stats_every,
-                       presenter=presenter_channel(args.backchannel))
+                       blas_threads=args.blas_threads or None, closed_loop=policy,
+                       statistics=monitor, stats_every=args.stats_every)
     print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
           flush=True)
     sess.connect()
@@ -199,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
           f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
           file=sys.stderr)
     print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    if sess.loop is not None:
+        errs = f", errors: {sess.loop.errors[:3]}" if sess.loop.errors else ""
+        print(f"closed loop: {len(sess.loop.blocks)} blocks chosen and published; decisions in "
+              f"{sess.loop.record_path}{errs}", file=sys.stderr)
     for k, v in (paths or {}).items():
         print(f"{k}: {v}", file=sys.stderr)
     return 0

@@ -241,7 +241,8 @@ def run_session(plan: SessionSetup) -> int:
             engine = _start("live", [
                 *CLI, "live", "--eeg-stream", eeg, "--marker-stream", markers, "--features",
                 str(features), "--out", str(out), "--design", str(paths["design"]),
-                "--connect-timeout", str(plan.connect_timeout), *plan.live_args],
+                "--connect-timeout", str(plan.connect_timeout), "--order", plan.config.order,
+                *plan.live_args],
                 logs, watch="connected:")
         children.append(engine)
         _open_gate(plan, engine, presenter, amp, gate)

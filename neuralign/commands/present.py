@@ -43,6 +43,11 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
                    help="monitor refresh rate (monitor.refresh_hz)")
     add_alias(p, "--refresh-hz", dest="monitor_hz", convert=float)
     p.add_argument("--fullscreen", action="store_true", help="full-screen window")
+    p.add_argument("--order", choices=["random", "closed-loop"], default=None,
+                   help="random: the plan's pre-shuffled order; closed-loop: each RSVP sequence "
+                   "shows the block a live session (`neuralign live --order closed-loop`) chose, "
+                   "read from the back channel, the planned one when none comes in time "
+                   "(overrides order)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config value, e.g. --set timing.on_ms=50 (repeatable)")
 
@@ -62,6 +67,8 @@ def config_overrides(args: argparse.Namespace) -> dict:
         over.setdefault("monitor", {})["refresh_hz"] = args.monitor_hz
     if args.fullscreen:
         over.setdefault("monitor", {})["fullscreen"] = True
+    if args.order:
+        over["order"] = args.order
     return over
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -24,7 +25,9 @@ from ..align.data import AlignmentResult
 from ..align.monitor import Statistics, StatisticsMonitor
 from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
+from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
+from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
@@ -78,8 +81,9 @@ class LiveSession:
         defaults and no rule).
     stats_every : int
         Map refreshes between two evaluations of the statistics (1 = every refresh).
-    presenter : object | None
-        The back channel to the presenter (``stop(reason)``), told to stop when the rule holds.
+    closed_loop : BlockPolicy | None
+        Closed-loop order: answer the presenter's block requests (needs a design with test
+        stimuli; :mod:`~neuralign.realtime.closed_loop`). ``None``: the presenter's own order.
     """
 
     def __init__(
@@ -103,7 +107,7 @@ class LiveSession:
         keep_epochs: bool = False,
         statistics: StatisticsMonitor | None = None,
         stats_every: int = 1,
-        presenter=None,
+        closed_loop: BlockPolicy | None = None,
     ) -> None:
         if isinstance(features, Mapping):
             if not features:
@@ -117,7 +121,6 @@ class LiveSession:
         if stats_every < 1:
             raise NeuralignError(f"--stats-every must be >= 1 refresh, got {stats_every}")
         self.stats_every = int(stats_every)
-        self.presenter = presenter
         #: set (by the refresh worker) when the stopping rule holds: the session should end
         self.rule_met = threading.Event()
         self.stop_reason: str | None = None
@@ -151,6 +154,15 @@ class LiveSession:
         self._error: BaseException | None = None
         self._stopping = False
         self.connected = False
+        if closed_loop is not None and len(self.models) > 1:
+            raise NeuralignError("--order closed-loop chooses for one model: give one --features")
+        if closed_loop is not None and (design is None or not design.test_ids):
+            raise NeuralignError("--order closed-loop needs --design with test stimuli (the "
+                                 "test set is fixed in advance)")
+        self.closed_loop = closed_loop
+        self.loop: ClosedLoop | None = None
+        self.backchannel: BackChannelOutlet | None = None
+        self._feeding = contextlib.nullcontext()
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -223,6 +235,7 @@ class LiveSession:
             "codes": self.codes,
             "design": None if self.design is None else self.design.path,
             "refresh_every_s": self.refresh_every,
+            "order": "random" if self.closed_loop is None else "closed-loop",
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
             "models": {k: dict(v.provenance) for k, v in self.models.items()},
@@ -250,8 +263,23 @@ class LiveSession:
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
+        # the back channel: blocks (closed loop) and stop requests for the presenter
+        self.backchannel, self.loop = attach_back_channel(self)
+        if self.loop is not None:
+            self._feeding = self.loop.feeding()
         self.connected = True
         self._publish()
+
+    def stop_presenter(self, reason: str) -> None:
+        """Ask the presenter to stop at its next sequence (over the back channel).
+
+        Parameters
+        ----------
+        reason : str
+            Why (written to the presenter's run log).
+        """
+        if self.backchannel is not None:
+            self.backchannel.stop(reason)
 
     def _apply_offset(self, stream: str, off: float) -> None:
         now = self._clock()
@@ -275,6 +303,8 @@ class LiveSession:
         ]
         for t in self._threads:
             t.start()
+        if self.loop is not None:
+            self.loop.start()
 
     def _guard(self, fn):
         def run():
@@ -328,6 +358,8 @@ class LiveSession:
                 got = True
                 self.recorder.markers(values, ts)
                 vals = list(values) if not self.mk.numeric else [float(v[0]) for v in values]
+                if self.loop is not None:
+                    self.loop.on_markers(vals)
                 with self._ring_lock:
                     events = self.core.markers(vals, ts)
                 self._handle(events)
@@ -341,7 +373,8 @@ class LiveSession:
     def _handle(self, events: list[EpochEvent]) -> None:
         for ev in events:
             if ev.kind == "epoch":
-                self.engine.add_epoch(ev.stimulus_id, ev.data)
+                with self._feeding:  # closed loop: waits while a block is being chosen
+                    self.engine.add_epoch(ev.stimulus_id, ev.data)
                 self.publisher.accept(ev.data, latency=self._clock() - ev.onset)
                 self.kept_ids.append(ev.stimulus_id)
                 if self.keep_epochs:
@@ -370,6 +403,7 @@ class LiveSession:
             "epoching": self.settings.to_dict(), "eeg_stream": self.eeg.name,
             "marker_stream": self.mk.name, "refresh_every_s": self.refresh_every,
             "scoring": "design test set" if self.test_ids else "nested cross-validation",
+            "order": "random" if self.closed_loop is None else "closed-loop",
         })
 
     def _on_stats(self, stats: Statistics) -> None:
@@ -380,8 +414,7 @@ class LiveSession:
         self.stop_reason = (f"stop rule met after {stats.n_epochs} epochs: "
                             f"{self.monitor.rule.text}")
         self.rule_met.set()
-        if self.presenter is not None:
-            self.presenter.stop(self.stop_reason)
+        self.stop_presenter(self.stop_reason)
 
     def _publish(self, *, finished: bool = False) -> None:
         ep = self.core.epocher
@@ -426,6 +459,8 @@ class LiveSession:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
+        if self.loop is not None:
+            self.loop.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings
@@ -450,6 +485,8 @@ class LiveSession:
         self.recorder.close(final=final)
         self.eeg.close()
         self.mk.close()
+        if self.backchannel is not None:
+            self.backchannel.close()
         self._publish(finished=True)
         self.connected = False
         if self._blas_limit is not None:

@@ -115,8 +115,20 @@ class MarkersConfig:
 
 
 @dataclass
+class ClosedLoopConfig:
+    """The back channel of ``order = "closed-loop"`` (:mod:`neuralign.stimulus.order`)."""
+
+    timeout_s: float = 2.0  # a due sequence waits this long for its block, then falls back
+    connect_s: float = 10.0  # wait this long for the back channel before the run
+
+
+@dataclass
 class SessionConfig:
-    """A whole presenter session. ``seed`` makes the trial list reproducible."""
+    """A whole presenter session. ``seed`` makes the trial list reproducible.
+
+    ``order``: ``random`` (the plan's pre-shuffled order) or ``closed-loop`` (each sequence
+    shows the block a live session chose; :mod:`neuralign.stimulus.order`).
+    """
 
     stimuli: StimuliConfig = field(default_factory=StimuliConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
@@ -125,7 +137,9 @@ class SessionConfig:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     markers: MarkersConfig = field(default_factory=MarkersConfig)
+    closed_loop: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
     seed: int = 0
+    order: str = "random"
     base_dir: str = ""  # relative paths in the config resolve against this (the file's folder)
 
     # -- conversion ---------------------------------------------------------------------
@@ -172,6 +186,9 @@ class SessionConfig:
             (self.monitor.pace in ("auto", "on", "off"), "monitor.pace must be auto, on or off"),
             (self.markers.stream_name.strip() != "", "markers.stream_name must not be empty"),
             (self.markers.wait_for_consumer_s >= 0, "markers.wait_for_consumer_s must be >= 0"),
+            (self.order in ("random", "closed-loop"), "order must be random or closed-loop"),
+            (self.closed_loop.timeout_s >= 0, "closed_loop.timeout_s must be >= 0"),
+            (self.closed_loop.connect_s >= 0, "closed_loop.connect_s must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

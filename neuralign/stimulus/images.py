@@ -45,10 +45,14 @@ class ImageFeeder:
     lookahead : int
         Trials decoded ahead when the budget is exceeded.
     %(progress)s
+    random_access : bool
+        The trials may come in another order (closed loop): beyond the budget, images are
+        decoded when asked for instead of ahead.
     """
 
     def __init__(self, plan: PresentationPlan, trials: list[Trial], size_pix: int, *,
-                 budget_mb: float = 1024.0, lookahead: int = 64, progress: bool = True) -> None:
+                 budget_mb: float = 1024.0, lookahead: int = 64, progress: bool = True,
+                 random_access: bool = False) -> None:
         self.size = size_pix
         self.sources = dict(plan.stimuli)
         if plan.target is not None:
@@ -58,13 +62,14 @@ class ImageFeeder:
         self.cache: dict[str, object] = {}
         self._queue: queue.Queue | None = None
         self._stop = threading.Event()
+        self.random_access = bool(random_access)
         if len(unique) * size_pix * size_pix * 3 / 1e6 <= budget_mb:
             from tqdm import tqdm
 
             for sid in tqdm(unique, desc="loading images", unit="img", disable=not progress,
                             leave=False):
                 self.cache[sid] = self._load(sid)
-        else:
+        elif not self.random_access:
             self._queue = queue.Queue(maxsize=lookahead)
             self._thread = threading.Thread(target=self._work, daemon=True)
             self._thread.start()
@@ -94,7 +99,8 @@ class ImageFeeder:
     def next(self, sid: str):
         """The image of the next trial (must be ``sid``)."""
         if self._queue is None:
-            return self.cache[sid]
+            got = self.cache.get(sid)
+            return got if got is not None else self._load(sid)
         got, im = self._queue.get()
         if got != sid:  # pragma: no cover - the feeder follows the trial order
             raise RuntimeError(f"image feeder out of order: {got} != {sid}")

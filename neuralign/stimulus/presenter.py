@@ -7,6 +7,10 @@ records every interval. Without vsync (Xvfb, some virtual machines) flips return
 presenter then paces frames in software (``monitor.pace``) so a simulated session still runs in
 real time, and says so (timings there are approximate).
 
+Which images a sequence shows comes from a :class:`~neuralign.stimulus.order.SequenceOrder`:
+the plan's, or in closed loop the live session's blocks over the back channel (the frame loop
+inserts fixation frames while a due block is awaited, up to its timeout).
+
 PsychoPy is imported only inside :meth:`Presenter.run` (the rest of neuralign never needs it).
 """
 
@@ -24,12 +28,17 @@ import numpy as np
 from ..errors import NeuralignError
 from ..lsl import MarkerOutlet
 from .images import ImageFeeder, image_size_pix
+from .order import SequenceOrder
 from .plan import PresentationPlan, Trial
 from .runlog import RunLog, to_json
 
 
 class PresenterWarning(UserWarning):
     """Timing caveats found at run time (no vsync, refresh differs from the config)."""
+
+
+class _Stopped(Exception):
+    """The live session asked the presentation to end (a ``stop`` on the back channel)."""
 
 
 class _Abort(Exception):
@@ -73,6 +82,10 @@ class RunSummary:
     misses: int = 0
     false_alarms: int = 0
     duration_s: float = 0.0
+    order: str = "random"
+    closed_loop_sequences: int = 0
+    fallback_sequences: int = 0
+    stopped: str = ""  # the reason of a stop request that ended the run
 
     def to_dict(self) -> dict:
         """The summary as plain data (``summary.json``)."""
@@ -98,11 +111,14 @@ class Presenter:
     stop_file : path-like, optional
         When this file appears the run stops as if Escape was pressed (``neuralign session``
         uses it for ``--duration``).
+    order : SequenceOrder, optional
+        Where each sequence's images come from (default: the plan's order, no back channel).
     """
 
     def __init__(self, plan: PresentationPlan, *, out_dir: str | Path,
                  outlet: MarkerOutlet | None, inject_keys: dict[int, list[str]] | None = None,
-                 progress: bool = True, stop_file: str | Path | None = None) -> None:
+                 progress: bool = True, stop_file: str | Path | None = None,
+                 order: SequenceOrder | None = None) -> None:
         self.plan = plan
         self.out_dir = Path(out_dir)
         self.outlet = outlet
@@ -113,6 +129,9 @@ class Presenter:
         self.timing = plan.timing
         self.frame_s = plan.timing.frame_s
         self.summary = RunSummary(n_planned=len(plan.trials))
+        self.order = order or SequenceOrder(plan, reader=None, closed_loop=False)
+        self.summary.order = "closed-loop" if self.order.closed_loop else "random"
+        self.shown: list[Trial] = []  # the trials as shown (closed loop: the chosen ids)
         self._t0: float | None = None  # presenter clock at the run's first flip
         self._last_flip: float | None = None
         self._block, self._block_dropped = 0, 0
@@ -343,8 +362,10 @@ class Presenter:
         self._block, self._block_dropped = block, 0
         self._where = f"block {block}, before its first trial"
         nframes = self.plan.block_frames[block]
+        trials = list(trials)
         k = 0  # which ImageStim is next
         if trials:  # the first texture is uploaded before the block starts
+            trials = self._next_sequence(trials, 0, t_block=None)
             self._load_into(self.images[k], trials[0])
         # first flip of the block: fixation, block_start marker
         self._draw_background(diode_on=False)
@@ -353,7 +374,14 @@ class Presenter:
         self.log.event("block_start", block=block, time_s=self._rel(t_block),
                        n_trials=len(trials))
         f = 1
-        for i, trial in enumerate(trials):
+        for i in range(len(trials)):
+            if i and trials[i].sequence != trials[i - 1].sequence:
+                # the sequence's images: the back channel may make it wait (frames inserted)
+                n0 = self._inserted
+                trials = self._next_sequence(trials, i, t_block=t_block, frame=f)
+                t_block += (self._inserted - n0) * frame_s
+                self._load_into(self.images[k], trials[i])
+            trial = trials[i]
             while f < trial.onset_frame:  # fixation / blank until the onset
                 self._draw_background(diode_on=False)
                 self._flip(t_block + f * frame_s)
@@ -379,7 +407,8 @@ class Presenter:
                 if j == 0:
                     bar.update(1)
                     k = 1 - k
-                    if i + 1 < len(trials):  # upload the next texture while this one shows
+                    if i + 1 < len(trials) and trials[i + 1].sequence == trial.sequence:
+                        # upload the next texture while this one shows
                         self._load_into(self.images[k], trials[i + 1])
                 f += 1
         while f < nframes:  # the last off period
@@ -392,6 +421,42 @@ class Presenter:
         self.log.event("block_end", block=block, dropped_frames=self._block_dropped,
                        time_s=self._rel(self._last_flip or t_block))
 
+    def _next_sequence(self, trials: list[Trial], i: int, *, t_block: float | None,
+                       frame: int = 0) -> list[Trial]:
+        """Resolve the sequence starting at ``trials[i]`` (waiting, with fixation frames, for
+        its block up to the order's timeout); ask for the following one; log where it came
+        from. Raises :class:`_Stopped` on a stop request."""
+        seq = trials[i].sequence
+        j = i
+        while j < len(trials) and trials[j].sequence == seq:
+            j += 1
+        t0 = self._core.getTime()
+        limit = t0 + self.order.wait_s()
+        while not self.order.ready(seq) and self._core.getTime() < limit:
+            self._draw_background(diode_on=False)  # an inserted fixation frame
+            if t_block is None:
+                time.sleep(self.frame_s)  # before the block's first flip: no timeline yet
+            self._flip(None if t_block is None else t_block + frame * self.frame_s)
+            if t_block is not None:
+                t_block += self.frame_s
+            self._inserted += 1
+        if self.order.stop_reason is not None:
+            raise _Stopped(self.order.stop_reason)
+        got, info = self.order.resolve(seq, trials[i:j], waited_s=self._core.getTime() - t0)
+        marker = self.order.request(seq + 1)
+        if marker is not None and self.outlet is not None:
+            self.outlet.push(marker)
+            self.summary.markers_sent += 1
+        if self.order.closed_loop:
+            self.log.event("sequence", block=self._block, **info)
+            if info["source"] == "fallback":
+                print(f"sequence {seq}: {info['reason']}: showing the planned images",
+                      file=sys.stderr, flush=True)
+        self.summary.closed_loop_sequences = self.order.n_closed_loop
+        self.summary.fallback_sequences = self.order.n_fallback
+        self.shown.extend(got)
+        return trials[:i] + got + trials[j:]
+
     def run(self) -> RunSummary:
         """Present the whole plan. Returns the summary (``aborted`` if Escape was pressed)."""
         from tqdm import tqdm
@@ -399,8 +464,9 @@ class Presenter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.out_dir)
         self.feeder = ImageFeeder(self.plan, self.plan.trials, image_size_pix(self.plan),
-                                  progress=self.progress)
+                                  progress=self.progress, random_access=self.order.closed_loop)
         self._open_window()
+        self._inserted = 0  # fixation frames inserted while waiting for blocks
         wall0 = time.time()
         try:
             self._measure_refresh()
@@ -413,9 +479,15 @@ class Presenter:
                 refresh_hz=self.timing.refresh_hz,
                 measured_refresh_hz=self.summary.measured_refresh_hz, paced=self._pace,
                 marker_stream=None if self.outlet is None else self.outlet.name,
+                order=self.summary.order, back_channel=None if self.order.reader is None
+                else (self.order.reader.name if self.order.reader.inlet is not None else ""),
                 window_size=[int(v) for v in self.win.size],
             )
             self._event.clearEvents()
+            first = self.order.request(0)
+            if first is not None and self.outlet is not None:
+                self.outlet.push(first)  # the live session chooses the first block now
+                self.summary.markers_sent += 1
             print(f"presenting {len(self.plan.trials)} images "
                   f"({self.plan.duration_s():.1f} s + breaks)", flush=True)
             with tqdm(total=len(self.plan.trials), desc="presenting", unit="img",
@@ -428,6 +500,19 @@ class Presenter:
                 self._marker("end")
             self.log.event("end", time_s=self._rel(self._core.getTime()),
                            n_shown=self.summary.n_shown)
+        except _Stopped as stop:
+            self.summary.stopped = str(stop)
+            if self._pending is not None:
+                self._finish_pending(self._core.getTime())
+            if len(self.summary.dropped_per_block) < self._block + 1:
+                self.summary.dropped_per_block.append(self._block_dropped)
+            if self.outlet is not None:
+                self._marker("end")
+            self.log.event("stop", reason=str(stop), where=self._where,
+                           n_shown=self.summary.n_shown, time_s=self._rel(self._core.getTime()))
+            print(f"stopped by the live session ({stop}) at {self._where}; "
+                  f"{self.summary.n_shown} of {self.summary.n_planned} images shown",
+                  file=sys.stderr)
         except _Abort as abort:
             self.summary.aborted = True
             self.summary.abort_where = self._where
@@ -449,7 +534,7 @@ class Presenter:
 
     def _finish(self, wall0: float) -> None:
         self.feeder.close()
-        shown = self.plan.trials[: self.summary.n_shown]
+        shown = self.shown[: self.summary.n_shown]
         n_targets = sum(1 for t in shown if t.kind == "target")
         self.summary.misses = max(0, n_targets - self.summary.hits)
         try:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..base import fill_doc
 from ..errors import NeuralignError
+from ..io.backchannel import BackChannelReader
 from ..lsl import MarkerOutlet
 from .config import SessionConfig
 from .plan import PresentationPlan, build_plan, target_stimulus
@@ -113,19 +114,37 @@ def present(config: SessionConfig, out_dir: str | Path, *, builtin: BuiltinSet |
     )
     if design_only:
         return 0
+    from .order import SequenceOrder
+
     outlet = MarkerOutlet(config.markers.stream_name, source_id=config.markers.source_id)
+    # the back channel: the closed loop's blocks, and stop requests in either order
+    reader = BackChannelReader(config.markers.stream_name)
+    reader.start()
+    closed = config.order == "closed-loop"
     try:
         outlet.wait_for_consumer(config.markers.wait_for_consumer_s,
                                  settle=0.0 if wait_file else config.markers.settle_s)
         if wait_file is not None:
             wait_for_file(wait_file, timeout=wait_file_timeout)
+        if closed and not reader.connect(config.closed_loop.connect_s):
+            print(f"neuralign: warning: closed loop: no back channel {reader.name!r} within "
+                  f"{config.closed_loop.connect_s:g} s (is `neuralign live --order closed-loop` "
+                  "running?): showing the planned order until blocks come", flush=True)
+        order = SequenceOrder(plan, reader=reader, closed_loop=closed,
+                              timeout_s=config.closed_loop.timeout_s)
         presenter = Presenter(plan, out_dir=out, outlet=outlet, inject_keys=inject_keys,
-                              progress=progress, stop_file=stop_file)
+                              progress=progress, stop_file=stop_file, order=order)
         summary = presenter.run()
     finally:
         outlet.close()
+        reader.close()
     drops = ", ".join(str(d) for d in summary.dropped_per_block) or "-"
     status = "ABORTED at " + summary.abort_where if summary.aborted else "done"
+    if summary.stopped:
+        status = f"stopped by the live session ({summary.stopped})"
+    if summary.order == "closed-loop":
+        status += (f"; closed loop: {summary.closed_loop_sequences} sequences chosen live, "
+                   f"{summary.fallback_sequences} planned (fallback)")
     print(
         f"presenter {status}: {summary.n_shown}/{summary.n_planned} images, "
         f"{summary.markers_sent} markers, dropped frames per block: {drops}, "

@@ -17,6 +17,7 @@ from neuralign.align.monitor import StatisticsMonitor
 from neuralign.align.stopping import StoppingRule
 from neuralign.base import FeatureSet, load_design
 from neuralign.cli import main
+from neuralign.io.backchannel import BackChannelReader
 from neuralign.io.features import save_features
 from neuralign.realtime.session import LiveSession
 from neuralign.report import write_session
@@ -59,12 +60,21 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
         sess = LiveSession({"random": random, "planted": planted}, eeg_stream=name,
                            marker_stream=f"{name}-markers", out_dir=out, design=design,
                            refresh_every=0.5, statistics=monitor, stats_every=1)
+        sess.connect()
+        presenter = BackChannelReader(f"{name}-markers")  # what `neuralign present` reads
+        assert presenter.connect(20)
         sess.start()
         assert wait_until(sess.rule_met.is_set, 90), sess.status_line()
         live_line = sess.status_line()
+        told = presenter.poll(timeout=10)
         result = sess.stop()
+        presenter.close()
     finally:
         stop(amp)
+    # the presenter was told over the back channel to stop, with the reason
+    assert told is not None
+    assert told.kind == "stop"
+    assert "ranking p<0.01" in told.reason
     st = sess.stats
     # the session stopped by itself, before the schedule's 280 presentations
     assert sess.stop_reason.startswith("stop rule met")
@@ -80,9 +90,9 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
     assert st.models["planted"].significant.any()
     assert not st.models["random"].mask.mask.any()
     hist = st.history
-    assert len(hist) >= 2
-    assert hist[-1]["satisfied"]
+    assert len(hist) >= 3  # CI width and p vs epochs, up to the final maps
     assert not hist[0]["satisfied"]
+    assert hist[-1]["n_epochs"] == st.n_epochs
     paths = write_session(result, out, title="test", results=sess.results, stats=st)
     assert paths["stopping"].exists()
     saved = json.loads((out / "results.json").read_text())["statistics"]
