@@ -84,11 +84,13 @@ class PeakIntervals:
     n_boot: int
     ci: float
     latency_samples: np.ndarray | None = None  # (n_boot, L) bootstrapped peak latencies
+    peak_r_samples: np.ndarray | None = None  # (n_boot, L) bootstrapped peak r
+    stimulus_ids: np.ndarray | None = None  # the resampled stimuli, in row order
 
     def to_dict(self) -> dict:
         """JSON-ready content."""
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                for k, v in self.__dict__.items() if k not in ("map_ci", "latency_samples")}
+                for k, v in self.__dict__.items() if k not in ("map_ci", "latency_samples", "peak_r_samples", "stimulus_ids")}
 
 
 @dataclass
@@ -152,10 +154,44 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, times[j], np.nan), np.where(ok, val, np.nan)
 
 
+def nan_percentiles(x: np.ndarray, qs) -> list[np.ndarray]:
+    """``np.nanpercentile(x, q, axis=0)`` (linear) for each ``q``, with one sort.
+
+    NumPy's nanpercentile loops over columns in Python when any value is NaN (bootstrap maps
+    of layers without a score are); this sorts once (NaN last) and interpolates as NumPy does.
+
+    Parameters
+    ----------
+    x : ndarray (B, ...)
+        Samples along the first axis.
+    qs : sequence of float
+        Percentiles in [0, 100].
+
+    Returns
+    -------
+    list of ndarray
+        One array of shape ``x.shape[1:]`` per percentile (NaN where a column has no value).
+    """
+    s = np.sort(x, axis=0)
+    k = (~np.isnan(x)).sum(0)
+    out = []
+    for q in qs:
+        pos = q / 100.0 * np.maximum(k - 1, 0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
+        t = pos - lo
+        a = np.take_along_axis(s, lo[None], 0)[0]
+        b = np.take_along_axis(s, hi[None], 0)[0]
+        with np.errstate(invalid="ignore"):
+            d = b - a
+            v = np.where(t >= 0.5, b - d * (1 - t), a + d * t)
+        out.append(np.where(k > 0, v, np.nan))
+    return out
+
+
 def _interval(x: np.ndarray, ci: float) -> np.ndarray:
     lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
-    with np.errstate(all="ignore"):
-        return np.stack([np.nanpercentile(x, lo, axis=0), np.nanpercentile(x, hi, axis=0)], -1)
+    return np.stack(nan_percentiles(np.asarray(x, float), (lo, hi)), -1)
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -164,8 +200,30 @@ def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
 
 
+def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
+    """Weights, EEG sums and ceilings of a bootstrap (reused from ``shared`` when the same
+    stimuli, EEG and seed were resampled for another model)."""
+    key = (held.n, n_boot, seed, held.stimulus_ids.tobytes())
+    got = None if shared is None else shared.get(key)
+    if got is not None and np.array_equal(got[0], held.y):
+        return got[1]
+    n, y = held.n, held.y
+    w = bootstrap_weights(n, n_boot, seed)
+    ceil = c0 = None
+    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
+        ceil = _weighted_ceiling(w, held.counts, y, held.m2)
+        ceil = np.where(ceil >= 0.1, ceil, np.nan)
+        c0 = _weighted_ceiling(np.ones((1, n)), held.counts, y, held.m2)[0]
+        c0 = np.where(c0 >= 0.1, c0, np.nan)
+    out = (w, w @ y, w @ (y * y), ceil, c0)
+    if shared is not None:
+        shared[key] = (held.y, out)
+    return out
+
+
 def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
-                    seed: int = 0) -> PeakIntervals:
+                    seed: int = 0, shared: dict | None = None,
+                    n_jobs: int = 1) -> PeakIntervals:
     """Bootstrap intervals of every layer's peak latency and peak r (raw and normalised).
 
     Parameters
@@ -178,25 +236,28 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         Interval coverage.
     seed : int
         Seed of the resampling (the same seed gives the same intervals live and offline).
+    shared : dict, optional
+        A cache shared by the models of one evaluation: the resampled EEG side (weights, sums,
+        noise ceilings) is computed once for models scored on the same stimuli and EEG.
+    n_jobs : int
+        Threads over layers.
     """
     C, times = held.n_channels, np.asarray(held.times, float)
     n = held.n
     L = held.pred.shape[0]
     T = times.size
-    w = bootstrap_weights(n, n_boot, seed)
     y = held.y
-    sy, syy = w @ y, w @ (y * y)
-    ceil = None
-    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
-        ceil = _weighted_ceiling(w, held.counts, y, held.m2)
-        ceil = np.where(ceil >= 0.1, ceil, np.nan)
+    w, sy, syy, ceil, c0 = _eeg_side(held, n_boot, seed, shared)
     lat = np.empty((n_boot, L))
     pk = np.empty((n_boot, L))
     pkn = np.full((n_boot, L), np.nan)
     maps = np.empty((n_boot, L, T))
-    for li in range(L):
+
+    def layer(li: int) -> None:
         p = held.pred[li].astype(float)
-        sh, shh, shy = w @ p, w @ (p * p), w @ (p * y)
+        M = p.shape[1]
+        s3 = w @ np.hstack([p, p * p, p * y])  # one product for the three sums
+        sh, shh, shy = s3[:, :M], s3[:, M:2 * M], s3[:, 2 * M:]
         mean_r, r = _channel_mean_r(sh, sy, shh, syy, shy, n, C)
         maps[:, li] = mean_r
         lat[:, li], pk[:, li] = _peaks(mean_r, times)
@@ -206,19 +267,26 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
             with np.errstate(invalid="ignore", divide="ignore"):
                 mn = np.where(ok, rn, 0.0).sum(1) / ok.sum(1)
             pkn[:, li] = _peaks(mn, times)[1]
+
+    if n_jobs > 1 and L > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(n_jobs, L)) as ex:
+            list(ex.map(layer, range(L)))
+    else:
+        for li in range(L):
+            layer(li)
     full = _full_maps(held)
     lat0, pk0 = _peaks(full, times)
     pkn0 = np.full(L, np.nan)
-    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
-        c0 = _weighted_ceiling(np.ones((1, n)), held.counts, y, held.m2)[0]
-        c0 = np.where(c0 >= 0.1, c0, np.nan)
+    if c0 is not None:
         r0 = _full_maps(held, per_target=True) / c0.reshape(C, -1)[None]
         ok = np.isfinite(r0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pkn0 = _peaks(np.where(ok, r0, 0.0).sum(1) / ok.sum(1), times)[1]
     return PeakIntervals(lat0, _interval(lat, ci), pk0, _interval(pk, ci), pkn0,
                          _interval(pkn, ci), np.moveaxis(_interval(maps, ci), -1, 1),
-                         n_boot, ci, lat)
+                         n_boot, ci, lat, pk, held.stimulus_ids)
 
 
 def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
@@ -315,6 +383,40 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
+
+
+def compare_bootstrapped(a: PeakIntervals, layer_a: int, b: PeakIntervals, layer_b: int,
+                         ) -> dict | None:
+    """:func:`compare_models` from two models' bootstrap samples, when it can be.
+
+    The bootstrap of :func:`bootstrap_peaks` already holds every resample's peak r; when both
+    models were resampled over the same stimuli in the same order with the same weights (the
+    same seed and ``n_boot``: models of one session), the paired comparison is their
+    difference, resample by resample — exactly what :func:`compare_models` computes, without
+    a second pass over the predictions.
+
+    Parameters
+    ----------
+    a, b : PeakIntervals
+        The two models' intervals (with their samples).
+    layer_a, layer_b : int
+        The layers compared.
+
+    Returns
+    -------
+    dict | None
+        As :func:`compare_models`; None when the samples do not pair up.
+    """
+    if (a.peak_r_samples is None or b.peak_r_samples is None or a.stimulus_ids is None
+            or b.stimulus_ids is None or a.n_boot != b.n_boot
+            or not np.array_equal(a.stimulus_ids, b.stimulus_ids)):
+        return None
+    boot = a.peak_r_samples[:, layer_a] - b.peak_r_samples[:, layer_b]
+    p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
+    return {"diff": float(a.peak_r[layer_a] - b.peak_r[layer_b]),
+            "ci": _interval(boot, a.ci).tolist(),
+            "p": float(min(1.0, max(p, 1.0 / (a.n_boot + 1)))),
+            "n_stimuli": int(a.stimulus_ids.size), "n_boot": int(a.n_boot)}
 
 
 def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = None,

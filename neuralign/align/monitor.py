@@ -11,6 +11,7 @@ say itself in one status-line fragment and as JSON.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,10 +148,14 @@ class StatisticsMonitor:
         Family-wise error rate of the mask.
     seed : int
         Seed of every resampling (the same seed gives the same intervals live and offline).
+    n_jobs : int, optional
+        Threads over layers (default: the CPU count).
     """
 
     def __init__(self, *, rule: StoppingRule | None = None, n_boot: int = 500,
-                 n_perm: int = 200, alpha: float = 0.05, seed: int = 0) -> None:
+                 n_perm: int = 200, alpha: float = 0.05, seed: int = 0,
+                 n_jobs: int | None = None) -> None:
+        self.n_jobs = int(n_jobs) if n_jobs else max(1, os.cpu_count() or 1)
         self.rule = rule
         self.n_boot = int(n_boot)
         self.n_perm = int(n_perm)
@@ -181,9 +186,10 @@ class StatisticsMonitor:
         """
         t0 = time.perf_counter()
         models: dict[str, ModelConfidence] = {}
+        shared: dict = {}  # the resampled EEG side, once for models on the same stimuli
         for label, eng in engines.items():
             c = eng.confidence(n_boot=self.n_boot, n_perm=self.n_perm, alpha=self.alpha,
-                               seed=self.seed)
+                               seed=self.seed, shared=shared, n_jobs=self.n_jobs)
             models[str(label)] = ModelConfidence(str(label), tuple(eng.features.layers),
                                                  np.asarray(eng.times, float), c["peaks"],
                                                  c["mask"])

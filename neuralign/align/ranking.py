@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .confidence import HeldOut, PeakIntervals, bootstrap_peaks, compare_models
+from .confidence import (
+    HeldOut,
+    PeakIntervals,
+    bootstrap_peaks,
+    compare_bootstrapped,
+    compare_models,
+)
 
 
 @dataclass
@@ -76,8 +82,10 @@ def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
     Ranking
     """
     rows = []
+    peaks = dict(peaks or {})
     for label, h in held.items():
-        pk = (peaks or {}).get(label) or bootstrap_peaks(h, n_boot=n_boot, seed=seed)
+        pk = peaks.get(label) or bootstrap_peaks(h, n_boot=n_boot, seed=seed)
+        peaks[label] = pk
         if not np.isfinite(pk.peak_r).any():
             continue
         i = int(np.nanargmax(pk.peak_r))
@@ -93,6 +101,9 @@ def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
     pairs |= {(rows[0].label, r.label) for r in rows[1:]} if rows else set()
     by = {r.label: r for r in rows}
     for a, b in sorted(pairs):
-        out.pairs[(a, b)] = compare_models(held[a], by[a].best_index, held[b],
-                                           by[b].best_index, n_boot=n_boot, seed=seed)
+        la, lb = by[a].best_index, by[b].best_index
+        fast = (compare_bootstrapped(peaks[a], la, peaks[b], lb)
+                if peaks[a].n_boot == n_boot else None)
+        out.pairs[(a, b)] = fast or compare_models(held[a], la, held[b], lb, n_boot=n_boot,
+                                                   seed=seed)
     return out
