@@ -62,12 +62,14 @@ def _epochs(rng, fs, reps_train, reps_test, n_test):
 
 
 def _timed(fn, repeats):
-    out = []
+    """Median and max wall seconds, and median CPU seconds (all threads) of ``fn``."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out), max(out)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), max(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -79,6 +81,9 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--stimuli", type=int, default=1200, help="train + test stimuli (1200)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--compare", action="store_true",
+                    help="also time separate engines (no shared EEG side)")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -94,15 +99,18 @@ def main() -> None:
     test_ids = first.stimulus_ids[:n_test].tolist()
     print(f"{args.models} models x {args.layers} layers x {args.dim} features; {args.stimuli} "
           f"stimuli ({n_test} test), {sids.size} epochs, {C} x {T} targets; "
-          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads")
+          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads, {args.dtype}")
     with threadpool_limits(limits=1, user_api="blas"):
-        for name, shared in (("ModelGroup (shared EEG side)", True),
-                             ("separate engines", False)):
+        runs = [("ModelGroup (shared EEG side)", True)]
+        runs += [("separate engines", False)] if args.compare else []
+        for name, shared in runs:
             if shared:
-                group = ModelGroup(models, times=times, ch_names=ch, test_ids=test_ids)
+                group = ModelGroup(models, times=times, ch_names=ch, test_ids=test_ids,
+                                   dtype=args.dtype)
                 engines = group.engines
             else:
-                engines = {k: AlignmentEngine(f, times=times, ch_names=ch, test_ids=test_ids)
+                engines = {k: AlignmentEngine(f, times=times, ch_names=ch, test_ids=test_ids,
+                                              dtype=args.dtype)
                            for k, f in models.items()}
 
             def add(a, b, engines=engines):
@@ -124,8 +132,10 @@ def main() -> None:
 
             kept = _timed(lambda: step(select_alphas=False), args.repeats)
             resel = _timed(lambda: step(select_alphas=True), args.repeats)
-            print(f"\n{name}: maps refresh (alphas kept) median {kept[0]:.2f} s, max "
-                  f"{kept[1]:.2f} s; with alpha re-selection median {resel[0]:.2f} s")
+            print(f"\n{name}: maps refresh (alphas kept) median {kept[0]:.2f} s wall, max "
+                  f"{kept[1]:.2f} s, {kept[2]:.2f} CPU-s; with alpha re-selection median "
+                  f"{resel[0]:.2f} s wall, {resel[2]:.2f} CPU-s; load average "
+                  f"{os.getloadavg()[0]:.1f}")
             if not shared:
                 continue
             rule = StoppingRule.parse("latency-ci<=20ms and ranking p<0.01")
@@ -134,7 +144,7 @@ def main() -> None:
                 st_t = _timed(lambda mon=mon, engines=engines: mon.evaluate(engines), max(2, args.repeats // 2))
                 st = mon.last
                 print(f"  statistics n_boot={n_boot} n_perm={n_perm}: median {st_t[0]:.2f} s "
-                      f"(max {st_t[1]:.2f} s); top {st.ranking.rows[0].label} p="
+                      f"wall (max {st_t[1]:.2f} s), {st_t[2]:.2f} CPU-s; top {st.ranking.rows[0].label} p="
                       f"{st.ranking.top_p:.3g}; {st.stopping.line()}")
     print(f"\npeak resident memory {peak_rss_bytes() / 1024**3:.2f} GB")
 

@@ -259,7 +259,7 @@ class LiveSession:
             self.engine, interval_s=self.refresh_every,
             epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
             annotate=self._annotate, monitor=self.monitor, stats_every=self.stats_every,
-            on_stats=self._on_stats)
+            on_stats=self._on_stats, stats_async=True)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
