@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .quantiles import percentile_interval
+
 
 @dataclass
 class HeldOut:
@@ -154,44 +156,8 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, times[j], np.nan), np.where(ok, val, np.nan)
 
 
-def nan_percentiles(x: np.ndarray, qs) -> list[np.ndarray]:
-    """``np.nanpercentile(x, q, axis=0)`` (linear) for each ``q``, with one sort.
-
-    NumPy's nanpercentile loops over columns in Python when any value is NaN (bootstrap maps
-    of layers without a score are); this sorts once (NaN last) and interpolates as NumPy does.
-
-    Parameters
-    ----------
-    x : ndarray (B, ...)
-        Samples along the first axis.
-    qs : sequence of float
-        Percentiles in [0, 100].
-
-    Returns
-    -------
-    list of ndarray
-        One array of shape ``x.shape[1:]`` per percentile (NaN where a column has no value).
-    """
-    s = np.sort(x, axis=0)
-    k = (~np.isnan(x)).sum(0)
-    out = []
-    for q in qs:
-        pos = q / 100.0 * np.maximum(k - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
-        t = pos - lo
-        a = np.take_along_axis(s, lo[None], 0)[0]
-        b = np.take_along_axis(s, hi[None], 0)[0]
-        with np.errstate(invalid="ignore"):
-            d = b - a
-            v = np.where(t >= 0.5, b - d * (1 - t), a + d * t)
-        out.append(np.where(k > 0, v, np.nan))
-    return out
-
-
 def _interval(x: np.ndarray, ci: float) -> np.ndarray:
-    lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
-    return np.stack(nan_percentiles(np.asarray(x, float), (lo, hi)), -1)
+    return percentile_interval(x, ci)
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -383,40 +349,6 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
-
-
-def compare_bootstrapped(a: PeakIntervals, layer_a: int, b: PeakIntervals, layer_b: int,
-                         ) -> dict | None:
-    """:func:`compare_models` from two models' bootstrap samples, when it can be.
-
-    The bootstrap of :func:`bootstrap_peaks` already holds every resample's peak r; when both
-    models were resampled over the same stimuli in the same order with the same weights (the
-    same seed and ``n_boot``: models of one session), the paired comparison is their
-    difference, resample by resample — exactly what :func:`compare_models` computes, without
-    a second pass over the predictions.
-
-    Parameters
-    ----------
-    a, b : PeakIntervals
-        The two models' intervals (with their samples).
-    layer_a, layer_b : int
-        The layers compared.
-
-    Returns
-    -------
-    dict | None
-        As :func:`compare_models`; None when the samples do not pair up.
-    """
-    if (a.peak_r_samples is None or b.peak_r_samples is None or a.stimulus_ids is None
-            or b.stimulus_ids is None or a.n_boot != b.n_boot
-            or not np.array_equal(a.stimulus_ids, b.stimulus_ids)):
-        return None
-    boot = a.peak_r_samples[:, layer_a] - b.peak_r_samples[:, layer_b]
-    p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
-    return {"diff": float(a.peak_r[layer_a] - b.peak_r[layer_b]),
-            "ci": _interval(boot, a.ci).tolist(),
-            "p": float(min(1.0, max(p, 1.0 / (a.n_boot + 1)))),
-            "n_stimuli": int(a.stimulus_ids.size), "n_boot": int(a.n_boot)}
 
 
 def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = None,

@@ -358,7 +358,7 @@ class AlignmentEngine:
                        tuple(self.features.layers))
 
     def confidence(self, *, n_boot: int = 500, n_perm: int = 200, alpha: float = 0.05,
-                   seed: int = 0, shared: dict | None = None, n_jobs: int = 1) -> dict:
+                   seed: int = 0) -> dict:
         """Intervals and significance of the last refresh's maps (no refitting).
 
         Parameters
@@ -371,10 +371,6 @@ class AlignmentEngine:
             Family-wise error rate of the mask.
         seed : int
             Seed of resampling and permutations.
-        shared : dict, optional
-            Cache of the resampled EEG side, shared by engines fed the same epochs.
-        n_jobs : int
-            Threads over layers.
 
         Returns
         -------
@@ -385,8 +381,7 @@ class AlignmentEngine:
         h = self.held_out
         if h is None or h.n < 3:
             return {"peaks": None, "mask": None}
-        return {"peaks": (bootstrap_peaks(h, n_boot=n_boot, seed=seed, shared=shared,
-                                          n_jobs=n_jobs) if n_boot else None),
+        return {"peaks": bootstrap_peaks(h, n_boot=n_boot, seed=seed) if n_boot else None,
                 "mask": (permutation_mask(h, n_perm=n_perm, alpha=alpha, seed=seed)
                          if n_perm else None)}
 

@@ -12,13 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .confidence import (
-    HeldOut,
-    PeakIntervals,
-    bootstrap_peaks,
-    compare_bootstrapped,
-    compare_models,
-)
+from .confidence import HeldOut, PeakIntervals, bootstrap_peaks, compare_models
+from .quantiles import percentile_interval
 
 
 @dataclass
@@ -60,6 +55,40 @@ class Ranking:
             "score": "peak r of the best layer (channel-mean encoding map, held-out stimuli)",
             "test": "paired bootstrap over the same held-out stimuli (two-sided)",
         }
+
+
+def compare_bootstrapped(a: PeakIntervals, layer_a: int, b: PeakIntervals, layer_b: int,
+                         ) -> dict | None:
+    """:func:`compare_models` from two models' bootstrap samples, when it can be.
+
+    The bootstrap of :func:`bootstrap_peaks` already holds every resample's peak r; when both
+    models were resampled over the same stimuli in the same order with the same weights (the
+    same seed and ``n_boot``: models of one session), the paired comparison is their
+    difference, resample by resample — exactly what :func:`compare_models` computes, without
+    a second pass over the predictions.
+
+    Parameters
+    ----------
+    a, b : PeakIntervals
+        The two models' intervals (with their samples).
+    layer_a, layer_b : int
+        The layers compared.
+
+    Returns
+    -------
+    dict | None
+        As :func:`compare_models`; None when the samples do not pair up.
+    """
+    if (a.peak_r_samples is None or b.peak_r_samples is None or a.stimulus_ids is None
+            or b.stimulus_ids is None or a.n_boot != b.n_boot
+            or not np.array_equal(a.stimulus_ids, b.stimulus_ids)):
+        return None
+    boot = a.peak_r_samples[:, layer_a] - b.peak_r_samples[:, layer_b]
+    p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
+    return {"diff": float(a.peak_r[layer_a] - b.peak_r[layer_b]),
+            "ci": percentile_interval(boot, a.ci).tolist(),
+            "p": float(min(1.0, max(p, 1.0 / (a.n_boot + 1)))),
+            "n_stimuli": int(a.stimulus_ids.size), "n_boot": int(a.n_boot)}
 
 
 def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,

@@ -77,7 +77,7 @@ def test_significant_peaks_reads_the_peak_cell():
 
 
 def test_nan_percentiles_equal_numpy():
-    from neuralign.align.confidence import nan_percentiles
+    from neuralign.align.quantiles import nan_percentiles
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal((301, 5, 7))
@@ -93,7 +93,8 @@ def test_nan_percentiles_equal_numpy():
 
 
 def test_paired_comparison_from_bootstrap_samples_equals_compare_models():
-    from neuralign.align.confidence import compare_bootstrapped, compare_models
+    from neuralign.align.confidence import compare_models
+    from neuralign.align.ranking import compare_bootstrapped
 
     g, sids, epochs = _group()
     g.add_epochs(sids, epochs)
