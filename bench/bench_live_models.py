@@ -82,6 +82,9 @@ def main() -> None:
     ap.add_argument("--stimuli", type=int, default=1200, help="train + test stimuli (1200)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--rsa-every", type=int, default=1,
+                    help="RSA and noise ceilings every N refreshes (the engine's rsa_every)")
+    ap.add_argument("--no-stats", action="store_true", help="time the maps only")
     ap.add_argument("--compare", action="store_true",
                     help="also time separate engines (no shared EEG side)")
     args = ap.parse_args()
@@ -99,14 +102,14 @@ def main() -> None:
     test_ids = first.stimulus_ids[:n_test].tolist()
     print(f"{args.models} models x {args.layers} layers x {args.dim} features; {args.stimuli} "
           f"stimuli ({n_test} test), {sids.size} epochs, {C} x {T} targets; "
-          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads, {args.dtype}")
+          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads, {args.dtype}, RSA every {args.rsa_every} refresh(es)")
     with threadpool_limits(limits=1, user_api="blas"):
         runs = [("ModelGroup (shared EEG side)", True)]
         runs += [("separate engines", False)] if args.compare else []
         for name, shared in runs:
             if shared:
                 group = ModelGroup(models, times=times, ch_names=ch, test_ids=test_ids,
-                                   dtype=args.dtype)
+                                   dtype=args.dtype, rsa_every=args.rsa_every)
                 engines = group.engines
             else:
                 engines = {k: AlignmentEngine(f, times=times, ch_names=ch, test_ids=test_ids,
@@ -136,7 +139,7 @@ def main() -> None:
                   f"{kept[1]:.2f} s, {kept[2]:.2f} CPU-s; with alpha re-selection median "
                   f"{resel[0]:.2f} s wall, {resel[2]:.2f} CPU-s; load average "
                   f"{os.getloadavg()[0]:.1f}")
-            if not shared:
+            if not shared or args.no_stats:
                 continue
             rule = StoppingRule.parse("latency-ci<=20ms and ranking p<0.01")
             for n_boot, n_perm in ((500, 200), (200, 100), (100, 50)):
