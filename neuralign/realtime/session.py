@@ -179,6 +179,8 @@ class LiveSession:
         self._error: BaseException | None = None
         self._stopping = False
         self.connected = False
+        if closed_loop is not None and len(self.models) > 1:
+            raise NeuralignError("--order closed-loop chooses for one model: give one --features")
         if closed_loop is not None and (design is None or not design.test_ids):
             raise NeuralignError("--order closed-loop needs --design with test stimuli (the "
                                  "test set is fixed in advance)")
@@ -288,7 +290,7 @@ class LiveSession:
             self.engine, interval_s=self.refresh_every,
             epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
             annotate=self._annotate, monitor=self.monitor, stats_every=self.stats_every,
-            on_stats=self._on_stats)
+            on_stats=self._on_stats, stats_async=True)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
