@@ -165,7 +165,7 @@ def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
-                    seed: int = 0) -> PeakIntervals:
+                    seed: int = 0, progress=None) -> PeakIntervals:
     """Bootstrap intervals of every layer's peak latency and peak r (raw and normalised).
 
     Parameters
@@ -178,6 +178,8 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         Interval coverage.
     seed : int
         Seed of the resampling (the same seed gives the same intervals live and offline).
+    progress : callable, optional
+        Called with 1 after each layer.
     """
     C, times = held.n_channels, np.asarray(held.times, float)
     n = held.n
@@ -206,6 +208,8 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
             with np.errstate(invalid="ignore", divide="ignore"):
                 mn = np.where(ok, rn, 0.0).sum(1) / ok.sum(1)
             pkn[:, li] = _peaks(mn, times)[1]
+        if progress is not None:
+            progress(1)
     full = _full_maps(held)
     lat0, pk0 = _peaks(full, times)
     pkn0 = np.full(L, np.nan)
@@ -236,7 +240,7 @@ def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
 
 
 def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
-                     seed: int = 0) -> MapMask:
+                     seed: int = 0, progress=None) -> MapMask:
     """Cells of the layer x time map above the family-wise null (max statistic).
 
     Parameters
@@ -249,6 +253,8 @@ def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
         Family-wise error rate over every layer and time point.
     seed : int
         Seed of the permutations.
+    progress : callable, optional
+        Called with 1 after each layer.
     """
     C, T, n = held.n_channels, np.asarray(held.times).size, held.n
     L = held.pred.shape[0]
@@ -277,6 +283,8 @@ def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
             with np.errstate(invalid="ignore", divide="ignore"):
                 obs[li, sl] = np.where(cnt[sl] > 0, np.trace(Q, axis1=1, axis2=2) / c, np.nan)
                 null_cells[:, li, sl] = (Q[:, perms, cols].sum(-1) / c[:, None]).T
+        if progress is not None:
+            progress(1)
     null_max = np.nanmax(null_cells.reshape(n_perm, -1), axis=1)
     # exact test: the observed labelling counts as one of the K + 1 permutations
     k_crit = int(np.floor(alpha * (n_perm + 1))) - 1  # largest #{null >= obs} with p <= alpha
@@ -329,7 +337,7 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
     -------
     dict
         ``rho``, ``p``, ``ci`` (2,), ``layers`` (indices used), ``n_perm``, and ``note`` when
-        fewer than three layers are significant (rho is then NaN).
+        fewer than three layers are significant or they all peak together (rho is then NaN).
     """
     from itertools import permutations
 
@@ -353,6 +361,9 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
 
     x = lat[idx]
     r0 = rho(x)
+    if not np.isfinite(r0):
+        out["note"] = "the significant layers all peak at the same latency: no order to test"
+        return out
     if idx.size <= 8:
         null = np.array([rho(x[list(p)]) for p in permutations(range(idx.size))])
     else:
