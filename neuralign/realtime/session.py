@@ -34,6 +34,7 @@ from .publisher import SnapshotPublisher
 from .recording import SessionRecorder
 from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
+from .watch import StreamWatch
 
 
 def refresh_threads() -> int:
@@ -250,6 +251,8 @@ class LiveSession:
         self.backchannel, self.loop = attach_back_channel(self)
         if self.loop is not None:
             self._feeding = self.loop.feeding()
+        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
+                                 soa_s=None if self.design is None else self.design.soa_s)
         self.connected = True
         self._publish()
 
@@ -278,6 +281,7 @@ class LiveSession:
 
         self._blas_limit = threadpool_limits(limits=int(self.blas_threads or refresh_threads()),
                                              user_api="blas")
+        self.watch.start()
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
@@ -351,6 +355,8 @@ class LiveSession:
         if not self.lost and time.monotonic() - self.last_eeg_wall > self.stall_s:
             self.lost = True
             self.recorder.log("eeg_lost", samples=self.core.epocher.samples)
+        for event, fields in self.watch.drain():  # said out loud: the log and the status
+            self.recorder.log(event, **fields)
         if not got:
             self.recorder.xdf.maybe_flush()
         return got
@@ -387,6 +393,7 @@ class LiveSession:
             "gaps": len(self.core.epocher.gaps),
             "dropped_samples": int(self.core.epocher.dropped),
             "eeg_reconnects": self.reconnects,
+            **self.watch.describe(),
             "latency_median_s": lat if np.isfinite(lat) else None,
         })
         res.settings.setdefault("live", {
@@ -422,6 +429,7 @@ class LiveSession:
             eeg_source_id=self.eeg.source_id,
             stalled_s=max(0.0, time.monotonic() - self.last_eeg_wall),
             pending_markers=pending, latency_median_s=pub.latency_median,
+            markers_connected=self.watch.markers_connected, problem=self.watch.problem,
         )
         pub.publish(health, session_time=self._clock() - self.t_start, times=ep.times,
                     scope=scope, scope_times=scope_t, marker_times=mt,
@@ -440,6 +448,7 @@ class LiveSession:
         self._threads = []
         if self.loop is not None:
             self.loop.stop()
+        self.watch.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings
@@ -458,6 +467,8 @@ class LiveSession:
         res = self.publisher.refresh(select_alphas=True, reanchor=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
+        for event, fields in self.watch.drain():
+            self.recorder.log(event, **fields)
         self.recorder.close(final=final)
         self.eeg.close()
         self.mk.close()
