@@ -26,8 +26,9 @@ from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
-from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
+from .closed_loop import ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
+from .decisions import BlockPolicy
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
 from .publisher import SnapshotPublisher

@@ -10,12 +10,8 @@ import pytest
 from neuralign.align import AlignmentEngine
 from neuralign.base import EpochData, SessionDesign
 from neuralign.io.backchannel import BackChannelOutlet, BackChannelReader, wait_for_reader
-from neuralign.realtime.closed_loop import (
-    BlockPolicy,
-    ClosedLoop,
-    parse_request,
-    replay_decisions,
-)
+from neuralign.realtime.closed_loop import ClosedLoop, parse_request
+from neuralign.realtime.decisions import BlockPolicy, replay_decisions
 from neuralign.sim.brain import SyntheticBrain
 from neuralign.sim.closed_loop import planted_features
 

@@ -84,10 +84,16 @@ def test_blocks_replace_the_planned_images_and_fallback_keeps_the_plan(tmp_path)
         order.blocks[2] = Message("block", {"block": 5, "for_sequence": 2, "ids": ids[:4]})
         assert order.resolve(2, _seq(plan, 2))[1]["source"] == "closed-loop"
         assert order.wait_s() == 0.7
-        # a block for a sequence already past is dropped as late
+        # blocks that came after their sequence: the newest is shown next, older ones dropped
         order.blocks[1] = Message("block", {"block": 6, "for_sequence": 1, "ids": ids[:4]})
-        order.resolve(3, _seq(plan, 3))
+        order.blocks[2] = Message("block", {"block": 7, "for_sequence": 2, "ids": ids[4:8]})
+        assert order.ready(3)
+        got, info = order.resolve(3, _seq(plan, 3))
+        assert info["source"] == "closed-loop"
+        assert (info["chosen_block"], info["late_for"]) == (7, 2)
+        assert info["ids"] == ids[4:8][:len(info["ids"])]
         assert order.late == [1]
+        assert order.wait_s() == 0.0  # behind: the next sequence does not wait
         assert 7 in order.blocks  # still ahead
     finally:
         reader.close()
