@@ -66,6 +66,11 @@ class ModelGroup:
         """Epochs accumulated (the same in every engine)."""
         return next(iter(self.engines.values())).n_epochs
 
+    @property
+    def n_stimuli_seen(self) -> int:
+        """Stimuli with at least one epoch (the same in every engine)."""
+        return next(iter(self.engines.values())).n_stimuli_seen
+
     def add_epoch(self, stimulus_id: str, epoch: np.ndarray) -> bool:
         """Give one epoch ``(C, T)`` to every model; False when no model knows the stimulus."""
         return any([e.add_epoch(stimulus_id, epoch) for e in self.engines.values()])

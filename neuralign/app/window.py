@@ -29,6 +29,7 @@ from .controls import ControlPanel
 from .export import Exporter
 from .panels import CeilingPanel, MapPanel, PeakPanel, StreamPanel
 from .settings import load_settings, save_settings
+from .stats import StatisticsView, model_menu
 from .traces import ErpPanel, ScopePanel
 
 #: ``factory(settings) -> SnapshotSource``: builds a live source for the chosen streams.
@@ -85,6 +86,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ceiling_panel = CeilingPanel()
         self.scope_panel = ScopePanel()
         self.erp_panel = ErpPanel()
+        self.stats_view = StatisticsView(self.enc_map, self.peak_panel)
         self.plots: dict[str, QtWidgets.QWidget] = {
             "encoding_map": self.enc_map,
             "rsa_map": self.rsa_map,
@@ -123,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         side_lay = QtWidgets.QVBoxLayout(side)
         side_lay.setContentsMargins(4, 4, 4, 4)
         side_lay.addWidget(self.stream_panel)
+        side_lay.addWidget(self.stats_view.ranking)
         side_lay.addWidget(self.controls)
         side_lay.addStretch(1)
         scroll = QtWidgets.QScrollArea()
@@ -152,6 +155,7 @@ class MainWindow(QtWidgets.QMainWindow):
             w.valueChanged.connect(self._collect_settings)
         c.normalized.toggled.connect(self._display_changed)
         c.rsa_kind.currentIndexChanged.connect(self._display_changed)
+        self.stats_view.menu.currentIndexChanged.connect(self._model_changed)
         c.export_btn.clicked.connect(self.exporter.results_dialog)
         c.png_btn.clicked.connect(self.exporter.png_dialog)
         c.pngs_btn.clicked.connect(self.exporter.pngs_dialog)
@@ -301,10 +305,35 @@ class MainWindow(QtWidgets.QMainWindow):
             self.erp_panel.set_channels(names)
         self.scope_panel.set_scope(snap.scope, snap.scope_times, snap.marker_times)
         self.erp_panel.set_erp(snap.erp, snap.times, snap.epochs_accepted)
-        if snap.result is not None and snap.result is not self._last_result:
-            self.paint_result(snap.result)
+        models = snap.models
+        model_menu(self.stats_view.menu, list(models))
+        result = models.get(self.stats_view.selected, snap.result)
+        if result is not None and result is not self._last_result:
+            self.paint_result(result)
+        if snap.stats is not self.stats_view.last:
+            self.paint_statistics(snap.stats)
         self.paint_count += 1
         self._last_paint_s = time.perf_counter() - t0
+
+    def _model_changed(self, *_) -> None:
+        snap = self._last_snap
+        if snap is not None:
+            result = snap.models.get(self.stats_view.selected, snap.result)
+            if result is not None:
+                self.paint_result(result)
+            self.paint_statistics(snap.stats)
+
+    def paint_statistics(self, stats) -> None:
+        """Paint intervals (peak plot), the mask (encoding map), ranking and stop rule.
+
+        Parameters
+        ----------
+        stats : Statistics | None
+            The snapshot's statistics (:class:`~neuralign.align.monitor.Statistics`).
+        """
+        self.stats_view.paint(stats)
+        if stats is not None:
+            self.statusBar().showMessage(stats.status_fragment())
 
     def _display_changed(self, *_) -> None:
         self._collect_settings()

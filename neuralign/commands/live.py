@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..base import load_design
 from ..errors import NeuralignError
-from . import add_alias, add_stream_args, hz_to_seconds
+from . import add_alias, add_model_args, add_stream_args, hz_to_seconds, load_models, make_monitor
 from .console import StopSignals, say
 
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         ),
     )
     add_stream_args(p, required=True)
-    p.add_argument("--features", required=True, type=Path, help="layer features (.npz / cache)")
+    add_model_args(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--design", type=Path, default=None,
                    help="session design JSON (test stimuli score; else nested CV)")
@@ -145,15 +145,11 @@ def closed_loop_policy(args: argparse.Namespace, design):
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
-    from ..io.features import load_features
     from ..lsl import configure_lsl
     from ..realtime.recording import check_new_recording
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
-    if args.order == "closed-loop" and args.design is None:
-        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
-                             "set is fixed in advance)")
     configure_lsl()  # a missing or empty LSLAPICFG: one line, before anything starts
     check_new_recording(args.out)  # nothing recorded is ever overwritten
     for opt, v in (("--duration", args.duration), ("--refresh-every", args.refresh_every),
@@ -162,8 +158,12 @@ def run(args: argparse.Namespace) -> int:
             raise NeuralignError(f"{opt} must be > 0 s, got {v}")
     if args.blas_threads < 0:
         raise NeuralignError(f"--blas-threads must be >= 0, got {args.blas_threads}")
+    if args.order == "closed-loop" and args.design is None:
+        raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
+                             "set is fixed in advance)")
     memory = None if args.memory is None else parse_memory(args.memory)
-    features = load_features(args.features)
+    monitor = make_monitor(args)  # a bad --stop-when is one line before anything starts
+    features = load_models(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
     policy = closed_loop_policy(args, design)
@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory},
-                       blas_threads=args.blas_threads or None, closed_loop=policy)
+                       blas_threads=args.blas_threads or None, statistics=monitor,
+                       stats_every=args.stats_every, closed_loop=policy)
     say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")
     sess.connect()
     say(sess.connected_line())
@@ -199,6 +200,9 @@ def _run_until_stopped(args, sess, stop: threading.Event, signals: StopSignals) 
         while not stop.is_set() and sess.running:
             if t_end is not None and time.monotonic() >= t_end:
                 break
+            if sess.rule_met.is_set():
+                print(f"\n{sess.stop_reason}", file=sys.stderr, flush=True)
+                break
             stop.wait(0.25)
             now = time.monotonic()
             if not args.quiet and (tty or now - last_print >= 5.0):
@@ -212,13 +216,17 @@ def _run_until_stopped(args, sess, stop: threading.Event, signals: StopSignals) 
     result = sess.stop()
     if not args.quiet:
         say(("\n" if tty else "") + sess.status_line())
-    from ..report import write_outputs  # matplotlib: only once the session is over
+    from ..report import write_session  # matplotlib: only once the session is over
 
     title = args.title or f"neuralign live: {sess.eeg.name}"
-    stopped = signals.received or ("duration" if args.duration is not None else "stream")
+    stopped = signals.received or ("stop rule" if sess.stop_reason else None) or (
+        "duration" if args.duration is not None else "stream")
     result.settings.setdefault("live", {})["stopped_by"] = stopped  # results.json says why
-    paths = write_outputs(result, args.out, title=title,
-                          extra={"recording": str(sess.recorder.dir)})
+    extra = {"recording": str(sess.recorder.dir)}
+    if sess.stop_reason:
+        extra["stop_reason"] = sess.stop_reason
+    paths = write_session(result, args.out, title=title, extra=extra, results=sess.results,
+                          stats=sess.stats)
     snap = sess.snapshot
     say(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
         f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"

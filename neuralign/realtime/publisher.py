@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..align.data import AlignmentResult
+from ..align.monitor import Statistics, StatisticsMonitor
 from .snapshot import Snapshot, StreamHealth
 
 
@@ -49,8 +50,10 @@ class SnapshotPublisher:
 
     Parameters
     ----------
-    engine : AlignmentEngine
-        The engine the source feeds (``refresh()``, ``n_epochs``, ``n_stimuli_seen``).
+    engine : AlignmentEngine | ModelGroup
+        The engine the source feeds (``refresh()``, ``n_epochs``, ``n_stimuli_seen``); a
+        :class:`~neuralign.align.ModelGroup` for several models (its first model's maps are
+        :attr:`result`, all of them :attr:`results`).
     interval_s : float
         Seconds between map refreshes (at most; only when new epochs arrived). May be changed
         while the loop runs.
@@ -61,12 +64,27 @@ class SnapshotPublisher:
         stimuli yet"); any other error ends the loop and propagates.
     annotate : callable | None
         ``annotate(result)`` adds the source's own counts to each new result.
+    monitor : StatisticsMonitor | None
+        Intervals, masks, ranking and the stopping rule, evaluated after every
+        ``stats_every``-th refresh (and on a final one); None: none.
+    stats_every : int
+        Refreshes between two evaluations of the statistics (they may be slower than the
+        maps: 1 = every refresh).
+    on_stats : callable | None
+        ``on_stats(statistics)`` after each evaluation (e.g. to stop when the rule holds).
     """
 
     def __init__(self, engine, *, interval_s: float, epoch_shape: tuple[int, int],
                  tolerate: tuple[type[BaseException], ...] = (),
-                 annotate: Callable[[AlignmentResult], None] | None = None) -> None:
+                 annotate: Callable[[AlignmentResult], None] | None = None,
+                 monitor: StatisticsMonitor | None = None, stats_every: int = 1,
+                 on_stats: Callable[[Statistics], None] | None = None) -> None:
         self.engine = engine
+        self.monitor = monitor
+        self.stats_every = max(1, int(stats_every))
+        self.on_stats = on_stats
+        self.stats: Statistics | None = None
+        self.results: dict[str, AlignmentResult] | None = None
         self.interval_s = float(interval_s)
         self.tolerate = tolerate
         self.annotate = annotate
@@ -119,11 +137,20 @@ class SnapshotPublisher:
         return self.latencies[-1] if self.latencies else float("nan")
 
     # ------------------------------------------------------------------ refreshes
-    def refresh(self, **kw) -> AlignmentResult | None:
+    @property
+    def engines(self) -> dict:
+        """Model label -> engine (one entry, ``"model"``, for a single engine)."""
+        group = getattr(self.engine, "engines", None)
+        return dict(group) if group is not None else {"model": self.engine}
+
+    def refresh(self, *, stats: bool | None = None, **kw) -> AlignmentResult | None:
         """Re-solve the maps now, in the calling thread.
 
         Parameters
         ----------
+        stats : bool | None
+            Evaluate the statistics after this refresh (True), not (False), or on every
+            ``stats_every``-th refresh (None).
         **kw
             Passed to the engine's ``refresh`` (e.g. ``select_alphas=True, reanchor=True``
             for a session's final maps).
@@ -142,14 +169,37 @@ class SnapshotPublisher:
             return None
         finally:
             self.refreshing = False
-        if self.annotate is not None:
-            self.annotate(res)
+        results = res if isinstance(res, dict) else None
+        if results is not None:
+            res = next(iter(results.values()))
+        for r in (results or {"": res}).values():
+            if self.annotate is not None:
+                self.annotate(r)
+        self.results = results
         self.result = res
         self.error = None
         self.refresh_s = time.monotonic() - t0
         self.last_refresh_wall = time.time()
         self.n_refreshes += 1
+        due = stats if stats is not None else (self.n_refreshes - 1) % self.stats_every == 0
+        if self.monitor is not None and due:
+            self.evaluate_statistics()
         return res
+
+    def evaluate_statistics(self) -> Statistics | None:
+        """Evaluate the monitor on the last refresh now (None without a monitor).
+
+        Returns
+        -------
+        Statistics | None
+            Also kept in :attr:`stats` (and given to ``on_stats``).
+        """
+        if self.monitor is None:
+            return None
+        self.stats = self.monitor.evaluate(self.engines, n_epochs=int(self.engine.n_epochs))
+        if self.on_stats is not None:
+            self.on_stats(self.stats)
+        return self.stats
 
     def refresh_loop(self, stop: threading.Event, *, done: threading.Event | None = None,
                      paused: Callable[[], bool] = lambda: False,
@@ -227,5 +277,6 @@ class SnapshotPublisher:
             scope_times=frozen(scope_times), marker_times=tuple(marker_times),
             control_markers=int(control_markers), unknown_ids=tuple(unknown_ids),
             n_refreshes=self.n_refreshes, finished=finished,
+            results=self.results, stats=self.stats,
         )
         return self.snapshot

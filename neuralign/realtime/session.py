@@ -17,11 +17,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..align.data import AlignmentResult
+from ..align.monitor import Statistics, StatisticsMonitor
 from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
@@ -57,8 +59,9 @@ class LiveSession:
 
     Parameters
     ----------
-    features : FeatureSet
-        The features of the stimuli that may be shown.
+    features : FeatureSet | mapping of str to FeatureSet
+        The features of the stimuli that may be shown; several models as ``{label: features}``
+        (one epoching, shared: a :class:`~neuralign.align.ModelGroup` fed the same epochs).
     %(stream_spec)s
     out_dir : str | Path
         The recording goes to ``out_dir/recording/``.
@@ -95,6 +98,12 @@ class LiveSession:
         long refresh.
     keep_epochs : bool
         Keep every epoch in :attr:`kept` (tests).
+    statistics : StatisticsMonitor | None
+        Intervals, masks, ranking and the stopping rule (default: a monitor with the engine's
+        defaults and no rule). When the rule holds the presenter is told to stop over the back
+        channel (:meth:`stop_presenter`).
+    stats_every : int
+        Map refreshes between two evaluations of the statistics (1 = every refresh).
     closed_loop : BlockPolicy | None
         Closed-loop order: answer the presenter's block requests (needs a design with test
         stimuli; :mod:`~neuralign.realtime.closed_loop`). ``None``: the presenter's own order.
@@ -120,9 +129,25 @@ class LiveSession:
         poll_s: float = 0.005,
         publish_every: float = 0.2,
         keep_epochs: bool = False,
+        statistics: StatisticsMonitor | None = None,
+        stats_every: int = 1,
         closed_loop: BlockPolicy | None = None,
     ) -> None:
+        if isinstance(features, Mapping):
+            if not features:
+                raise NeuralignError("no feature sets given")
+            self.models = {str(k): v for k, v in features.items()}
+        else:
+            self.models = {"model": features}
+        features = next(iter(self.models.values()))
         self.features = features
+        self.monitor = statistics if statistics is not None else StatisticsMonitor()
+        if stats_every < 1:
+            raise NeuralignError(f"--stats-every must be >= 1 refresh, got {stats_every}")
+        self.stats_every = int(stats_every)
+        #: set (by the refresh worker) when the stopping rule holds: the session should end
+        self.rule_met = threading.Event()
+        self.stop_reason: str | None = None
         self.eeg_spec, self.marker_spec = eeg_stream, marker_stream
         self.out_dir = Path(out_dir)
         self.settings = settings or EpochSettings()
@@ -153,6 +178,7 @@ class LiveSession:
         self._threads: list[threading.Thread] = []
         self._ring_lock = threading.Lock()
         self._error: BaseException | None = None
+        self._stopping = False
         self.connected = False
         if closed_loop is not None and (design is None or not design.test_ids):
             raise NeuralignError("--order closed-loop needs --design with test stimuli (the "
@@ -169,13 +195,24 @@ class LiveSession:
 
     @property
     def result(self) -> AlignmentResult | None:
-        """The maps of the last refresh (``None`` before the first)."""
+        """The maps of the last refresh (``None`` before the first; the first model's)."""
         return None if self.publisher is None else self.publisher.result
+
+    @property
+    def results(self) -> dict[str, AlignmentResult] | None:
+        """Label -> maps of every model at the last refresh (``None`` for one model)."""
+        return None if self.publisher is None else self.publisher.results
+
+    @property
+    def stats(self) -> Statistics | None:
+        """Intervals, masks, ranking and stopping status of the last evaluation."""
+        return None if self.publisher is None else self.publisher.stats
 
     # ------------------------------------------------------------------ connect
     def connect(self) -> None:
         """Resolve and open both streams, check them, open the recording and the engine."""
         from ..align.engine import AlignmentEngine
+        from ..align.group import ModelGroup
 
         pylsl = get_pylsl()
         self._clock = pylsl.local_clock
@@ -211,9 +248,14 @@ class LiveSession:
             self.test_ids = [x for x in self.design.test_ids if x in self.features]
             if not self.test_ids:
                 self.test_ids = None  # no test stimulus in the features: nested CV
-        self.engine = AlignmentEngine(self.features, times=self.core.epocher.times,
-                                      ch_names=self.eeg.ch_names, test_ids=self.test_ids,
-                                      **self.engine_kw)
+        if len(self.models) > 1:
+            self.engine = ModelGroup(self.models, times=self.core.epocher.times,
+                                     ch_names=self.eeg.ch_names, test_ids=self.test_ids,
+                                     **self.engine_kw)
+        else:
+            self.engine = AlignmentEngine(self.features, times=self.core.epocher.times,
+                                          ch_names=self.eeg.ch_names, test_ids=self.test_ids,
+                                          **self.engine_kw)
         meta = {
             "settings": s.to_dict(),
             "eeg": dict(self.eeg.describe(), spec=self.eeg_spec),
@@ -226,6 +268,8 @@ class LiveSession:
             "order": "random" if self.closed_loop is None else "closed-loop",
             "engine": {k: v for k, v in self.engine_kw.items() if isinstance(v, str | int | float)},
             "features": dict(self.features.provenance),
+            "models": {k: dict(v.provenance) for k, v in self.models.items()},
+            "statistics": dict(self.monitor.settings, stats_every=self.stats_every),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -244,7 +288,8 @@ class LiveSession:
         self.publisher = SnapshotPublisher(
             self.engine, interval_s=self.refresh_every,
             epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
-            annotate=self._annotate)
+            annotate=self._annotate, monitor=self.monitor, stats_every=self.stats_every,
+            on_stats=self._on_stats)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
@@ -404,6 +449,16 @@ class LiveSession:
             "order": "random" if self.closed_loop is None else "closed-loop",
         })
 
+    def _on_stats(self, stats: Statistics) -> None:
+        """Refresh worker: end the session when the stopping rule holds (once)."""
+        st = stats.stopping
+        if st is None or not st.satisfied or self.rule_met.is_set() or self._stopping:
+            return
+        self.stop_reason = (f"stop rule met after {stats.n_epochs} epochs: "
+                            f"{self.monitor.rule.text}")
+        self.rule_met.set()
+        self.stop_presenter(self.stop_reason)
+
     def _publish(self, *, finished: bool = False) -> None:
         ep = self.core.epocher
         fs = ep.fs
@@ -443,6 +498,7 @@ class LiveSession:
         """Stop, let pending epochs complete (up to ``drain_s``), flush, final refresh."""
         if not self.connected:
             raise NeuralignError("session was never connected")
+        self._stopping = True
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
@@ -465,11 +521,14 @@ class LiveSession:
         # same engine settings) and feeds it the recording's epochs in the same order, so live
         # and offline agree to rounding. The eigendecompositions that live refreshes extend
         # are rebuilt, so the arithmetic is the offline one.
-        res = self.publisher.refresh(select_alphas=True, reanchor=True)
+        res = self.publisher.refresh(select_alphas=True, reanchor=True, stats=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
         for event, fields in self.watch.drain():
             self.recorder.log(event, **fields)
+        if self.stop_reason:
+            self.recorder.log("stop_rule_met", reason=self.stop_reason)
+            final["stop_reason"] = self.stop_reason
         self.recorder.close(final=final)
         self.eeg.close()
         self.mk.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..align.data import AlignmentResult
+from ..align.monitor import Statistics
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,22 @@ class Snapshot:
     unknown_ids: tuple[str, ...] = ()
     n_refreshes: int = 0
     finished: bool = False
+    #: several models: label -> maps (``result`` is the first model's); None for one model
+    results: dict[str, AlignmentResult] | None = None
+    #: intervals, masks, ranking and stopping status of the last evaluation
+    stats: Statistics | None = None
+
+    @property
+    def models(self) -> dict[str, AlignmentResult]:
+        """Label -> maps of every model (one ``"model"`` entry for a single model)."""
+        if self.results:
+            return dict(self.results)
+        return {} if self.result is None else {"model": self.result}
 
     def status_line(self) -> str:
-        """One line: time, epochs, rejections, unknown markers, drops, latency, refresh cost.
+        """One line: time, epochs, rejections, unknown markers, drops, latency, refresh cost,
+        and (with statistics) the widest peak-latency interval, the top model and the
+        stopping progress.
 
         Returns
         -------
@@ -89,4 +103,5 @@ class Snapshot:
                 f"{'ok' if h.connected else 'LOST'} "
                 f"{'' if h.markers_connected else 'markers LOST '}latency={ms(h.latency_s)} "
                 f"refresh={ms(self.refresh_s)}{how}"
-                + (f" PROBLEM: {h.problem}" if h.problem else ""))
+                + (f" PROBLEM: {h.problem}" if h.problem else "")
+                + ("" if self.stats is None else " " + self.stats.status_fragment()))

@@ -20,6 +20,7 @@ from .builder import add_to_report, build_report, write_outputs
 from .figures import plot_encoding, plot_noise_ceiling, plot_peaks, plot_rsa
 from .results import AlignmentResult
 from .sections import SECTIONS, FigureSection, HtmlSection, layer_table
+from .session import write_session
 
 __all__ = [
     "SECTIONS",
@@ -34,4 +35,5 @@ __all__ = [
     "plot_peaks",
     "plot_rsa",
     "write_outputs",
+    "write_session",
 ]

@@ -136,6 +136,7 @@ def write_outputs(result: AlignmentResult, out_dir: str | Path, *, title: str,
     tmp = out / "report.tmp.html"
     report.save(tmp, open_browser=False, overwrite=True, verbose=False)
     tmp.replace(paths["report"])
+    extra = {k: v for k, v in extra.items() if not k.startswith("_")}  # "_": objects
     if extra:
         ej = out / "extra.json"
         ej.write_text(json.dumps(jsonable(extra), indent=1, default=str))

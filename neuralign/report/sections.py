@@ -24,7 +24,7 @@ import numpy as np
 
 from ..align.data import jsonable
 from ..base.truth import planted_latencies
-from . import figures, stat_figures
+from . import figures, session, stat_figures
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,20 @@ SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
                   lambda result, extra: (stat_figures.peak_ci_figure(
                       extra["statistics"], _planted_ms(result, extra))
                       if extra.get("statistics") else None),
+                  group="Statistics"),
+    HtmlSection("live_statistics", "Confidence, ranking and stopping",
+                lambda result, extra: (session.statistics_html(extra[session.STATS_KEY])
+                                       if extra.get(session.STATS_KEY) is not None else None),
+                group="Statistics"),
+    FigureSection("peak_latency_ci", "Peak latency intervals",
+                  "Peak latency per layer of every model, 95% intervals (* = significant)",
+                  lambda result, extra: (session.peak_latency_ci_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
+                  group="Statistics"),
+    FigureSection("stopping_history", "Stopping rule",
+                  "Widest significant peak-latency interval and the ranking's p vs epochs",
+                  lambda result, extra: (session.stopping_figure(extra[session.STATS_KEY])
+                                         if extra.get(session.STATS_KEY) is not None else None),
                   group="Statistics"),
     HtmlSection("analyses", "Further analyses", analyses_html, group="Analyses"),
     HtmlSection("settings", "Settings", settings_html, group="Settings"),
