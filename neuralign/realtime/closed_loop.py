@@ -42,7 +42,7 @@ from ..base import SessionDesign
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl
-from .decisions import BlockPolicy, EngineView, pending, refresh_for_decision
+from .decisions import BlockPolicy, engines_of, pending, refresh_for_decision, views_of
 
 #: The presenter's request marker: ``"#next <sequence>"`` (a control marker: never analysed).
 REQUEST = "#next"
@@ -106,7 +106,8 @@ class ClosedLoop:
         self._refresh = refresh or (lambda: refresh_for_decision(engine))
         self._clock = clock or time.monotonic
         self.gate = threading.Lock()
-        self.candidates = np.isin(engine.features.stimulus_ids, list(design.stimuli))
+        first = next(iter(engines_of(engine).values()))  # refuses models in other orders
+        self.candidates = np.isin(first.features.stimulus_ids, list(design.stimuli))
         self.blocks: list[dict] = []
         self._counts: list[np.ndarray] = []  # the epoch counts each block was chosen at
         self.errors: list[str] = []
@@ -178,9 +179,10 @@ class ClosedLoop:
         block = len(self.blocks)
         with self.gate:  # the engine holds exactly the first n_epochs epochs
             self._refresh()
-            view = EngineView.of(self.engine)
+            views = views_of(self.engine)
+        view = next(iter(views.values()))
         n = view.n_epochs
-        got = self.policy.choose(view, block, candidates=self.candidates,
+        got = self.policy.choose(views, block, candidates=self.candidates,
                                  pending=pending(view, self.blocks, self._counts))
         self._counts.append(view.store.count)
         t = self._clock()

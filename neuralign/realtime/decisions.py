@@ -52,14 +52,15 @@ class BlockPolicy:
         d.pop("curve")
         return d
 
-    def choose(self, engine, block: int, *, candidates: np.ndarray | None = None,
+    def choose(self, engines: dict, block: int, *, candidates: np.ndarray | None = None,
                pending: np.ndarray | None = None) -> dict:
-        """The next block for ``engine`` as it is now (refresh it first).
+        """The next block for the session's models as they are now (:func:`views_of`).
 
         Parameters
         ----------
-        engine : AlignmentEngine | EngineView
-            The session's engine (with a design test set), or a view of it.
+        engines : dict of str to EngineView
+            Each model's engine (with the design's test set), or a view of it; the layers in
+            question of every model weigh in.
         block : int
             The block's number (seeds the intervals and the order).
         candidates : ndarray of bool, optional
@@ -71,21 +72,22 @@ class BlockPolicy:
         -------
         dict
             ``ids`` (presentation order), ``picks`` (id, role, score, reason, in the
-            chooser's order) and ``layers`` (the layers in question).
+            chooser's order) and ``layers`` (the layers in question, per model).
         """
-        conf = None
-        if engine.held_out is not None and (self.n_boot or self.n_perm):
-            conf = engine.confidence(n_boot=self.n_boot, n_perm=self.n_perm, seed=block)
-        layers = layers_in_question(engine.features.n_layers, conf,
-                                    latency_target_s=self.latency_target_s)
-        picks = choose_block({"model": engine}, layers={"model": layers},
-                             block_size=self.block_size, curve=self.curve,
-                             candidates=candidates, pending=pending)
+        layers = {}
+        for label, eng in engines.items():
+            conf = None
+            if eng.held_out is not None and (self.n_boot or self.n_perm):
+                conf = eng.confidence(n_boot=self.n_boot, n_perm=self.n_perm, seed=block)
+            layers[label] = layers_in_question(eng.features.n_layers, conf,
+                                               latency_target_s=self.latency_target_s)
+        picks = choose_block(engines, layers=layers, block_size=self.block_size,
+                             curve=self.curve, candidates=candidates, pending=pending)
         order = np.random.default_rng([self.seed, block]).permutation(len(picks))
         return {"ids": [picks[i].stimulus_id for i in order],
                 "picks": [{"id": p.stimulus_id, "role": p.role, "score": round(float(p.score), 9),
                            "reason": p.reason} for p in picks],
-                "layers": [int(x) for x in layers]}
+                "layers": {k: [int(x) for x in v] for k, v in layers.items()}}
 
 
 #: Blocks whose presentations may still be on their way when the next block is chosen (the
@@ -127,6 +129,46 @@ def refresh_for_decision(engine) -> None:
     """The refresh a decision starts from (the same live and in a replay)."""
     if engine.n_epochs > 0:
         engine.refresh(select_alphas=True)
+
+
+def engines_of(engine) -> dict:
+    """The engines of a session: ``{label: engine}`` of a model group, else ``{"model": engine}``.
+
+    Parameters
+    ----------
+    engine : AlignmentEngine | ModelGroup
+        The session's engine.
+
+    Returns
+    -------
+    dict of str to AlignmentEngine
+        Every model's engine (their features must list the stimuli in the same order: the
+        chooser indexes them by the first model's rows).
+    """
+    engines = dict(engine.engines) if hasattr(engine, "engines") else {"model": engine}
+    ids = next(iter(engines.values())).features.stimulus_ids
+    for label, e in engines.items():
+        if not np.array_equal(e.features.stimulus_ids, ids):
+            raise NeuralignError(f"closed loop with several models: model {label!r} lists the "
+                                 "stimuli in another order than the first; give features in "
+                                 "the same order")
+    return engines
+
+
+def views_of(engine) -> dict:
+    """:class:`EngineView` of every model of a session (call with its feeding held).
+
+    Parameters
+    ----------
+    engine : AlignmentEngine | ModelGroup
+        The session's (refreshed) engine.
+
+    Returns
+    -------
+    dict of str to EngineView
+        By model label (``"model"`` for a single engine).
+    """
+    return {label: EngineView.of(e) for label, e in engines_of(engine).items()}
 
 
 @dataclass(frozen=True)
@@ -193,7 +235,8 @@ class EngineView:
 
 
 
-def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> list[dict]:
+def replay_decisions(record: dict, data: EpochData,
+                     features: FeatureSet | dict[str, FeatureSet]) -> list[dict]:
     """Re-make a session's closed-loop decisions from its recording.
 
     Parameters
@@ -203,8 +246,8 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
     data : EpochData
         The session's epochs in the order the engine took them
         (:func:`~neuralign.realtime.recording.load_recording`).
-    features : FeatureSet
-        The session's features.
+    features : FeatureSet | dict of str to FeatureSet
+        The session's features (one set, or each model's by label).
 
     Returns
     -------
@@ -212,15 +255,18 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
         Per recorded block: ``block``, ``n_epochs``, ``ids``, ``picks`` and ``layers``.
     """
     from ..align.engine import AlignmentEngine
+    from ..align.group import ModelGroup
 
     cl = record.get("closed_loop")
     if not isinstance(cl, dict):
         raise NeuralignError("not a closed-loop design record (no 'closed_loop' key)")
-    eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
-                          test_ids=[x for x in cl["test_ids"] if x in features],
-                          **cl.get("engine", {}))
+    models = features if isinstance(features, dict) else {"model": features}
+    first = next(iter(models.values()))
+    kw = dict(times=data.times, ch_names=data.ch_names,
+              test_ids=[x for x in cl["test_ids"] if x in first], **cl.get("engine", {}))
+    eng = ModelGroup(models, **kw) if len(models) > 1 else AlignmentEngine(first, **kw)
     policy = BlockPolicy(**cl["policy"])
-    allowed = np.isin(features.stimulus_ids, [s["id"] for s in record["stimuli"]])
+    allowed = np.isin(first.stimulus_ids, [s["id"] for s in record["stimuli"]])
     out, fed, counts = [], 0, []
     for d in cl["blocks"]:
         while fed < len(data.stimulus_ids) and eng.n_epochs < d["n_epochs"]:
@@ -230,9 +276,10 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
             raise NeuralignError(f"block {d['block']} was chosen after {d['n_epochs']} epochs "
                                  f"but the recording has {eng.n_epochs}")
         refresh_for_decision(eng)
-        view = EngineView.of(eng)
+        views = views_of(eng)
+        view0 = next(iter(views.values()))
         out.append({"block": d["block"], "n_epochs": d["n_epochs"],
-                    **policy.choose(view, d["block"], candidates=allowed,
-                                    pending=pending(view, out, counts))})
-        counts.append(view.store.count)
+                    **policy.choose(views, d["block"], candidates=allowed,
+                                    pending=pending(view0, out, counts))})
+        counts.append(view0.store.count)
     return out
