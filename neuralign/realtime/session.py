@@ -28,8 +28,9 @@ from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
-from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
+from .closed_loop import ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
+from .decisions import BlockPolicy
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
 from .publisher import SnapshotPublisher
@@ -294,12 +295,12 @@ class LiveSession:
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
-        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
-                                 soa_s=None if self.design is None else self.design.soa_s)
         # the back channel: blocks (closed loop) and stop requests for the presenter
         self.backchannel, self.loop = attach_back_channel(self)
         if self.loop is not None:
             self._feeding = self.loop.feeding()
+        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
+                                 soa_s=None if self.design is None else self.design.soa_s)
         self.connected = True
         self._publish()
 
@@ -504,9 +505,9 @@ class LiveSession:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
-        self.watch.stop()
         if self.loop is not None:
             self.loop.stop()
+        self.watch.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings
