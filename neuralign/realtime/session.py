@@ -28,8 +28,9 @@ from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
-from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
+from .closed_loop import ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
+from .decisions import BlockPolicy
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
 from .publisher import SnapshotPublisher
@@ -179,6 +180,8 @@ class LiveSession:
         self._error: BaseException | None = None
         self._stopping = False
         self.connected = False
+        if closed_loop is not None and len(self.models) > 1:
+            raise NeuralignError("--order closed-loop chooses for one model: give one --features")
         if closed_loop is not None and (design is None or not design.test_ids):
             raise NeuralignError("--order closed-loop needs --design with test stimuli (the "
                                  "test set is fixed in advance)")
@@ -288,16 +291,16 @@ class LiveSession:
             self.engine, interval_s=self.refresh_every,
             epoch_shape=(self.eeg.n_channels, self.core.epocher.n_times),
             annotate=self._annotate, monitor=self.monitor, stats_every=self.stats_every,
-            on_stats=self._on_stats)
+            on_stats=self._on_stats, stats_async=True)
         self.last_eeg_wall = time.monotonic()
         self.lost = False
         self.reconnects = 0
-        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
-                                 soa_s=None if self.design is None else self.design.soa_s)
         # the back channel: blocks (closed loop) and stop requests for the presenter
         self.backchannel, self.loop = attach_back_channel(self)
         if self.loop is not None:
             self._feeding = self.loop.feeding()
+        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
+                                 soa_s=None if self.design is None else self.design.soa_s)
         self.connected = True
         self._publish()
 
@@ -502,9 +505,9 @@ class LiveSession:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
-        self.watch.stop()
         if self.loop is not None:
             self.loop.stop()
+        self.watch.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings

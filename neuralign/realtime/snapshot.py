@@ -103,5 +103,5 @@ class Snapshot:
                 f"{'ok' if h.connected else 'LOST'} "
                 f"{'' if h.markers_connected else 'markers LOST '}latency={ms(h.latency_s)} "
                 f"refresh={ms(self.refresh_s)}{how}"
-                + ("" if self.stats is None else " " + self.stats.status_fragment())
-                + (f" PROBLEM: {h.problem}" if h.problem else ""))
+                + (f" PROBLEM: {h.problem}" if h.problem else "")
+                + ("" if self.stats is None else " " + self.stats.status_fragment()))
