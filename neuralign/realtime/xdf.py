@@ -29,17 +29,21 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-BOUNDARY = bytes.fromhex("43A546DCCBF5410FB30ED5467383CBE4")
-NUMERIC = {
-    "float32": "<f4",
-    "double64": "<f8",
-    "int8": "<i1",
-    "int16": "<i2",
-    "int32": "<i4",
-    "int64": "<i8",
-}
-TAG_FILEHEADER, TAG_STREAMHEADER, TAG_SAMPLES, TAG_CLOCKOFFSET, TAG_BOUNDARY, TAG_FOOTER = (
-    1, 2, 3, 4, 5, 6)
+from .xdfread import (  # the format's constants live with the reader (no import cycle)
+    BOUNDARY,
+    NUMERIC,
+    TAG_BOUNDARY,
+    TAG_CLOCKOFFSET,
+    TAG_FILEHEADER,
+    TAG_FOOTER,
+    TAG_SAMPLES,
+    TAG_STREAMHEADER,
+    read_chunks,
+)
+
+__all__ = ["BOUNDARY", "NUMERIC", "TAG_BOUNDARY", "TAG_CLOCKOFFSET", "TAG_FILEHEADER",
+           "TAG_FOOTER", "TAG_SAMPLES", "TAG_STREAMHEADER", "XDFWriter", "iter_chunks",
+           "stream_header_xml"]
 
 
 def _varlen(n: int) -> bytes:
@@ -237,6 +241,4 @@ def iter_chunks(path: str | Path, *, report=None, hints: dict | None = None) -> 
     iterator of Chunk
         The chunks that parsed.
     """
-    from .xdfread import read_chunks
-
     return read_chunks(path, report=report, hints=hints)
