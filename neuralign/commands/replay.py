@@ -170,7 +170,8 @@ def _extra(data, fpath, spec) -> dict:
     return extra
 
 
-def _summary(snap, out=sys.stdout) -> None:
+def _summary(snap, out=None) -> None:
+    out = out or sys.stdout  # (the stream of now, not of import time)
     res = snap.result
     print(f"replayed {snap.epochs_accepted} epochs ({snap.epochs_rejected} rejected), "
           f"{snap.stimuli_seen} stimuli", file=out)
