@@ -148,8 +148,8 @@ class StatsRunner:
         n = len(layers)
         bars = Bars({"partition": 2 ** n - 1 + n}, quiet=self.quiet)
         try:
-            res = partition_sets(group, layers, n_boot=max(o.n_boot, 1),
-                                 n_perm=max(o.n_perm, 1), seed=o.seed,
+            res = partition_sets(group, layers, n_boot=o.n_boot, n_perm=o.n_perm,
+                                 seed=o.seed,
                                  progress=functools.partial(bars, what="partition"))
         finally:
             bars.close()
