@@ -24,7 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .hierarchy import latency_hierarchy  # re-exported: the statistics of a map live here
 from .quantiles import percentile_interval
+
+__all__ = ["HeldOut", "MapMask", "PeakIntervals", "bootstrap_peaks", "bootstrap_weights",
+           "compare_models", "latency_hierarchy", "permutation_mask"]
 
 
 @dataclass
@@ -357,55 +361,3 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
-
-
-def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = None,
-                      n_perm: int = 10000, seed: int = 0) -> dict:
-    """Do peak latencies increase with depth? Spearman rho of latency vs layer index.
-
-    Only layers with a significant peak take part (a noise peak has no latency). The p-value
-    is one-sided, from permutations of the layers' depth order (all of them when there are at
-    most 8 layers); the interval is the bootstrap percentile interval of rho.
-
-    Returns
-    -------
-    dict
-        ``rho``, ``p``, ``ci`` (2,), ``layers`` (indices used), ``n_perm``, and ``note`` when
-        fewer than three layers are significant or they all peak together (rho is then NaN).
-    """
-    from itertools import permutations
-
-    from scipy.stats import rankdata
-
-    lat = np.asarray(peaks.latency_s, float)
-    use = np.isfinite(lat) if significant is None else (np.asarray(significant, bool)
-                                                        & np.isfinite(lat))
-    idx = np.nonzero(use)[0]
-    out = {"layers": idx.tolist(), "rho": float("nan"), "p": float("nan"),
-           "ci": [float("nan"), float("nan")], "n_perm": 0}
-    if idx.size < 3:
-        out["note"] = "fewer than three layers with a significant peak: no hierarchy to test"
-        return out
-
-    def rho(x):
-        rx, rd = rankdata(x), rankdata(np.arange(x.size))
-        rx, rd = rx - rx.mean(), rd - rd.mean()
-        den = np.sqrt((rx * rx).sum() * (rd * rd).sum())
-        return float((rx * rd).sum() / den) if den > 0 else float("nan")
-
-    x = lat[idx]
-    r0 = rho(x)
-    if not np.isfinite(r0):
-        out["note"] = "the significant layers all peak at the same latency: no order to test"
-        return out
-    if idx.size <= 8:
-        null = np.array([rho(x[list(p)]) for p in permutations(range(idx.size))])
-    else:
-        rng = np.random.default_rng(seed)
-        null = np.array([rho(x[rng.permutation(idx.size)]) for _ in range(n_perm)])
-    out.update(rho=r0, p=float((1 + np.sum(null >= r0 - 1e-12)) / (null.size + 1)),
-               n_perm=int(null.size))
-    if peaks.latency_samples is not None:
-        boot = np.array([rho(b[idx]) for b in peaks.latency_samples])
-        out["ci"] = _interval(boot, peaks.ci).tolist()
-    return out
