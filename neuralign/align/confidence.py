@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .quantiles import percentile_interval
+
 
 @dataclass
 class HeldOut:
@@ -84,11 +86,13 @@ class PeakIntervals:
     n_boot: int
     ci: float
     latency_samples: np.ndarray | None = None  # (n_boot, L) bootstrapped peak latencies
+    peak_r_samples: np.ndarray | None = None  # (n_boot, L) bootstrapped peak r
+    stimulus_ids: np.ndarray | None = None  # the resampled stimuli, in row order
 
     def to_dict(self) -> dict:
         """JSON-ready content."""
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                for k, v in self.__dict__.items() if k not in ("map_ci", "latency_samples")}
+                for k, v in self.__dict__.items() if k not in ("map_ci", "latency_samples", "peak_r_samples", "stimulus_ids")}
 
 
 @dataclass
@@ -153,9 +157,7 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _interval(x: np.ndarray, ci: float) -> np.ndarray:
-    lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
-    with np.errstate(all="ignore"):
-        return np.stack([np.nanpercentile(x, lo, axis=0), np.nanpercentile(x, hi, axis=0)], -1)
+    return percentile_interval(x, ci)
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -164,8 +166,30 @@ def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
 
 
+def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
+    """Weights, EEG sums and ceilings of a bootstrap (reused from ``shared`` when the same
+    stimuli, EEG and seed were resampled for another model)."""
+    key = (held.n, n_boot, seed, held.stimulus_ids.tobytes())
+    got = None if shared is None else shared.get(key)
+    if got is not None and np.array_equal(got[0], held.y):
+        return got[1]
+    n, y = held.n, held.y
+    w = bootstrap_weights(n, n_boot, seed)
+    ceil = c0 = None
+    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
+        ceil = _weighted_ceiling(w, held.counts, y, held.m2)
+        ceil = np.where(ceil >= 0.1, ceil, np.nan)
+        c0 = _weighted_ceiling(np.ones((1, n)), held.counts, y, held.m2)[0]
+        c0 = np.where(c0 >= 0.1, c0, np.nan)
+    out = (w, w @ y, w @ (y * y), ceil, c0)
+    if shared is not None:
+        shared[key] = (held.y, out)
+    return out
+
+
 def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
-                    seed: int = 0, progress=None) -> PeakIntervals:
+                    seed: int = 0, shared: dict | None = None,
+                    n_jobs: int = 1, progress=None) -> PeakIntervals:
     """Bootstrap intervals of every layer's peak latency and peak r (raw and normalised).
 
     Parameters
@@ -178,6 +202,11 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         Interval coverage.
     seed : int
         Seed of the resampling (the same seed gives the same intervals live and offline).
+    shared : dict, optional
+        A cache shared by the models of one evaluation: the resampled EEG side (weights, sums,
+        noise ceilings) is computed once for models scored on the same stimuli and EEG.
+    n_jobs : int
+        Threads over layers.
     progress : callable, optional
         Called with 1 after each layer.
     """
@@ -185,20 +214,18 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
     n = held.n
     L = held.pred.shape[0]
     T = times.size
-    w = bootstrap_weights(n, n_boot, seed)
     y = held.y
-    sy, syy = w @ y, w @ (y * y)
-    ceil = None
-    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
-        ceil = _weighted_ceiling(w, held.counts, y, held.m2)
-        ceil = np.where(ceil >= 0.1, ceil, np.nan)
+    w, sy, syy, ceil, c0 = _eeg_side(held, n_boot, seed, shared)
     lat = np.empty((n_boot, L))
     pk = np.empty((n_boot, L))
     pkn = np.full((n_boot, L), np.nan)
     maps = np.empty((n_boot, L, T))
-    for li in range(L):
+
+    def layer(li: int) -> None:
         p = held.pred[li].astype(float)
-        sh, shh, shy = w @ p, w @ (p * p), w @ (p * y)
+        M = p.shape[1]
+        s3 = w @ np.hstack([p, p * p, p * y])  # one product for the three sums
+        sh, shh, shy = s3[:, :M], s3[:, M:2 * M], s3[:, 2 * M:]
         mean_r, r = _channel_mean_r(sh, sy, shh, syy, shy, n, C)
         maps[:, li] = mean_r
         lat[:, li], pk[:, li] = _peaks(mean_r, times)
@@ -210,19 +237,26 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
             pkn[:, li] = _peaks(mn, times)[1]
         if progress is not None:
             progress(1)
+
+    if n_jobs > 1 and L > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(n_jobs, L)) as ex:
+            list(ex.map(layer, range(L)))
+    else:
+        for li in range(L):
+            layer(li)
     full = _full_maps(held)
     lat0, pk0 = _peaks(full, times)
     pkn0 = np.full(L, np.nan)
-    if held.counts is not None and held.m2 is not None and (held.counts >= 2).all():
-        c0 = _weighted_ceiling(np.ones((1, n)), held.counts, y, held.m2)[0]
-        c0 = np.where(c0 >= 0.1, c0, np.nan)
+    if c0 is not None:
         r0 = _full_maps(held, per_target=True) / c0.reshape(C, -1)[None]
         ok = np.isfinite(r0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pkn0 = _peaks(np.where(ok, r0, 0.0).sum(1) / ok.sum(1), times)[1]
     return PeakIntervals(lat0, _interval(lat, ci), pk0, _interval(pk, ci), pkn0,
                          _interval(pkn, ci), np.moveaxis(_interval(maps, ci), -1, 1),
-                         n_boot, ci, lat)
+                         n_boot, ci, lat, pk, held.stimulus_ids)
 
 
 def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:

@@ -43,6 +43,12 @@ class ModelGroup:
         if not features:
             raise NeuralignError("no feature sets given")
         shared = EEGSideCache()
+        if engine_kw.get("memory") is None:
+            # one budget for the session, split between the models (each engine would
+            # otherwise plan its caches for 80% of the memory available on its own)
+            from .memory import available_memory
+
+            engine_kw["memory"] = max(1, int(0.8 * available_memory()) // len(features))
         self.engines: dict[str, AlignmentEngine] = {}
         ids0 = None
         for label, fs in features.items():

@@ -11,13 +11,14 @@ say itself in one status-line fragment and as JSON.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .confidence import MapMask, PeakIntervals
+from .confidence import MapMask, PeakIntervals, bootstrap_peaks, permutation_mask
 from .ranking import Ranking, rank_models
 from .stopping import Status, StoppingRule
 
@@ -147,10 +148,14 @@ class StatisticsMonitor:
         Family-wise error rate of the mask.
     seed : int
         Seed of every resampling (the same seed gives the same intervals live and offline).
+    n_jobs : int, optional
+        Threads over layers (default: the CPU count).
     """
 
     def __init__(self, *, rule: StoppingRule | None = None, n_boot: int = 500,
-                 n_perm: int = 200, alpha: float = 0.05, seed: int = 0) -> None:
+                 n_perm: int = 200, alpha: float = 0.05, seed: int = 0,
+                 n_jobs: int | None = None) -> None:
+        self.n_jobs = int(n_jobs) if n_jobs else max(1, os.cpu_count() or 1)
         self.rule = rule
         self.n_boot = int(n_boot)
         self.n_perm = int(n_perm)
@@ -180,21 +185,27 @@ class StatisticsMonitor:
         Statistics
         """
         t0 = time.perf_counter()
+        # one read of each engine's last held-out predictions: a refresh running meanwhile
+        # (live) replaces them whole, so this evaluation sees one consistent state
+        held = {str(k): e.held_out for k, e in engines.items()}
         models: dict[str, ModelConfidence] = {}
+        shared: dict = {}  # the resampled EEG side, once for models on the same stimuli
         for label, eng in engines.items():
-            c = eng.confidence(n_boot=self.n_boot, n_perm=self.n_perm, alpha=self.alpha,
-                               seed=self.seed)
+            h = held[str(label)]
+            ok = h is not None and h.n >= 3  # as AlignmentEngine.confidence
+            peaks = (bootstrap_peaks(h, n_boot=self.n_boot, seed=self.seed, shared=shared,
+                                     n_jobs=self.n_jobs) if ok and self.n_boot else None)
+            mask = (permutation_mask(h, n_perm=self.n_perm, alpha=self.alpha, seed=self.seed)
+                    if ok and self.n_perm else None)
             models[str(label)] = ModelConfidence(str(label), tuple(eng.features.layers),
-                                                 np.asarray(eng.times, float), c["peaks"],
-                                                 c["mask"])
+                                                 np.asarray(eng.times, float), peaks, mask)
         if n_epochs is None:
             n_epochs = int(next(iter(engines.values())).n_epochs) if engines else 0
         ranking = None
-        held = {k: e.held_out for k, e in engines.items()
-                if e.held_out is not None and models[str(k)].peaks is not None}
+        held = {k: h for k, h in held.items() if h is not None and models[k].peaks is not None}
         if len(held) >= 2:
             ranking = rank_models(held, n_boot=self.n_boot, seed=self.seed,
-                                  peaks={k: models[str(k)].peaks for k in held})
+                                  peaks={k: models[k].peaks for k in held})
         watched = (ranking.rows[0].label if ranking is not None and ranking.rows
                    else next(iter(models), ""))
         status = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .confidence import HeldOut, PeakIntervals, bootstrap_peaks, compare_models
+from .quantiles import percentile_interval
 
 
 @dataclass
@@ -56,6 +57,40 @@ class Ranking:
         }
 
 
+def compare_bootstrapped(a: PeakIntervals, layer_a: int, b: PeakIntervals, layer_b: int,
+                         ) -> dict | None:
+    """:func:`compare_models` from two models' bootstrap samples, when it can be.
+
+    The bootstrap of :func:`bootstrap_peaks` already holds every resample's peak r; when both
+    models were resampled over the same stimuli in the same order with the same weights (the
+    same seed and ``n_boot``: models of one session), the paired comparison is their
+    difference, resample by resample — exactly what :func:`compare_models` computes, without
+    a second pass over the predictions.
+
+    Parameters
+    ----------
+    a, b : PeakIntervals
+        The two models' intervals (with their samples).
+    layer_a, layer_b : int
+        The layers compared.
+
+    Returns
+    -------
+    dict | None
+        As :func:`compare_models`; None when the samples do not pair up.
+    """
+    if (a.peak_r_samples is None or b.peak_r_samples is None or a.stimulus_ids is None
+            or b.stimulus_ids is None or a.n_boot != b.n_boot
+            or not np.array_equal(a.stimulus_ids, b.stimulus_ids)):
+        return None
+    boot = a.peak_r_samples[:, layer_a] - b.peak_r_samples[:, layer_b]
+    p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
+    return {"diff": float(a.peak_r[layer_a] - b.peak_r[layer_b]),
+            "ci": percentile_interval(boot, a.ci).tolist(),
+            "p": float(min(1.0, max(p, 1.0 / (a.n_boot + 1)))),
+            "n_stimuli": int(a.stimulus_ids.size), "n_boot": int(a.n_boot)}
+
+
 def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
                 peaks: dict[str, PeakIntervals] | None = None) -> Ranking:
     """Rank models by the peak r of their best layer and compare them pairwise.
@@ -76,8 +111,10 @@ def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
     Ranking
     """
     rows = []
+    peaks = dict(peaks or {})
     for label, h in held.items():
-        pk = (peaks or {}).get(label) or bootstrap_peaks(h, n_boot=n_boot, seed=seed)
+        pk = peaks.get(label) or bootstrap_peaks(h, n_boot=n_boot, seed=seed)
+        peaks[label] = pk
         if not np.isfinite(pk.peak_r).any():
             continue
         i = int(np.nanargmax(pk.peak_r))
@@ -93,6 +130,9 @@ def rank_models(held: dict[str, HeldOut], *, n_boot: int = 500, seed: int = 0,
     pairs |= {(rows[0].label, r.label) for r in rows[1:]} if rows else set()
     by = {r.label: r for r in rows}
     for a, b in sorted(pairs):
-        out.pairs[(a, b)] = compare_models(held[a], by[a].best_index, held[b],
-                                           by[b].best_index, n_boot=n_boot, seed=seed)
+        la, lb = by[a].best_index, by[b].best_index
+        fast = (compare_bootstrapped(peaks[a], la, peaks[b], lb)
+                if peaks[a].n_boot == n_boot else None)
+        out.pairs[(a, b)] = fast or compare_models(held[a], la, held[b], lb, n_boot=n_boot,
+                                                   seed=seed)
     return out

@@ -128,7 +128,7 @@ class ConnectDialog(QtWidgets.QDialog):
 
 
 def live_source_factory(settings: dict, *, design=None, connect_timeout: float = 10.0,
-                        on_connected=None) -> LiveSource:
+                        on_connected=None, statistics=None, stats_every: int = 1) -> LiveSource:
     """Build a live source from the window settings (streams, features, window, band).
 
     Parameters
@@ -142,6 +142,10 @@ def live_source_factory(settings: dict, *, design=None, connect_timeout: float =
         Seconds to wait for the streams.
     on_connected : callable | None
         Called with the session once it is connected.
+    statistics : StatisticsMonitor | None
+        Intervals, masks, ranking and stopping rule (default: the session's).
+    stats_every : int
+        Refreshes between two evaluations of the statistics.
 
     Returns
     -------
@@ -158,7 +162,12 @@ def live_source_factory(settings: dict, *, design=None, connect_timeout: float =
         raise NeuralignError("choose an EEG stream and a marker stream (Connect…)")
     if not settings.get("features"):
         raise NeuralignError("choose the features file of the stimuli first (Analysis > Features)")
-    features = load_features(settings["features"])
+    feats = settings["features"]
+    if isinstance(feats, dict):  # several models: label -> path
+        features = {k: load_features(v) for k, v in feats.items()}
+        features = features if len(features) > 1 else next(iter(features.values()))
+    else:
+        features = load_features(feats)
     lf = settings.get("l_freq") or None
     hf = settings.get("h_freq") or None
     epoch = EpochSettings(tmin=float(settings.get("tmin", -0.2)),
@@ -169,5 +178,6 @@ def live_source_factory(settings: dict, *, design=None, connect_timeout: float =
     refresh_s = float(settings.get("refresh_s", 2.0))
     session = LiveSession(features, eeg_stream=eeg, marker_stream=markers, out_dir=out,
                           settings=epoch, design=design, connect_timeout=connect_timeout,
-                          refresh_every=max(refresh_s, 0.05))
+                          refresh_every=max(refresh_s, 0.05), statistics=statistics,
+                          stats_every=stats_every)
     return LiveSource(session, on_connected=on_connected)

@@ -101,7 +101,8 @@ def hz_to_seconds(value: str) -> float:
     return 1.0 / hz
 
 
-def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+def add_model_args(p: argparse.ArgumentParser, *, required: bool = True,
+                   seed_flag: str = "--seed") -> None:
     """``--features [LABEL=]PATH`` (repeatable) and the statistics options.
 
     Several ``--features`` compare models in one session: the epochs are cut once and every
@@ -114,6 +115,9 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
         The command's parser.
     required : bool
         Whether ``--features`` is required.
+    seed_flag : str
+        The option naming the statistics' seed (``--seed``, or another name where ``--seed``
+        means something else).
     """
     p.add_argument("--features", required=required, action="append", default=None,
                    metavar="[LABEL=]PATH",
@@ -129,7 +133,8 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
                    help="bootstrap resamples of the scored stimuli (500; 0 = no intervals)")
     p.add_argument("--n-perm", type=int, default=200,
                    help="permutations of the significance mask (200; 0 = no mask)")
-    p.add_argument("--seed", type=int, default=0, help="seed of bootstrap and permutations")
+    p.add_argument(seed_flag, dest="stats_seed", type=int, default=0,
+                   help="seed of bootstrap and permutations (0)")
 
 
 def feature_specs(values) -> dict[str, Path]:
@@ -202,7 +207,7 @@ def make_monitor(args: argparse.Namespace):
     Parameters
     ----------
     args : argparse.Namespace
-        ``stop_when``, ``n_boot``, ``n_perm``, ``seed``, ``stats_every``.
+        ``stop_when``, ``n_boot``, ``n_perm``, ``stats_seed``, ``stats_every``.
 
     Returns
     -------
@@ -221,4 +226,5 @@ def make_monitor(args: argparse.Namespace):
     if rule is not None and any(c.kind in ("latency", "significant") for c in rule.conditions) \
             and (args.n_boot == 0 or args.n_perm == 0):
         raise NeuralignError("--stop-when on latency intervals needs --n-boot and --n-perm > 0")
-    return StatisticsMonitor(rule=rule, n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed)
+    return StatisticsMonitor(rule=rule, n_boot=args.n_boot, n_perm=args.n_perm,
+                             seed=args.stats_seed)

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ..base import load_design
 from ..errors import NeuralignError
-from . import add_alias, add_stream_args, add_window_args
+from . import (
+    add_alias,
+    add_model_args,
+    add_stream_args,
+    add_window_args,
+    feature_specs,
+    make_monitor,
+)
 
 
 def register(subparsers) -> None:
@@ -28,8 +35,7 @@ def register(subparsers) -> None:
     add_stream_args(p, required=False)
     add_alias(p, "--eeg", dest="eeg_stream")
     add_alias(p, "--markers", dest="marker_stream")
-    p.add_argument("--features", type=Path, default=None,
-                   help="features of the stimuli (.npz or feature cache)")
+    add_model_args(p, required=False)
     p.add_argument("--design", type=Path, default=None,
                    help="session design JSON (its test stimuli score; else nested CV)")
     p.add_argument("--connect-timeout", type=float, default=10.0,
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from ..app.run import run_window
     from ..app.settings import load_settings
     from ..realtime.source import LiveSource, StaticSource
-    from ..report import write_outputs
+    from ..report import write_session
 
     eeg, markers = args.eeg_stream, args.marker_stream
     if args.exit_after is not None and args.exit_after < 0:
@@ -91,18 +97,22 @@ def run(args: argparse.Namespace) -> int:
     if args.results is not None and eeg is not None:
         raise NeuralignError("--results shows saved maps: drop --eeg-stream/--marker-stream")
     design = load_design(args.design) if args.design is not None else None
+    monitor = make_monitor(args)  # a bad --stop-when: one line before the window opens
+    specs = feature_specs(args.features)
 
     def announce(session) -> None:
         print(session.connected_line(), file=sys.stderr, flush=True)
 
     def factory(s: dict):
         s = dict(s)
-        if args.features is not None:
-            s["features"] = str(args.features)
+        if specs:
+            s["features"] = ({k: str(v) for k, v in specs.items()} if len(specs) > 1
+                             else str(next(iter(specs.values()))))
         if args.out is not None:
             s["out_dir"] = str(args.out)
         return live_source_factory(s, design=design, connect_timeout=args.connect_timeout,
-                                   on_connected=announce)
+                                   on_connected=announce, statistics=monitor,
+                                   stats_every=args.stats_every)
 
     source = None
     if args.results is not None:
@@ -129,8 +139,12 @@ def run(args: argparse.Namespace) -> int:
     err = src.error if src is not None else None
     result = src.result if isinstance(src, LiveSource) else None  # final maps after stop()
     if result is not None and args.out is not None:
-        paths = write_outputs(result, args.out, title=title,
-                              extra={"recording": str(src.session.recorder.dir)})
+        sess = src.session
+        extra = {"recording": str(sess.recorder.dir)}
+        if sess.stop_reason:
+            extra["stop_reason"] = sess.stop_reason
+        paths = write_session(result, args.out, title=title, extra=extra, results=sess.results,
+                              stats=sess.stats)
         snap = src.latest()
         if snap is not None:
             print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected; "

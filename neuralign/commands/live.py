@@ -58,6 +58,9 @@ def register(subparsers) -> None:
     p.add_argument("--memory", default=None, metavar="SIZE",
                    help="memory budget for the engine's caches and refreshes, e.g. 4GB "
                         "(default: 80%% of the memory available)")
+    p.add_argument("--rsa-every", type=int, default=1, metavar="N",
+                   help="recompute RSA and the noise ceilings every N map refreshes (1); the "
+                        "final maps always have them")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
@@ -128,7 +131,7 @@ def closed_loop_policy(args: argparse.Namespace, design):
     """
     if args.order != "closed-loop":
         return None
-    from ..realtime.closed_loop import BlockPolicy
+    from ..realtime.decisions import BlockPolicy
 
     if design is None or not design.test_ids:
         raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
@@ -163,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
                              "set is fixed in advance)")
     memory = None if args.memory is None else parse_memory(args.memory)
     monitor = make_monitor(args)  # a bad --stop-when is one line before anything starts
+    if args.rsa_every < 1:
+        raise NeuralignError(f"--rsa-every must be >= 1, got {args.rsa_every}")
     features = load_models(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
@@ -176,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                        refresh_every=args.refresh_every,
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
-                                  "memory": memory},
+                                  "memory": memory, "rsa_every": args.rsa_every},
                        blas_threads=args.blas_threads or None, statistics=monitor,
                        stats_every=args.stats_every, closed_loop=policy)
     say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")

@@ -187,7 +187,10 @@ class SessionSetup:
     sfreq: float = 1000.0
     xvfb: bool = False
     connect_timeout: float = 60.0
-    live_args: list[str] = field(default_factory=list)
+    live_args: list[str] = field(default_factory=list)  # given to `live` and `gui`
+    #: several models (``LABEL=PATH``): the engine compares them, the amplifier plants the
+    #: first (``features``)
+    model_specs: list[str] = field(default_factory=list)
     screenshot: Path | None = None  # GUI: save the window here and exit after exit_after s
     exit_after: float | None = None
 
@@ -258,9 +261,11 @@ def run_session(plan: SessionSetup) -> int:
             cmd = [*CLI, *pres_cmd]
         presenter = start_child("present", cmd, logs, env=env, watch="presenting ")
         children.append(presenter)
+        feats = [a for spec in (plan.model_specs or [str(features)])
+                 for a in ("--features", spec)]
         if plan.gui:
-            gui_cmd = [*CLI, "gui", "--eeg-stream", eeg, "--marker-stream", markers, "--features",
-                       str(features), "--out", str(out), "--design", str(paths["design"])]
+            gui_cmd = [*CLI, "gui", "--eeg-stream", eeg, "--marker-stream", markers, *feats,
+                       "--out", str(out), "--design", str(paths["design"]), *plan.live_args]
             gui_env = None
             if plan.screenshot is not None:
                 gui_cmd += ["--screenshot", str(plan.screenshot)]
@@ -270,8 +275,8 @@ def run_session(plan: SessionSetup) -> int:
             engine = start_child("gui", gui_cmd, logs, env=gui_env)
         else:
             engine = start_child("live", [
-                *CLI, "live", "--eeg-stream", eeg, "--marker-stream", markers, "--features",
-                str(features), "--out", str(out), "--design", str(paths["design"]),
+                *CLI, "live", "--eeg-stream", eeg, "--marker-stream", markers, *feats,
+                "--out", str(out), "--design", str(paths["design"]),
                 "--connect-timeout", str(plan.connect_timeout), "--order", plan.config.order,
                 *plan.live_args],
                 logs, watch="connected:")
@@ -296,7 +301,7 @@ def run_session(plan: SessionSetup) -> int:
             stop_file.touch()  # the window was closed (or --exit-after): end the presentation
             stopped = True
         pres_rc = presenter.proc.wait(timeout=30)
-        if engine.proc.poll() is not None and not plan.gui:
+        if engine.proc.poll() not in (None, 0) and not plan.gui:  # 0: its --stop-when held
             raise NeuralignError(f"`neuralign live` ended early (exit {engine.proc.returncode})"
                                  f":\n{engine.tail()}", path=engine.log_path)
         # the last epoch needs tmax of data after its marker (plus amplifier latency)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..base import EpochData
 from ..errors import NeuralignError
-from . import add_alias, add_window_args
+from . import add_alias, add_model_args, add_window_args, feature_specs, load_models, make_monitor
 from .datasets import load_dataset
 
 
@@ -36,9 +36,7 @@ def register(subparsers) -> None:
                      help="a live session's output folder (or its .xdf)")
     src.add_argument("--dataset", metavar="KIND:PATH",
                      help="e.g. things-eeg2:/data/sub-01, sim:/tmp/sim, mne-epochs:x-epo.fif")
-    p.add_argument("--features", type=Path, default=None,
-                   help="features (.npz or feature cache); default: the recording's, or a "
-                        "features.npz next to the dataset")
+    add_model_args(p, required=False, seed_flag="--stats-seed")
     p.add_argument("--speed", type=float, default=None,
                    help="x real time (default 1 in the window, as fast as possible with "
                         "--headless); 0 = as fast as possible")
@@ -68,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def _default_features(args, data) -> Path:
-    if args.features is not None:
+    if args.features:
         return args.features
     cands = []
     feat = data.info.get("features") or (data.info.get("settings") or {}).get("features")
@@ -79,11 +77,12 @@ def _default_features(args, data) -> Path:
         for meta in (base / "recording" / "session.json", base / "session.json",
                      base.parent / "session.json"):
             try:
-                src = json.loads(meta.read_text()).get("features", {}).get("source")
+                prov = json.loads(meta.read_text()).get("features", {})
+                # a feature cache records where it lies as cache_file; a .npz as source
+                srcs = [prov.get("cache_file"), prov.get("source")]
             except (OSError, ValueError, AttributeError):
                 continue
-            if isinstance(src, str) and src:
-                cands.append(Path(src))
+            cands += [Path(src) for src in srcs if isinstance(src, str) and src]
     for d in (base, base.parent, base.parent.parent):
         cands.append(d / "features.npz")
     for c in cands:
@@ -140,12 +139,12 @@ def build_source(args: argparse.Namespace):
     spec : str
         The dataset as ``KIND:PATH``.
     """
-    from ..io.features import load_features
     from ..realtime.replay import ReplaySource, make_engine
 
+    monitor = make_monitor(args)  # a bad --stop-when: one line, before anything is loaded
     data, spec = replay_data(args)
     fpath = _default_features(args, data)
-    features = load_features(fpath)
+    features = load_models(fpath)
     engine = make_engine(data, features, backend=args.backend)
     speed = args.speed
     if speed is None:
@@ -156,12 +155,15 @@ def build_source(args: argparse.Namespace):
         raise NeuralignError("--refresh-every must be > 0 seconds")
     name = Path(spec.partition(":")[2]).name or spec
     source = ReplaySource(data, engine, speed=speed if speed > 0 else math.inf, soa=args.soa,
-                          refresh_interval=args.refresh_every, name=name, loop=args.loop)
+                          refresh_interval=args.refresh_every, name=name, loop=args.loop,
+                          monitor=monitor, stats_every=args.stats_every)
     return source, data, fpath, spec
 
 
 def _extra(data, fpath, spec) -> dict:
-    extra = {"dataset": spec, "features": str(fpath), "replayed": True}
+    feats = {k: str(v) for k, v in feature_specs(fpath).items()}
+    extra = {"dataset": spec, "features": feats if len(feats) > 1 else str(fpath),
+             "replayed": True}
     for k in ("planted", "simulated"):
         if k in data.info:
             extra[k] = data.info[k]
@@ -224,12 +226,18 @@ def run(args: argparse.Namespace) -> int:
     if args.headless:
         from tqdm import tqdm
 
+        rule = source.publisher.monitor.rule
         with tqdm(total=data.epochs.shape[0], desc="replay", unit="epoch", file=sys.stderr) as bar:
-            snap = source.run_to_end(progress=bar.update)
-        if snap.result is None:
+            source.run_to_end(progress=bar.update, refresher=rule is not None)
+        result = source.final_result()
+        snap = source.latest()
+        if result is None:
             raise NeuralignError(f"no maps after {snap.epochs_accepted} epochs: "
                                  f"{source.error or 'too few epochs'}")
-        paths = _write(snap.result, args.out, title=title, extra=extra)
+        if source.stop_reason:
+            print(source.stop_reason, file=sys.stderr)
+            extra["stop_reason"] = source.stop_reason
+        paths = _write(result, args.out, title=title, extra=extra, source=source)
         _summary(snap)
         print(f"results written to {args.out} ({len(paths)} files)")
         return 0
@@ -246,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         _summary(snap)
         if result is None:
             raise NeuralignError(f"no maps to write: {source.error or 'too few epochs'}")
-        paths = _write(result, args.out, title=title, extra=extra)
+        paths = _write(result, args.out, title=title, extra=extra, source=source)
         print(f"results written to {args.out} ({len(paths)} files)")
     else:
         source.stop()
@@ -256,7 +264,9 @@ def run(args: argparse.Namespace) -> int:
     return rc
 
 
-def _write(result, out, *, title, extra):
-    from ..report import write_outputs
+def _write(result, out, *, title, extra, source):
+    from ..report import write_session
 
-    return write_outputs(result, out, title=title, extra=extra)
+    pub = source.publisher
+    return write_session(result, out, title=title, extra=extra, results=pub.results,
+                         stats=pub.stats)

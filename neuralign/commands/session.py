@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import NeuralignError
 from ..stimulus.presenter import has_display
-from . import add_window_args
+from . import add_model_args, add_window_args, feature_specs, make_monitor
 from .present import add_session_options, config_overrides, one_line_warnings
 
 # Without --config, a simulated session shows the built-in images, 20 of them as test stimuli
@@ -42,9 +42,7 @@ def register(subparsers) -> None:
                    help="stop after this many seconds (default: when the presenter ends)")
     p.add_argument("--out", type=Path, default=Path("session_out"), help="output folder")
     add_window_args(p)
-    p.add_argument("--features", type=Path, default=None,
-                   help="features of the shown stimuli (.npz / cache); default: synthetic "
-                   "features, or --model")
+    add_model_args(p, required=False, seed_flag="--stats-seed")
     p.add_argument("--model", default="",
                    help="compute real features first (`neuralign features --model NAME`)")
     p.add_argument("--snr", type=float, default=0.3, help="simulated evoked SNR (0.3)")
@@ -70,7 +68,17 @@ def run(args: argparse.Namespace) -> int:
             "only --simulate sessions are orchestrated; with a real amplifier run "
             "`neuralign live --design OUT/design.json ...` and `neuralign present --config ...` "
             "(docs/stimulus.md)")
+    make_monitor(args)  # a bad --stop-when: one line before any child starts
+    specs = feature_specs(args.features)
+    model_specs = [f"{k}={v}" for k, v in specs.items()]
+    stats_args = ["--stats-every", str(args.stats_every), "--n-boot", str(args.n_boot),
+                  "--n-perm", str(args.n_perm), "--seed", str(args.stats_seed)]
+    if args.stop_when:
+        stats_args += ["--stop-when", args.stop_when]
     gui = not args.headless
+    if args.order == "closed-loop" and gui:
+        raise NeuralignError("--order closed-loop needs a session that runs `neuralign live`: "
+                             "add --headless (the GUI does not choose blocks yet)")
     if gui and not _gui_available():
         raise NeuralignError("the GUI needs the gui extra (PySide6, pyqtgraph): pip install "
                              "'neuralign[gui]', or use --headless")
@@ -101,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
             # a simulated session must not collide with a real one on this machine
             config.markers.stream_name = f"neuralign-markers-{uuid.uuid4().hex[:6]}"
         plan = SessionSetup(
-            config=config, out=args.out, features=args.features, model=args.model, gui=gui,
+            config=config, out=args.out, model=args.model, gui=gui,
+            features=next(iter(specs.values())) if specs else None,
+            model_specs=model_specs if len(model_specs) > 1 else [], live_args=stats_args,
             duration=args.duration, snr=args.snr, channels=args.channels, sfreq=args.sfreq,
             xvfb=not has_display(), connect_timeout=args.connect_timeout,
             screenshot=args.screenshot, exit_after=args.exit_after,

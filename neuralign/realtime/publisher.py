@@ -72,14 +72,22 @@ class SnapshotPublisher:
         maps: 1 = every refresh).
     on_stats : callable | None
         ``on_stats(statistics)`` after each evaluation (e.g. to stop when the rule holds).
+    stats_async : bool
+        Evaluate the statistics in a thread of their own beside the refresh loop (the maps
+        keep their cadence while a slower evaluation runs; each evaluation takes the newest
+        refresh). False: right after the refresh, in its thread.
     """
 
     def __init__(self, engine, *, interval_s: float, epoch_shape: tuple[int, int],
                  tolerate: tuple[type[BaseException], ...] = (),
                  annotate: Callable[[AlignmentResult], None] | None = None,
                  monitor: StatisticsMonitor | None = None, stats_every: int = 1,
-                 on_stats: Callable[[Statistics], None] | None = None) -> None:
+                 on_stats: Callable[[Statistics], None] | None = None,
+                 stats_async: bool = False) -> None:
         self.engine = engine
+        self.stats_async = bool(stats_async)
+        self._stats_lock = threading.Lock()
+        self._stats_due = threading.Event()
         self.monitor = monitor
         self.stats_every = max(1, int(stats_every))
         self.on_stats = on_stats
@@ -183,7 +191,10 @@ class SnapshotPublisher:
         self.n_refreshes += 1
         due = stats if stats is not None else (self.n_refreshes - 1) % self.stats_every == 0
         if self.monitor is not None and due:
-            self.evaluate_statistics()
+            if self.stats_async and stats is None:
+                self._stats_due.set()  # the statistics thread takes it
+            else:
+                self.evaluate_statistics()
         return res
 
     def evaluate_statistics(self) -> Statistics | None:
@@ -196,10 +207,27 @@ class SnapshotPublisher:
         """
         if self.monitor is None:
             return None
-        self.stats = self.monitor.evaluate(self.engines, n_epochs=int(self.engine.n_epochs))
+        with self._stats_lock:  # one evaluation at a time (the rule keeps a history)
+            self._stats_due.clear()
+            stats = self.monitor.evaluate(self.engines, n_epochs=int(self.engine.n_epochs))
+            self.stats = stats
         if self.on_stats is not None:
-            self.on_stats(self.stats)
-        return self.stats
+            self.on_stats(stats)
+        return stats
+
+    def stats_loop(self, stop: threading.Event) -> None:
+        """Evaluate the statistics whenever a refresh asks for it, until ``stop`` is set.
+
+        Parameters
+        ----------
+        stop : threading.Event
+            Ends the loop (an evaluation asked for and not started yet runs first).
+        """
+        while not stop.is_set():
+            if self._stats_due.wait(0.1):
+                self.evaluate_statistics()
+        if self._stats_due.is_set():
+            self.evaluate_statistics()
 
     def refresh_loop(self, stop: threading.Event, *, done: threading.Event | None = None,
                      paused: Callable[[], bool] = lambda: False,
@@ -218,6 +246,19 @@ class SnapshotPublisher:
         on_tick : callable | None
             Called on every tick (about five times a second), e.g. to publish a snapshot.
         """
+        worker, ended = None, threading.Event()
+        if self.monitor is not None and self.stats_async:
+            worker = threading.Thread(target=self.stats_loop, args=(ended,), daemon=True,
+                                      name="neuralign-statistics")
+            worker.start()
+        try:
+            self._refresh_loop(stop, done, paused, on_tick)
+        finally:
+            ended.set()
+            if worker is not None:
+                worker.join()
+
+    def _refresh_loop(self, stop, done, paused, on_tick) -> None:
         last, n_last = time.monotonic() - self.interval_s, 0
         while not stop.is_set():
             finished = done is not None and done.is_set()

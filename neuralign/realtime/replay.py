@@ -43,11 +43,18 @@ def make_engine(data: EpochData, features: FeatureSet, **engine_kw):
 
     Returns
     -------
-    AlignmentEngine
-        An empty engine.
+    AlignmentEngine | ModelGroup
+        An empty engine (a :class:`~neuralign.align.ModelGroup` when ``features`` maps
+        several labels to feature sets).
     """
     from ..align.engine import AlignmentEngine
+    from ..align.group import ModelGroup
 
+    if isinstance(features, dict):
+        if len(features) > 1:
+            return ModelGroup(features, times=data.times, ch_names=list(data.ch_names),
+                              test_ids=data.test_ids, **engine_kw)
+        features = next(iter(features.values()))
     return AlignmentEngine(features, times=data.times, ch_names=list(data.ch_names),
                            test_ids=data.test_ids, **engine_kw)
 
@@ -89,6 +96,11 @@ class ReplaySource(SnapshotSource):
     loop : bool
         Start again from the first epoch when the data run out (a demo loop; the engine keeps
         accumulating, so maps sharpen as if repetitions continued).
+    monitor : StatisticsMonitor | None
+        Intervals, masks, ranking and stopping rule after every ``stats_every``-th refresh;
+        when the rule holds, the replay stops (:attr:`stop_reason`).
+    stats_every : int
+        Refreshes between two evaluations of the statistics.
     """
 
     controls = frozenset({"pause", "speed", "refresh_interval"})
@@ -104,6 +116,8 @@ class ReplaySource(SnapshotSource):
         scope_seconds: float = 4.0,
         name: str = "replay",
         loop: bool = False,
+        monitor=None,
+        stats_every: int = 1,
     ) -> None:
         self.data = data
         self.engine = engine
@@ -115,7 +129,10 @@ class ReplaySource(SnapshotSource):
         self.set_speed(speed)
         self.publisher = SnapshotPublisher(engine, interval_s=refresh_interval,
                                            epoch_shape=data.epochs.shape[1:],
-                                           tolerate=TOLERATED)
+                                           tolerate=TOLERATED, monitor=monitor,
+                                           stats_every=stats_every, on_stats=self._on_stats)
+        self.rule_met = threading.Event()
+        self.stop_reason: str | None = None
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,6 +233,14 @@ class ReplaySource(SnapshotSource):
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
 
+    def _on_stats(self, stats) -> None:
+        """Refresh thread: stop the replay when the stopping rule holds (once)."""
+        st = stats.stopping
+        if st is not None and st.satisfied and not self.rule_met.is_set():
+            self.stop_reason = f"stop rule met after {stats.n_epochs} epochs: {st.detail['rule']}"
+            self.rule_met.set()
+            self._stop.set()
+
     def latest(self) -> Snapshot | None:
         """The newest snapshot (``None`` before the worker started)."""
         return self.publisher.snapshot
@@ -234,7 +259,11 @@ class ReplaySource(SnapshotSource):
         pub = self.publisher
         n_in_result = -1 if pub.result is None else int(pub.result.counts.get("n_epochs", -1))
         if self.engine.n_epochs and n_in_result != int(self.engine.n_epochs):
-            pub.refresh()
+            pub.refresh(stats=True)
+            self._publish()
+        elif pub.monitor is not None and pub.result is not None and (
+                pub.stats is None or pub.stats.n_epochs != int(self.engine.n_epochs)):
+            pub.evaluate_statistics()
             self._publish()
         return pub.result
 
@@ -257,13 +286,17 @@ class ReplaySource(SnapshotSource):
         t.join(timeout)
         return not t.is_alive()
 
-    def run_to_end(self, *, progress: Callable[[int], None] | None = None) -> Snapshot:
+    def run_to_end(self, *, progress: Callable[[int], None] | None = None,
+                   refresher: bool = False) -> Snapshot:
         """Play everything in the calling thread at ``speed``, refresh once at the end.
 
         Parameters
         ----------
         progress : callable | None
             Called with 1 after each epoch (a progress bar's ``update``).
+        refresher : bool
+            Refresh the maps (and the statistics) every ``refresh_interval`` seconds while
+            playing, in a second thread (a stopping rule needs them); else only at the end.
 
         Returns
         -------
@@ -271,7 +304,7 @@ class ReplaySource(SnapshotSource):
             The last snapshot, with the final maps.
         """
         self._stop.clear()
-        self._run(progress=progress, refresher=False)
+        self._run(progress=progress, refresher=refresher)
         return self.publisher.snapshot
 
     # ------------------------------------------------------------------ worker

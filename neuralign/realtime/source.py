@@ -152,9 +152,18 @@ class LiveSource(SnapshotSource):
         self.result = None
         self._worker: threading.Thread | None = None
         self._started = False
+        self._stop_lock = threading.Lock()
+        self._auto_stop: threading.Thread | None = None
 
     def latest(self) -> Snapshot | None:
-        """The session's newest snapshot."""
+        """The session's newest snapshot (stops the session, in the background, once its
+        stopping rule holds)."""
+        rule_met = getattr(self.session, "rule_met", None)
+        if rule_met is not None and rule_met.is_set() and self._auto_stop is None \
+                and self._started:
+            self._auto_stop = threading.Thread(target=self.stop, name="neuralign-auto-stop",
+                                               daemon=True)
+            self._auto_stop.start()
         return self.session.snapshot
 
     def _run(self, fn, what: str) -> None:
@@ -189,10 +198,11 @@ class LiveSource(SnapshotSource):
         timeout : float
             Seconds to wait for a connect still in progress.
         """
-        if not self._started:
-            return
-        if self._worker is not None:
-            self._worker.join(timeout)
-        self._started = False
-        if self.session.connected:
-            self._run(self.session.stop, "stop")
+        with self._stop_lock:
+            if not self._started:
+                return
+            if self._worker is not None:
+                self._worker.join(timeout)
+            self._started = False
+            if self.session.connected:
+                self._run(self.session.stop, "stop")

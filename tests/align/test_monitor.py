@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from neuralign.align import ModelGroup
 from neuralign.align.confidence import bootstrap_peaks
@@ -73,3 +74,39 @@ def test_significant_peaks_reads_the_peak_cell():
     sig = significant_peaks(c["peaks"], c["mask"], times)
     j = np.searchsorted(times, c["peaks"].latency_s[0])
     assert sig[0] == c["mask"].mask[0, j]
+
+
+def test_nan_percentiles_equal_numpy():
+    from neuralign.align.quantiles import nan_percentiles
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((301, 5, 7))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 0, 0] = np.nan  # an all-NaN column
+    x[:, 1, 1] = 3.0  # ties
+    x[:300, 2, 2] = np.nan  # one value
+    for q in (0.0, 2.5, 50.0, 97.5, 100.0):
+        got = nan_percentiles(x, [q])[0]
+        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+            want = np.nanpercentile(x, q, axis=0)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-14, equal_nan=True)
+
+
+def test_paired_comparison_from_bootstrap_samples_equals_compare_models():
+    from neuralign.align.confidence import compare_models
+    from neuralign.align.ranking import compare_bootstrapped
+
+    g, sids, epochs = _group()
+    g.add_epochs(sids, epochs)
+    g.refresh()
+    ha, hb = g.engines["planted"].held_out, g.engines["random"].held_out
+    pa = bootstrap_peaks(ha, n_boot=300, seed=4)
+    pb = bootstrap_peaks(hb, n_boot=300, seed=4)
+    fast = compare_bootstrapped(pa, 0, pb, 1)
+    slow = compare_models(ha, 0, hb, 1, n_boot=300, seed=4)
+    assert fast["p"] == slow["p"]
+    np.testing.assert_allclose(fast["ci"], slow["ci"], atol=1e-12)
+    assert fast["diff"] == pytest.approx(slow["diff"], abs=1e-12)
+    assert fast["n_stimuli"] == slow["n_stimuli"]
+    # other stimuli or another number of resamples do not pair up
+    assert compare_bootstrapped(pa, 0, bootstrap_peaks(hb, n_boot=200, seed=4), 1) is None

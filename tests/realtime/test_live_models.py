@@ -17,6 +17,7 @@ from neuralign.align.monitor import StatisticsMonitor
 from neuralign.align.stopping import StoppingRule
 from neuralign.base import FeatureSet, load_design
 from neuralign.cli import main
+from neuralign.io.backchannel import BackChannelReader
 from neuralign.io.features import save_features
 from neuralign.realtime.session import LiveSession
 from neuralign.report import write_session
@@ -29,11 +30,11 @@ pytestmark = [pytest.mark.lsl, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
-    ids = [f"stim_{i:03d}" for i in range(60)]
+    ids = [f"stim_{i:03d}" for i in range(80)]
     planted = hierarchical_features(ids, n_layers=4, dim=12, seed=1)
     rng = np.random.default_rng(5)
     random = FeatureSet(planted.stimulus_ids, [f"rand{i}" for i in range(3)],
-                        [rng.standard_normal((60, 10)) for _ in range(3)])
+                        [rng.standard_normal((80, 10)) for _ in range(3)])
     d = tmp_path_factory.mktemp("feat")
     save_features(d / "planted.npz", planted)
     save_features(d / "random.npz", random)
@@ -44,11 +45,11 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
     ppath, rpath, planted, random = two_models
     name = unique("models")
     design_path = tmp_path / "design.json"
-    # 40 train x 2 + 20 test x 10 = 280 presentations, ~14 s at 20 Hz
+    # 40 train x 2 + 40 test x 8 = 400 presentations, ~20 s at 20 Hz
     amp = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
                      str(ppath), "--schedule", "--design-out", str(design_path), "--n-test",
-                     "20", "--train-reps", "2", "--test-reps", "10", "--soa", "0.05",
-                     "--snr", "1.0", "--seed", "3"], tmp_path / "amp.log")
+                     "40", "--train-reps", "2", "--test-reps", "8", "--soa", "0.05",
+                     "--snr", "1.5", "--seed", "3"], tmp_path / "amp.log")
     out = tmp_path / "live"
     rule = StoppingRule.parse("ranking p<0.01 and epochs>=120")
     monitor = StatisticsMonitor(rule=rule, n_boot=200, n_perm=100, seed=7)
@@ -59,16 +60,25 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
         sess = LiveSession({"random": random, "planted": planted}, eeg_stream=name,
                            marker_stream=f"{name}-markers", out_dir=out, design=design,
                            refresh_every=0.5, statistics=monitor, stats_every=1)
+        sess.connect()
+        presenter = BackChannelReader(f"{name}-markers")  # what `neuralign present` reads
+        assert presenter.connect(20)
         sess.start()
         assert wait_until(sess.rule_met.is_set, 90), sess.status_line()
         live_line = sess.status_line()
+        told = presenter.poll(timeout=10)
         result = sess.stop()
+        presenter.close()
     finally:
         stop(amp)
+    # the presenter was told over the back channel to stop, with the reason
+    assert told is not None
+    assert told.kind == "stop"
+    assert "ranking p<0.01" in told.reason
     st = sess.stats
-    # the session stopped by itself, before the schedule's 280 presentations
+    # the session stopped by itself, before the schedule's 400 presentations
     assert sess.stop_reason.startswith("stop rule met")
-    assert st.n_epochs < 280
+    assert st.n_epochs < 400
     assert "stop rule" in live_line
     assert "ci" in live_line
     # several models: each has maps, intervals and a mask; the planted one is ranked first
@@ -80,9 +90,9 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
     assert st.models["planted"].significant.any()
     assert not st.models["random"].mask.mask.any()
     hist = st.history
-    assert len(hist) >= 2
-    assert hist[-1]["satisfied"]
+    assert len(hist) >= 3  # CI width and p vs epochs, up to the final maps
     assert not hist[0]["satisfied"]
+    assert hist[-1]["n_epochs"] == st.n_epochs
     paths = write_session(result, out, title="test", results=sess.results, stats=st)
     assert paths["stopping_history"].exists()
     saved = json.loads((out / "results.json").read_text())["statistics"]
