@@ -1,6 +1,7 @@
 # neuralign: two commands do all set-up.
 #   make demo   create .venv, install, run the embedded demo (results + figures + report)
 #   make test   create/update .venv with the test extras, run the whole test suite
+#   make docs   build the documentation (API reference + example gallery) into docs/_build/html
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -21,10 +22,10 @@ DEBS := xvfb xauth libgl1-mesa-dri libglu1-mesa libgl1 libegl1 libxkbcommon0 lib
         libfontconfig1 libdbus-1-3 libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-shape0 \
         libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0
 
-.PHONY: demo test lint bench sysdeps clean help
+.PHONY: demo test lint bench docs sysdeps clean help
 
 help:
-	@echo "make demo | make test | make bench | make lint | make clean"
+	@echo "make demo | make test | make docs | make bench | make lint | make clean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,7 @@ $(VENV)/.stamp-core: pyproject.toml | $(BIN)/python
 # Everything, including torch (the CPU build on these machines; pinned so no CUDA build is pulled).
 $(VENV)/.stamp-test: pyproject.toml $(VENV)/.stamp-core
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[cpu,export,gui,present,scale,test]"
+	$(BIN)/python -m pip install -q -e ".[cpu,export,gui,present,scale,test,docs]"
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
 	touch $@
 
@@ -55,14 +56,21 @@ demo: $(VENV)/.stamp-core
 	$(BIN)/neuralign demo --out $(OUT)
 
 test: sysdeps $(VENV)/.stamp-test
-	$(BIN)/ruff check neuralign tests bench
+	$(BIN)/ruff check neuralign tests bench examples docs
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 tests
 
 lint: $(VENV)/.stamp-test
-	$(BIN)/ruff check neuralign tests bench
+	$(BIN)/ruff check neuralign tests bench examples docs
+
+# The documentation: Sphinx + numpydoc API reference, MyST pages, sphinx-gallery examples (run
+# here; the test suite runs them too and builds the pages without running them), no warnings.
+docs: $(VENV)/.stamp-test
+	rm -rf docs/_build docs/generated docs/auto_examples
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
 
 bench: $(VENV)/.stamp-test
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache docs/_build docs/generated docs/auto_examples

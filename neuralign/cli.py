@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from . import __version__
-from .errors import NeuralignError
+from .errors import NeuralignError, NeuralignWarning
 
 # sub-command -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gui": ("neuralign.commands.gui", "the live Qt window"),
     "replay": ("neuralign.commands.replay", "replay a recording or dataset through the engine"),
     "study": ("neuralign.commands.study", "many subjects x many models, with statistics"),
+    "verify-recording": ("neuralign.commands.verify", "check a recording's integrity"),
 }
 
 
@@ -75,20 +77,37 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit status: 0, 2 for a user error (one line on stderr), 130 on Ctrl-C.
     """
+    from .commands.console import console_gone, say, watch_parent
+
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv else 2
+    watch_parent()  # a child of `neuralign session` ends with its parent, however it ends
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except NeuralignError as e:
-        print(f"neuralign: error: {e}", file=sys.stderr)
+        say(f"neuralign: error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("neuralign: interrupted", file=sys.stderr)
+        say("neuralign: interrupted")
         return 130
+    except BrokenPipeError:  # the reader of our output went away: no traceback
+        console_gone()
+        return 141
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, NeuralignWarning):
+        from .commands.console import say
+
+        say(f"neuralign: warning: {message}")
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":  # pragma: no cover

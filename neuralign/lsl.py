@@ -24,13 +24,82 @@ LSL_CONFIG = Path(__file__).with_name("lsl_api.cfg")
 def configure_lsl() -> Path:
     """Point liblsl at the machine-scope configuration, unless ``LSLAPICFG`` is already set.
 
+    A ``LSLAPICFG`` that names a missing, unreadable or empty file is an error: liblsl would
+    log one line and fall back to its defaults, whose discovery leaves the machine.
+
     Returns
     -------
     Path
         The configuration file in force.
+
+    Raises
+    ------
+    NeuralignError
+        ``LSLAPICFG`` is set to a missing, unreadable or empty file.
     """
     os.environ.setdefault("LSLAPICFG", str(LSL_CONFIG))
-    return Path(os.environ["LSLAPICFG"])
+    p = Path(os.environ["LSLAPICFG"])
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace") if os.environ["LSLAPICFG"] else ""
+    except OSError as e:
+        raise NeuralignError(f"LSLAPICFG names a file that cannot be read ({e.strerror}); "
+                             "liblsl would fall back to defaults that send discovery beyond "
+                             "this machine: unset LSLAPICFG (neuralign then uses its "
+                             f"machine-scope {LSL_CONFIG.name}) or fix the path",
+                             path=p) from None
+    if not any(ln.strip() and not ln.lstrip().startswith((";", "#"))
+               for ln in text.splitlines()):
+        raise NeuralignError("LSLAPICFG names an empty LSL configuration; liblsl would fall "
+                             "back to defaults that send discovery beyond this machine: unset "
+                             f"LSLAPICFG (neuralign then uses its {LSL_CONFIG.name}) or fill it",
+                             path=p)
+    return p
+
+
+def listening_sockets(pid: int | str = "self") -> list[tuple[str, str, int]]:
+    """The TCP listening and UDP sockets a process has open, with their bound addresses.
+
+    Linux only (``/proc``); elsewhere an empty list.
+
+    Parameters
+    ----------
+    pid : int | str
+        The process (default: this one).
+
+    Returns
+    -------
+    list of (str, str, int)
+        ``(protocol, address, port)``, e.g. ``("tcp", "0.0.0.0", 16572)``: what liblsl's
+        outlets expose (see docs/realtime.md).
+    """
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return []
+    found = []
+    for proto in ("tcp", "udp", "tcp6", "udp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] not in inodes or (proto.startswith("tcp") and f[3] != "0A"):  # 0A: LISTEN
+                continue
+            hexip, hexport = f[1].split(":")
+            if len(hexip) == 8:
+                ip = ".".join(str(int(hexip[i:i + 2], 16)) for i in (6, 4, 2, 0))
+            else:
+                ip = "::" if int(hexip, 16) == 0 else hexip
+            found.append((proto.rstrip("6"), ip, int(hexport, 16)))
+    return sorted(set(found))
 
 
 def get_pylsl():
@@ -225,3 +294,28 @@ class MarkerOutlet:
     def close(self) -> None:
         """Drop the outlet (its consumers see the stream end)."""
         self.outlet = None
+
+
+def exposure_line(pid: int | str = "self") -> str:
+    """One line saying where this process's LSL outlets can be reached from.
+
+    Parameters
+    ----------
+    pid : int | str
+        The process (default: this one).
+
+    Returns
+    -------
+    str
+        E.g. ``"network: LSL discovery on loopback only; liblsl's data server listens on all
+        interfaces: tcp 16572, udp 16573 (see docs/realtime.md)"``.
+    """
+    socks = listening_sockets(pid)
+    wide = [f"{proto} {port}" for proto, ip, port in socks if ip in ("0.0.0.0", "::")]
+    local = all(ip.startswith("127.") for _, ip, port in socks if port == 16571)
+    head = "network: LSL discovery on " + ("loopback only" if local else "ALL interfaces")
+    if not wide:
+        return head
+    return (f"{head}; liblsl's data and service sockets listen on all interfaces "
+            f"({', '.join(wide)}): block them with a firewall on an untrusted network "
+            "(docs/realtime.md)")

@@ -10,7 +10,11 @@ inside functions, and strings naming a module (``importlib`` registries such as
     realtime -> align, models, ground   offline  -> align, models, ground
     stimulus -> ground                  sim      -> align, models, ground
     report   -> align, ground           app      -> realtime, align, models, report, ground
+    api      -> commands, realtime, offline, align, models, report, ground
     commands, cli (and ``python -m neuralign``) -> anything
+
+The package root is ground, except that it names ``neuralign.api`` for its lazy (PEP 562)
+top-level names: ``import neuralign`` loads nothing else.
 
 Nothing but ``commands`` and ``cli`` imports ``sim``. A registry that must name modules of
 several parts (dataset kinds, commands) therefore lives in ``commands``.
@@ -39,9 +43,12 @@ ARROWS: dict[str, set[str]] = {
     "sim": {"align", "models", GROUND},
     "report": {"align", GROUND},
     "app": {"realtime", "align", "models", "report", GROUND},
+    "api": {"commands", "realtime", "offline", "align", "models", "report", GROUND},
     "commands": {"*"},
     "cli": {"*"},
 }
+#: Parts the package root may name: the top-level API, loaded on first use (PEP 562).
+ROOT_MAY_NAME = {"api"}
 GROUND_MODULES = {"errors", "lsl", "io", "base"}
 
 #: Violations other engineers are removing, each with who and why. The test fails on any
@@ -125,6 +132,8 @@ def arrow_violations(graph: dict[str, list[tuple[str, int, str]]]) -> list[tuple
         for target, line, how in targets:
             dst = part_of(target)
             if dst == src or "*" in allowed or dst in allowed:
+                continue
+            if module == "neuralign" and dst in ROOT_MAY_NAME:
                 continue
             out.append((module, target, f"{module}:{line} ({how}) imports {target}: "
                                         f"{src} -> {dst} is not an arrow"))

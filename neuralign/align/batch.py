@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from ..base import FeatureSet
 from .data import AlignmentResult
 from .engine import AlignmentEngine
+from .group import ModelGroup
 
 
 def analyze_epochs(
@@ -39,65 +41,61 @@ def analyze_epochs(
     features.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
     eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
                           test_ids=test_ids, **engine_kw)
-    n = data.epochs.shape[0]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        eng.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
-        if progress is not None:
-            progress(stop - start)
+    _feed(eng, data, chunk, progress)
     res = eng.refresh(progress=None if progress is None
                       else functools.partial(progress, what="layers"))
     res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
     return res
 
 
-def analyze_models(data, features, *, monitor=None, chunk: int = 2000, progress=None,
-                   **engine_kw):
-    """Batch analysis of several models (or one) on the same epochs, with their statistics.
+def analyze_models(
+    data, features: Mapping[str, FeatureSet], *, chunk: int = 2000, progress=None,
+    **engine_kw
+) -> tuple[ModelGroup, dict[str, AlignmentResult]]:
+    """Batch analysis of several feature sets (models) over the same epochs.
 
-    The engines and the statistics are those of a live session
-    (:class:`~neuralign.align.ModelGroup`, :class:`~neuralign.align.monitor.StatisticsMonitor`):
-    for the same epochs and seed, the intervals are the live session's final ones.
+    The engines are kept (their held-out predictions give intervals, significance, rankings
+    and variance partitions without refitting).
 
     Parameters
     ----------
     data : EpochData
-        ``epochs`` (n, C, T), ``stimulus_ids`` (n,), ``times``, ``ch_names``, ``test_ids``.
-    features : FeatureSet | mapping of str to FeatureSet
-        One model, or label -> features.
-    monitor : StatisticsMonitor, optional
-        Evaluated once on the final maps (None: no statistics).
+        The epochs, as for :func:`analyze_epochs`.
+    features : mapping of str to FeatureSet
+        Label -> per-layer features (the same stimuli in every set).
     chunk : int
         Epochs accumulated at a time.
     progress : callable, optional
-        As :func:`analyze_epochs`'.
+        As for :func:`analyze_epochs` (layers of every model count).
     **engine_kw
-        Options of :class:`AlignmentEngine` (``incremental`` defaults to False).
+        Options of :class:`AlignmentEngine`.
 
     Returns
     -------
+    group : ModelGroup
+        The refreshed engines.
     results : dict of str to AlignmentResult
-        Label -> maps (label ``"model"`` for a single FeatureSet).
-    stats : Statistics | None
+        The maps of every feature set.
     """
-    from .group import ModelGroup
-
-    models = dict(features) if not isinstance(features, FeatureSet) else {"model": features}
     test_ids = engine_kw.pop("test_ids", data.test_ids)
     engine_kw.setdefault("incremental", False)
-    for fs in models.values():
-        fs.index_of(sorted(set(data.stimulus_ids.tolist())), source="the EEG")
-    group = ModelGroup(models, times=data.times, ch_names=data.ch_names, test_ids=test_ids,
+    ids = sorted(set(data.stimulus_ids.tolist()))
+    for label, fs in features.items():
+        fs.index_of(ids, source=f"the EEG (feature set {label!r})")
+    group = ModelGroup(features, times=data.times, ch_names=data.ch_names, test_ids=test_ids,
                        **engine_kw)
-    n = data.epochs.shape[0]
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        group.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
-        if progress is not None:
-            progress(stop - start)
+    _feed(group, data, chunk, progress)
     results = group.refresh(progress=None if progress is None
                             else functools.partial(progress, what="layers"))
     for res in results.values():
         res.settings["dataset"] = dict(getattr(data, "info", {}) or {})
-    stats = None if monitor is None else monitor.evaluate(group.engines, n_epochs=group.n_epochs)
-    return results, stats
+    return group, results
+
+
+def _feed(target, data, chunk: int, progress) -> None:
+    n = data.epochs.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        target.add_epochs(data.stimulus_ids[start:stop], data.epochs[start:stop])
+        if progress is not None:
+            progress(stop - start)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quantiles import percentile_interval
+from .quantiles import bootstrap_weights, percentile_interval
 
 
 @dataclass
@@ -156,19 +156,8 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, times[j], np.nan), np.where(ok, val, np.nan)
 
 
-def _interval(x: np.ndarray, ci: float) -> np.ndarray:
-    return percentile_interval(x, ci)
-
-
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, n)`` multinomial resampling counts (a stable function of ``seed``)."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-
-
 def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
-    """Weights, EEG sums and ceilings of a bootstrap (reused from ``shared`` when the same
-    stimuli, EEG and seed were resampled for another model)."""
+    """Weights, EEG sums and ceilings of a bootstrap (from ``shared`` if already made)."""
     key = (held.n, n_boot, seed, held.stimulus_ids.tobytes())
     got = None if shared is None else shared.get(key)
     if got is not None and np.array_equal(got[0], held.y):
@@ -188,8 +177,8 @@ def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
 
 
 def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
-                    seed: int = 0, shared: dict | None = None,
-                    n_jobs: int = 1) -> PeakIntervals:
+                    seed: int = 0, shared: dict | None = None, n_jobs: int = 1,
+                    progress=None) -> PeakIntervals:
     """Bootstrap intervals of every layer's peak latency and peak r (raw and normalised).
 
     Parameters
@@ -207,6 +196,8 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         noise ceilings) is computed once for models scored on the same stimuli and EEG.
     n_jobs : int
         Threads over layers.
+    progress : callable, optional
+        Called with 1 after each layer.
     """
     C, times = held.n_channels, np.asarray(held.times, float)
     n = held.n
@@ -233,6 +224,8 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
             with np.errstate(invalid="ignore", divide="ignore"):
                 mn = np.where(ok, rn, 0.0).sum(1) / ok.sum(1)
             pkn[:, li] = _peaks(mn, times)[1]
+        if progress is not None:
+            progress(1)
 
     if n_jobs > 1 and L > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -250,9 +243,9 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         ok = np.isfinite(r0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pkn0 = _peaks(np.where(ok, r0, 0.0).sum(1) / ok.sum(1), times)[1]
-    return PeakIntervals(lat0, _interval(lat, ci), pk0, _interval(pk, ci), pkn0,
-                         _interval(pkn, ci), np.moveaxis(_interval(maps, ci), -1, 1),
-                         n_boot, ci, lat, pk, held.stimulus_ids)
+    iv = percentile_interval
+    return PeakIntervals(lat0, iv(lat, ci), pk0, iv(pk, ci), pkn0, iv(pkn, ci),
+                         np.moveaxis(iv(maps, ci), -1, 1), n_boot, ci, lat, pk, held.stimulus_ids)
 
 
 def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
@@ -270,7 +263,7 @@ def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
 
 
 def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
-                     seed: int = 0) -> MapMask:
+                     seed: int = 0, progress=None) -> MapMask:
     """Cells of the layer x time map above the family-wise null (max statistic).
 
     Parameters
@@ -283,6 +276,8 @@ def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
         Family-wise error rate over every layer and time point.
     seed : int
         Seed of the permutations.
+    progress : callable, optional
+        Called with 1 after each layer.
     """
     C, T, n = held.n_channels, np.asarray(held.times).size, held.n
     L = held.pred.shape[0]
@@ -311,6 +306,8 @@ def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
             with np.errstate(invalid="ignore", divide="ignore"):
                 obs[li, sl] = np.where(cnt[sl] > 0, np.trace(Q, axis1=1, axis2=2) / c, np.nan)
                 null_cells[:, li, sl] = (Q[:, perms, cols].sum(-1) / c[:, None]).T
+        if progress is not None:
+            progress(1)
     null_max = np.nanmax(null_cells.reshape(n_perm, -1), axis=1)
     # exact test: the observed labelling counts as one of the K + 1 permutations
     k_crit = int(np.floor(alpha * (n_perm + 1))) - 1  # largest #{null >= obs} with p <= alpha
@@ -346,7 +343,7 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     d = out[0] - out[1]
     boot = d[1:]
     p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
-    return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
+    return {"diff": float(d[0]), "ci": percentile_interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
 
@@ -363,7 +360,7 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
     -------
     dict
         ``rho``, ``p``, ``ci`` (2,), ``layers`` (indices used), ``n_perm``, and ``note`` when
-        fewer than three layers are significant (rho is then NaN).
+        fewer than three layers are significant or they all peak together (rho is then NaN).
     """
     from itertools import permutations
 
@@ -387,6 +384,9 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
 
     x = lat[idx]
     r0 = rho(x)
+    if not np.isfinite(r0):
+        out["note"] = "the significant layers all peak at the same latency: no order to test"
+        return out
     if idx.size <= 8:
         null = np.array([rho(x[list(p)]) for p in permutations(range(idx.size))])
     else:
@@ -396,5 +396,5 @@ def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = 
                n_perm=int(null.size))
     if peaks.latency_samples is not None:
         boot = np.array([rho(b[idx]) for b in peaks.latency_samples])
-        out["ci"] = _interval(boot, peaks.ci).tolist()
+        out["ci"] = percentile_interval(boot, peaks.ci).tolist()
     return out

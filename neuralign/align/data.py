@@ -78,6 +78,9 @@ class AlignmentResult:
         Numbers of epochs, stimuli, train/test stimuli, unknown ids...
     settings : dict
         Every setting the maps depend on.
+    analyses : dict
+        Further analyses of the same data (unit-level encoding, readouts, ...): name ->
+        JSON-ready summary; written into ``results.json`` under ``analyses`` when not empty.
     """
 
     layers: list[str]
@@ -94,6 +97,7 @@ class AlignmentResult:
     rsa_stimulus_ids: list[str] = field(default_factory=list)
     #: (T,) ceiling on RSA Spearman rho from split-half EEG RDMs (NaN without repetitions)
     rsa_noise_ceiling: np.ndarray | None = None
+    analyses: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------------- derived maps
     def encoding_map(self, *, normalized: bool = False) -> np.ndarray:
@@ -187,6 +191,8 @@ class AlignmentResult:
             "counts": self.counts,
             "settings": self.settings,
         }
+        if self.analyses:
+            out["analyses"] = self.analyses
         return jsonable(out)
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
@@ -242,4 +248,5 @@ class AlignmentResult:
             settings=meta.get("settings", {}),
             rsa_stimulus_ids=z["rsa_stimulus_ids"].tolist(),
             rsa_noise_ceiling=z["rsa_noise_ceiling"] if "rsa_noise_ceiling" in z.files else None,
+            analyses=meta.get("analyses", {}),
         )

@@ -4,8 +4,9 @@
   weights ``B_t`` (features x channels) are reduced to rank ``r`` by reduced-rank regression
   (``B_t V V'`` with ``V`` the top ``r`` right singular vectors of the fitted training values):
   ``r`` spatial patterns, each with its own feature weights, per time point;
-- **PCA then ridge**: principal components of the features (scikit-learn ``PCA`` fitted on
-  the training stimuli), then ridge with alpha chosen per target by GCV.
+- **PCA then ridge**: principal components of the features fitted on the training stimuli
+  (exactly scikit-learn's ``PCA``, computed from the ``n x n`` scatter when there are fewer
+  stimuli than units), then ridge with alpha chosen per target by GCV.
 
 Each readout is compared with full ridge over the same held-out stimuli by a paired
 bootstrap of the mean held-out r (difference, interval, two-sided p).
@@ -54,17 +55,39 @@ def reduce_rank(fitted: np.ndarray, pred: np.ndarray, n_channels: int, rank: int
     """Reduced-rank (over channels) version of ridge predictions, per time point.
 
     ``fitted`` (n_tr, C*T) and ``pred`` (n_te, C*T) are ridge's training and held-out values.
+    At every time point the centred held-out values are projected on the top ``rank`` right
+    singular vectors of the centred fitted values (eigenvectors of their C x C scatter), all
+    time points in one batched eigendecomposition.
     """
     C = n_channels
-    ft = fitted.reshape(fitted.shape[0], C, -1)
-    pt = pred.reshape(pred.shape[0], C, -1)
-    out = np.empty_like(pt)
-    for t in range(ft.shape[2]):
-        mu = ft[:, :, t].mean(0)
-        _, _, vt = np.linalg.svd(ft[:, :, t] - mu, full_matrices=False)
-        V = vt[:rank].T  # (C, r)
-        out[:, :, t] = (pt[:, :, t] - mu) @ V @ V.T + mu
-    return out.reshape(pred.shape)
+    ft = fitted.reshape(fitted.shape[0], C, -1).transpose(2, 0, 1)  # (T, n_tr, C)
+    pt = pred.reshape(pred.shape[0], C, -1).transpose(2, 0, 1)  # (T, n_te, C)
+    mu = ft.mean(1, keepdims=True)  # (T, 1, C)
+    fc = ft - mu
+    _, vecs = np.linalg.eigh(fc.transpose(0, 2, 1) @ fc)  # ascending eigenvalues
+    V = vecs[:, :, C - rank:]  # (T, C, r)
+    out = ((pt - mu) @ V) @ V.transpose(0, 2, 1) + mu  # (T, n_te, C)
+    return out.transpose(1, 2, 0).reshape(pred.shape)
+
+
+def pca_scores(x_tr: np.ndarray, x_te: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of training and held-out rows on the first ``k`` principal components of
+    ``x_tr`` (centred at its mean, as scikit-learn's ``PCA``; component signs may differ).
+
+    The components come from the smaller of the two scatter matrices (``n x n`` when there
+    are fewer stimuli than units), one eigendecomposition for every ``k`` asked for.
+    """
+    mu = x_tr.mean(0)
+    a, b = x_tr - mu, x_te - mu
+    n, D = a.shape
+    if n < D:
+        w, U = np.linalg.eigh(a @ a.T)
+        top = np.argsort(-w)[:k]
+        V = (a.T @ U[:, top]) / np.sqrt(np.maximum(w[top], 1e-300))
+    else:
+        w, V = np.linalg.eigh(a.T @ a)
+        V = V[:, np.argsort(-w)[:k]]
+    return a @ V, b @ V
 
 
 def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64),
@@ -92,8 +115,6 @@ def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64
         ``readouts``: name -> ``{"mean_r", "r_time"}``; ``vs_ridge``: name -> ``{"diff",
         "ci", "p"}`` (mean r minus ridge's; paired bootstrap over held-out stimuli).
     """
-    from sklearn.decomposition import PCA
-
     ly = engine.layers[layer]
     C = engine.n_channels
     seen = np.nonzero(engine.store.count > 0)[0]
@@ -110,14 +131,14 @@ def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64
             if r < C:
                 preds.setdefault(f"factorised rank {r}", []).append(
                     reduce_rank(fitted, pred, C, r))
-        for k in pca_components:
-            k_eff = min(k, x_tr.shape[0] - 1, x_tr.shape[1])
-            if k_eff < 1 or k >= x_tr.shape[1]:
-                continue
-            pca = PCA(n_components=k_eff, svd_solver="full").fit(x_tr)
-            _, p = ridge_fit_predict(pca.transform(x_tr), y_tr, pca.transform(x_te),
-                                     engine.alphas)
-            preds.setdefault(f"PCA {k} then ridge", []).append(p)
+        ks = [k for k in pca_components if 1 <= k < x_tr.shape[1]]
+        if ks:
+            k_max = min(max(ks), x_tr.shape[0] - 1)
+            s_tr, s_te = pca_scores(x_tr, x_te, k_max)
+            for k in ks:
+                k_eff = min(k, k_max)
+                _, p = ridge_fit_predict(s_tr[:, :k_eff], y_tr, s_te[:, :k_eff], engine.alphas)
+                preds.setdefault(f"PCA {k} then ridge", []).append(p)
         ys.append(y_all[sp.predict])
     y = np.concatenate(ys)
     w = np.vstack([np.ones(y.shape[0]), bootstrap_weights(y.shape[0], n_boot, seed)])
@@ -149,6 +170,9 @@ def _weighted_mean_r(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     cov = w @ (p * y) - sw * mp * my
     vp = w @ (p * p) - sw * mp * mp
     vy = w @ (y * y) - sw * my * my
+    den = vp * vy
+    # a constant prediction (e.g. the mean, under a very large alpha) has no correlation
+    tiny = 1e-12 * (w @ (p * p)) * (w @ (y * y))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(vp * vy)
+        r = np.where(den > tiny, cov / np.sqrt(np.where(den > tiny, den, 1.0)), np.nan)
     return np.nanmean(r, axis=1)

@@ -64,11 +64,28 @@ class UnitResult:
 
 
 def univariate_r(x_tr, y_tr, x_te, y_te) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out univariate r (D, M) and training polarity (D, M) of every unit and target."""
-    c_tr = unit_columns(x_tr).T @ unit_columns(y_tr)
-    c_te = unit_columns(x_te).T @ unit_columns(y_te)
-    pol = np.sign(c_tr)
-    return pol * c_te, pol
+    """Held-out univariate r (D, M) and training polarity (D, M, int8) of every unit and target.
+
+    Two ``D x n`` by ``n x M`` products; the training correlations are turned into signs in
+    place, so the working set is two ``D x M`` arrays.
+    """
+    pol = unit_columns(x_tr).T @ unit_columns(y_tr)
+    np.sign(pol, out=pol)
+    r = unit_columns(x_te).T @ unit_columns(y_te)
+    r *= pol
+    return r, pol.astype(np.int8)
+
+
+def top_k_rows(v: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest entries of every column of ``v`` (D, M), best first: (M, k).
+
+    ``argpartition`` then a sort of the ``k`` kept, not a full sort of ``D`` per column.
+    """
+    D = v.shape[0]
+    k = min(k, D)
+    idx = np.argpartition(-v, k - 1, axis=0)[:k] if k < D else np.argsort(-v, axis=0)
+    order = np.argsort(-np.take_along_axis(v, idx, axis=0), axis=0, kind="stable")
+    return np.take_along_axis(idx, order, axis=0).T
 
 
 def _ridge_r(x_tr, y_tr, x_te, y_te, alphas) -> np.ndarray:
@@ -104,17 +121,24 @@ def unit_encoding(engine, layer: int, *, top_k: int = 10, window_s: float = 0.05
     for sp in splits:
         x_tr, x_te = ly.rows(sp.train), ly.rows(sp.predict)
         r, pol = univariate_r(x_tr, y_all[sp.train], x_te, y_all[sp.predict])
-        r_sum = r if r_sum is None else r_sum + r
-        pol_sum = pol if pol_sum is None else pol_sum + pol
-    unit_r = (r_sum / len(splits)).astype(np.float32)
+        if r_sum is None:
+            r_sum, pol_sum = r, pol.astype(np.int16)
+        else:
+            r_sum += r
+            pol_sum += pol
+        del r, pol
+    r_sum /= len(splits)
+    unit_r = r_sum.astype(np.float32)
+    del r_sum
     polarity = np.sign(pol_sum).astype(np.int8)
+    del pol_sum
     k = min(top_k, unit_r.shape[0])
-    top = np.argsort(-unit_r, axis=0)[:k].T  # (M, k)
+    top = top_k_rows(unit_r, k)  # (M, k)
     cols = np.arange(unit_r.shape[1])[:, None]
     C, T = engine.n_channels, engine.n_times
     # overlap of the units predicting each time point (channel-mean r)
     per_t = unit_r.reshape(-1, C, T).mean(1)  # (D, T)
-    tops = [set(np.argsort(-per_t[:, t])[:k].tolist()) for t in range(T)]
+    tops = [set(c.tolist()) for c in top_k_rows(per_t, k)]
     overlap = np.array([[len(a & b) / len(a | b) for b in tops] for a in tops])
     red = _redundancy(engine, ly, layer, splits, y_all, window_s, max_units_curve)
     return UnitResult(engine.features.layers[layer], unit_r, polarity, top,

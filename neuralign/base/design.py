@@ -236,12 +236,25 @@ def load_design(path: str | Path) -> SessionDesign:
         raise NeuralignError(f"not a version-{VERSION} {FORMAT} file", path=p)
     stimuli, roles, reps = _stimulus_entries(d, p)
     eeg = d.get("eeg") or {}
+    if not isinstance(eeg, dict):
+        raise NeuralignError("'eeg' must be an object", path=p)
     ch = eeg.get("ch_names")
     nch = eeg.get("n_channels")
+    if nch is not None and (isinstance(nch, bool) or not isinstance(nch, int) or nch < 1):
+        raise NeuralignError(f"eeg.n_channels must be a positive whole number, got {nch!r}",
+                             path=p)
+    if ch is not None and (not isinstance(ch, list) or not all(isinstance(c, str) for c in ch)):
+        raise NeuralignError("eeg.ch_names must be a list of strings", path=p)
+    codes = d.get("codes") or {}
+    if not isinstance(codes, dict):
+        raise NeuralignError("'codes' must be an object {code: stimulus id}", path=p)
+    soa = d.get("soa_s")
+    if soa is not None and (isinstance(soa, bool) or not isinstance(soa, int | float)):
+        raise NeuralignError(f"soa_s must be a number, got {soa!r}", path=p)
     return SessionDesign(
         stimuli=tuple(stimuli), roles=roles, marker_stream=str(d.get("marker_stream", "")),
         n_channels=None if nch is None else int(nch), ch_names=tuple(ch) if ch else None,
-        codes={str(k): str(v) for k, v in (d.get("codes") or {}).items()}, reps=reps,
-        soa_s=d.get("soa_s"), path=str(p),
+        codes={str(k): str(v) for k, v in codes.items()}, reps=reps,
+        soa_s=soa, path=str(p),
         extra={k: v for k, v in d.items() if k not in _KNOWN},
     )

@@ -181,3 +181,93 @@ class EpochData:
                 counts[pos[inv[k]]] += 1
             halves.append(sums / counts[:, None, None])
         return ids[keep].tolist(), halves[0], halves[1]
+
+    # ------------------------------------------------------------------ MNE
+    @classmethod
+    def from_mne(cls, epochs, *, stimulus_ids=None, test_ids=None, picks="data",
+                 dtype=np.float32, info: dict | None = None) -> EpochData:
+        """Epochs tagged with stimulus ids from an :class:`mne.Epochs`.
+
+        Parameters
+        ----------
+        epochs : mne.Epochs
+            Any MNE epochs object (loaded into memory if it is not).
+        stimulus_ids : str | array of str | None
+            The stimulus of each epoch: a column of ``epochs.metadata``, one id per epoch, or
+            ``None``: the metadata's ``stimulus_id`` column when there is one, else each
+            epoch's event name (``epochs.event_id``).
+        test_ids : list of str | None
+            Stimuli that score (the rest train); ``None``: those marked in a boolean
+            ``is_test`` metadata column, or nested cross-validation without one.
+        picks : str | list | None
+            Channels to keep (MNE's ``picks``; bad channels are always left out).
+            ``"data"`` keeps every data channel, as ``--dataset mne-epochs:FILE`` does.
+        dtype : dtype
+            Of the epochs array: float32 as every loader (the engine accumulates in float64),
+            so the maps equal those of ``neuralign analyze --dataset mne-epochs:FILE``.
+        info : dict | None
+            Recorded in :attr:`info` (default: the sampling rate and the source).
+
+        Returns
+        -------
+        EpochData
+            The epochs (a copy), their time axis and channel names.
+        """
+        import mne
+
+        ep = epochs.copy().pick(picks, exclude="bads")
+        n = len(ep)
+        meta = ep.metadata
+        if isinstance(stimulus_ids, str) or stimulus_ids is None:
+            column = stimulus_ids or "stimulus_id"
+            if meta is not None and column in meta.columns:
+                ids = meta[column].astype(str).to_numpy()
+            elif stimulus_ids is not None:
+                have = [] if meta is None else list(meta.columns)
+                raise NeuralignError(f"the epochs' metadata has no column {column!r} "
+                                     f"(columns: {have})")
+            else:
+                code_to_name = {v: k for k, v in ep.event_id.items()}
+                ids = np.asarray([code_to_name.get(int(c), str(int(c))) for c in ep.events[:, 2]])
+        else:
+            ids = np.asarray(stimulus_ids).astype(str)
+            if ids.shape != (n,):
+                raise NeuralignError(f"{ids.size} stimulus ids for {n} epochs")
+        if test_ids is None and meta is not None and "is_test" in meta.columns:
+            test_ids = sorted(set(ids[meta["is_test"].astype(bool).to_numpy()].tolist())) or None
+        record = {"source": "mne.Epochs", "sfreq": float(ep.info["sfreq"]),
+                  "mne_version": mne.__version__}
+        record.update(info or {})
+        return cls(epochs=ep.get_data(copy=False).astype(dtype), stimulus_ids=ids,
+                   times=ep.times.copy(), ch_names=list(ep.ch_names),
+                   test_ids=None if test_ids is None else sorted(map(str, test_ids)),
+                   info=record)
+
+    def to_mne(self, *, ch_types: str = "eeg"):
+        """These epochs as an :class:`mne.EpochsArray` with the stimulus ids in its metadata.
+
+        Parameters
+        ----------
+        ch_types : str
+            Channel type of every channel.
+
+        Returns
+        -------
+        mne.EpochsArray
+            Values as they are here (no unit conversion); one event code per stimulus id
+            (``event_id`` maps the id to it, in sorted order); metadata columns
+            ``stimulus_id`` and ``is_test``. :meth:`from_mne` reads it back unchanged.
+        """
+        import mne
+        import pandas as pd
+
+        ids = sorted(set(self.stimulus_ids.tolist()))
+        code = {s: i + 1 for i, s in enumerate(ids)}
+        events = np.column_stack([np.arange(self.n_epochs), np.zeros(self.n_epochs, int),
+                                  [code[s] for s in self.stimulus_ids]]).astype(int)
+        test = set(self.test_ids or [])
+        meta = pd.DataFrame({"stimulus_id": self.stimulus_ids,
+                             "is_test": [s in test for s in self.stimulus_ids]})
+        minfo = mne.create_info(list(self.ch_names), self.sfreq, ch_types)
+        return mne.EpochsArray(self.epochs, minfo, events=events, tmin=float(self.times[0]),
+                               event_id=code, metadata=meta, baseline=None, verbose=False)

@@ -27,9 +27,13 @@ def planted_record(planted: dict) -> dict:
     Returns
     -------
     dict
-        ``{"layers": ..., "peak_latencies_s": ...}``.
+        ``{"layers": ..., "peak_latencies_s": ...}``, and ``units`` (the planted units of a
+        unit-driven brain, :mod:`neuralign.sim.units`) when there are some.
     """
-    return {"layers": planted.get("layers"), "peak_latencies_s": planted.get("peak_latencies_s")}
+    rec = {"layers": planted.get("layers"), "peak_latencies_s": planted.get("peak_latencies_s")}
+    if planted.get("units"):
+        rec["units"] = planted["units"]
+    return rec
 
 
 def planted_latencies(planted: dict | None, layers: Sequence[str]) -> np.ndarray | None:

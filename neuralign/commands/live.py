@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from ..base import load_design
 from ..errors import NeuralignError
 from . import add_alias, add_model_args, add_stream_args, hz_to_seconds, load_models, make_monitor
+from .console import StopSignals, say
 
 
 def register(subparsers) -> None:
@@ -82,7 +82,11 @@ def _baseline(args):
         return None
     if args.baseline is None:
         return (None, 0.0)
-    return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    try:
+        return tuple(None if v.lower() == "none" else float(v) for v in args.baseline)
+    except ValueError:
+        raise NeuralignError(f"--baseline takes two numbers in s (or 'none'), got "
+                             f"{' '.join(args.baseline)!r}") from None
 
 
 def read_codes(path: Path | None) -> dict | None:
@@ -101,9 +105,13 @@ def read_codes(path: Path | None) -> dict | None:
     if path is None:
         return None
     try:
-        return json.loads(Path(path).read_text())
+        table = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise NeuralignError(f"cannot read the code table ({e})", path=path) from None
+    if not isinstance(table, dict) or not all(isinstance(v, str | int) for v in table.values()):
+        raise NeuralignError("--codes must be a JSON object {code: stimulus id}, got a "
+                             f"{type(table).__name__}", path=path)
+    return {str(k): str(v) for k, v in table.items()}
 
 
 def closed_loop_policy(args: argparse.Namespace, design):
@@ -140,9 +148,19 @@ def closed_loop_policy(args: argparse.Namespace, design):
 def run(args: argparse.Namespace) -> int:
     """Run a headless live session until ``--duration`` or Ctrl-C; write the results."""
     from ..align.memory import parse_memory
+    from ..lsl import configure_lsl
+    from ..realtime.recording import check_new_recording
     from ..realtime.session import LiveSession
     from ..realtime.settings import EpochSettings
 
+    configure_lsl()  # a missing or empty LSLAPICFG: one line, before anything starts
+    check_new_recording(args.out)  # nothing recorded is ever overwritten
+    for opt, v in (("--duration", args.duration), ("--refresh-every", args.refresh_every),
+                   ("--connect-timeout", args.connect_timeout)):
+        if v is not None and not (v > 0 and v < float("inf")):
+            raise NeuralignError(f"{opt} must be > 0 s, got {v}")
+    if args.blas_threads < 0:
+        raise NeuralignError(f"--blas-threads must be >= 0, got {args.blas_threads}")
     if args.order == "closed-loop" and args.design is None:
         raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "
                              "set is fixed in advance)")
@@ -164,26 +182,21 @@ def run(args: argparse.Namespace) -> int:
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
                                   "memory": memory, "rsa_every": args.rsa_every},
-                       blas_threads=args.blas_threads or None, closed_loop=policy,
-                       statistics=monitor, stats_every=args.stats_every)
-    print(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...", file=sys.stderr,
-          flush=True)
+                       blas_threads=args.blas_threads or None, statistics=monitor,
+                       stats_every=args.stats_every, closed_loop=policy)
+    say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")
     sess.connect()
-    print(sess.connected_line(), file=sys.stderr, flush=True)
+    say(sess.connected_line())
     stop = threading.Event()
-    old: dict = {}
 
-    def on_signal(signum, frame) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: stop waiting
-        if signum == signal.SIGINT:
-            print("\nstopping (Ctrl-C)...", file=sys.stderr)
-        stop.set()
+    def on_signal(name: str) -> None:
+        say(f"\nstopping ({'Ctrl-C' if name == 'SIGINT' else name})...")
 
-    if threading.current_thread() is threading.main_thread():
-        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            old[signal.SIGINT] = signal.signal(signal.SIGINT, on_signal)
+    with StopSignals(stop, on_signal=on_signal) as signals:  # until the results are written
+        return _run_until_stopped(args, sess, stop, signals)
+
+
+def _run_until_stopped(args, sess, stop: threading.Event, signals: StopSignals) -> int:
     sess.start()
     t_end = None if args.duration is None else time.monotonic() + args.duration
     tty = sys.stderr.isatty()
@@ -200,39 +213,34 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet and (tty or now - last_print >= 5.0):
                 last_print = now
                 end = "\r" if tty else "\n"
-                print(sess.status_line().ljust(110), end=end, file=sys.stderr, flush=True)
+                if not say(sess.status_line().ljust(110), end=end):
+                    signals.received = "broken pipe"  # nobody reads us: end cleanly
+                    break
     except KeyboardInterrupt:
-        print("\nstopping (Ctrl-C)...", file=sys.stderr)
-    try:  # a SIGTERM now (e.g. `session` ending its children) must not cut the results short
-        return _finish(sess, args, tty)
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-def _finish(sess, args: argparse.Namespace, tty: bool) -> int:
-    """Stop the session (final maps and statistics), write the results, print where."""
+        say("\nstopping (Ctrl-C)...")
     result = sess.stop()
     if not args.quiet:
-        print(("\n" if tty else "") + sess.status_line(), file=sys.stderr)
+        say(("\n" if tty else "") + sess.status_line())
     from ..report import write_session  # matplotlib: only once the session is over
 
     title = args.title or f"neuralign live: {sess.eeg.name}"
+    stopped = signals.received or ("stop rule" if sess.stop_reason else None) or (
+        "duration" if args.duration is not None else "stream")
+    result.settings.setdefault("live", {})["stopped_by"] = stopped  # results.json says why
     extra = {"recording": str(sess.recorder.dir)}
     if sess.stop_reason:
         extra["stop_reason"] = sess.stop_reason
     paths = write_session(result, args.out, title=title, extra=extra, results=sess.results,
                           stats=sess.stats)
     snap = sess.snapshot
-    print(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
-          f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
-          f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}",
-          file=sys.stderr)
-    print(f"recording: {sess.recorder.dir / 'session.xdf'}", file=sys.stderr)
+    say(f"epochs: {snap.epochs_accepted} accepted, {snap.epochs_rejected} rejected "
+        f"{snap.rejected_reasons or ''}; unknown markers: {snap.unknown_markers}"
+        f"{' ' + str(list(snap.unknown_ids)[:5]) if snap.unknown_ids else ''}")
+    say(f"recording: {sess.recorder.dir / 'session.xdf'}")
     if sess.loop is not None:
         errs = f", errors: {sess.loop.errors[:3]}" if sess.loop.errors else ""
-        print(f"closed loop: {len(sess.loop.blocks)} blocks chosen and published; decisions in "
-              f"{sess.loop.record_path}{errs}", file=sys.stderr)
+        say(f"closed loop: {len(sess.loop.blocks)} blocks chosen and published; decisions in "
+            f"{sess.loop.record_path}{errs}")
     for k, v in (paths or {}).items():
-        print(f"{k}: {v}", file=sys.stderr)
+        say(f"{k}: {v}")
     return 0

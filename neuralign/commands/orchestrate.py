@@ -13,7 +13,10 @@
    epoch's data has arrived and writes ``results.json`` / ``maps.npz`` / figures /
    ``report.html`` and its recording into ``OUT``; then the amplifier is stopped.
 
-Every child's output goes to ``OUT/logs/<name>.log``.
+Every child's output goes to ``OUT/logs/<name>.log``. Every child runs in its own process
+group and holds the read end of a lifeline pipe (:func:`~neuralign.commands.console.lifeline`):
+if this process dies, even by ``kill -9``, each child sees end-of-file at once and stops
+cleanly (``live`` writes its results), so none outlives the session.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from ..errors import NeuralignError
 from ..stimulus.config import SessionConfig
 from ..stimulus.run import prepare_plan
 from . import neuralign_command
+from .console import lifeline
 from .present import XVFB_ENV, builtin_stimuli, xvfb_command
 
 CLI = neuralign_command()
+_LIFELINE: tuple[dict, int, int] | None = None  # children end when this process ends
 
 
 @dataclass
@@ -52,15 +57,41 @@ class Child:
         return "\n".join(self.lines[-n:])
 
 
-def _start(name: str, cmd: list[str], logs: Path, *, watch: str = "",
-           env: dict | None = None) -> Child:
-    """Start ``cmd``; copy its output (stdout+stderr) to ``logs/name.log``; set ``seen`` on
-    the first line containing ``watch``."""
+def start_child(name: str, cmd: list[str], logs: Path, *, watch: str = "",
+                env: dict | None = None) -> Child:
+    """Start ``cmd`` in its own process group, holding this process's lifeline.
+
+    Its output (stdout+stderr) is copied to ``logs/name.log``; ``seen`` is set on the first
+    line containing ``watch``.
+
+    Parameters
+    ----------
+    name : str
+        The child's name (its log is ``logs/name.log``).
+    cmd : list of str
+        The command line.
+    logs : Path
+        The log folder.
+    watch : str
+        A text to watch for in the output.
+    env : dict | None
+        Added to the environment.
+
+    Returns
+    -------
+    Child
+        The running child.
+    """
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{name}.log"
+    global _LIFELINE
+    if _LIFELINE is None:  # the write end stays open in this process until it ends
+        _LIFELINE = lifeline()
+    line_env, line_fd, _ = _LIFELINE
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-        env={**os.environ, **(env or {})}, start_new_session=True,
+        env={**os.environ, **(env or {}), **line_env}, start_new_session=True,
+        pass_fds=(line_fd,),
     )
     child = Child(name, proc, log_path)
 
@@ -177,7 +208,7 @@ def _features_for(plan: SessionSetup, design, logs: Path) -> tuple[Path, str]:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(plan.model).name)
         cache = plan.out / f"features_{safe}.npz"
         print(f"computing {plan.model} features of {stim} ...", flush=True)
-        child = _start("features", [*CLI, "features", "--model", plan.model, "--stimuli", stim,
+        child = start_child("features", [*CLI, "features", "--model", plan.model, "--stimuli", stim,
                                     "--out", str(cache), "--no-progress"], logs)
         rc = child.proc.wait()
         child._thread.join(timeout=5)
@@ -215,7 +246,7 @@ def run_session(plan: SessionSetup) -> int:
     children: list[Child] = []
     restore = _terminate_on_sigterm()
     try:
-        amp = _start("simulate-amp", [
+        amp = start_child("simulate-amp", [
             *CLI, "simulate-amp", "--eeg-stream", eeg, "--features", str(features), "--listen", markers,
             "--seed", str(plan.config.seed), "--snr", str(plan.snr), "--channels",
             str(plan.channels), "--sfreq", str(plan.sfreq)], logs)
@@ -228,7 +259,7 @@ def run_session(plan: SessionSetup) -> int:
             env[XVFB_ENV] = "1"
         else:
             cmd = [*CLI, *pres_cmd]
-        presenter = _start("present", cmd, logs, env=env, watch="presenting ")
+        presenter = start_child("present", cmd, logs, env=env, watch="presenting ")
         children.append(presenter)
         feats = [a for spec in (plan.model_specs or [str(features)])
                  for a in ("--features", spec)]
@@ -241,9 +272,9 @@ def run_session(plan: SessionSetup) -> int:
                 gui_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
             if plan.exit_after is not None:
                 gui_cmd += ["--exit-after", str(plan.exit_after)]
-            engine = _start("gui", gui_cmd, logs, env=gui_env)
+            engine = start_child("gui", gui_cmd, logs, env=gui_env)
         else:
-            engine = _start("live", [
+            engine = start_child("live", [
                 *CLI, "live", "--eeg-stream", eeg, "--marker-stream", markers, *feats,
                 "--out", str(out), "--design", str(paths["design"]),
                 "--connect-timeout", str(plan.connect_timeout), "--order", plan.config.order,

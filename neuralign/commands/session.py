@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if gui and not has_display() and args.screenshot is None:
         raise NeuralignError("no display for the GUI: use --headless (the presenter then runs "
                              "under xvfb-run)")
+    from ..realtime.recording import check_new_recording
+
+    check_new_recording(args.out)  # before any child starts: a recording is never overwritten
     over = config_overrides(args)
     if args.config is None:
         from ..stimulus.config import merge_settings

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from ..errors import NeuralignError
+from ..lsl import exposure_line
 from . import add_alias
 from .live import read_codes
 
@@ -117,11 +118,13 @@ def run(args: argparse.Namespace) -> int:
         channel_format=args.format, wait_consumers_s=args.wait_consumer, codes=codes)
     print(f"streaming {name!r} (source_id {source_id}, {len(ch_names)} ch @ {args.sfreq:g} Hz)"
           + (f", markers on {marker_name!r}" if schedule else ""), file=sys.stderr, flush=True)
+    print(exposure_line(), file=sys.stderr, flush=True)
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *a: amp.stop())
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *a: amp.stop())
     try:
         amp.run(args.duration)
     except KeyboardInterrupt:

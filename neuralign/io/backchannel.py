@@ -255,19 +255,20 @@ class BackChannelOutlet:
 class BackChannelReader:
     """The presenter's side: find the back channel and read its messages without blocking.
 
-    The stream is looked up in a background thread (every ``retry_s`` seconds until found),
-    so a presenter can start before the live session and :meth:`poll` never blocks longer
-    than its timeout (a frame loop may call it with 0).
+    The stream is looked up in a background thread (until found), so a presenter can start
+    before the live session and :meth:`poll` never blocks longer than its timeout (a frame
+    loop may call it with 0).
 
     Parameters
     ----------
     marker_stream : str
         The session's marker stream name (the back channel is named after it).
     retry_s : float
-        Seconds between look-ups while the stream is not found.
+        Seconds each look-up listens (it returns as soon as the stream answers; a loaded
+        machine can take seconds to answer discovery).
     """
 
-    def __init__(self, marker_stream: str, *, retry_s: float = 0.5) -> None:
+    def __init__(self, marker_stream: str, *, retry_s: float = 5.0) -> None:
         self.name = backchannel_name(marker_stream)
         self.retry_s = float(retry_s)
         self.inlet = None

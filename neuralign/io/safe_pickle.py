@@ -142,6 +142,12 @@ def load_npy(path: str | Path) -> Any:
         except ValueError as e:
             raise NeuralignError(f"not a valid .npy file ({e})", path=path) from None
         if not dtype.hasobject:
+            want = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            have = path.stat().st_size - fp.tell()
+            if want > have:  # never allocate what a header claims before the data is there
+                raise NeuralignError(f"the .npy header claims {tuple(shape)} {dtype} "
+                                     f"({want} bytes) but the file holds {have} bytes of data",
+                                     path=path)
             fp.seek(0)
             try:
                 return np.lib.format.read_array(fp, allow_pickle=False)

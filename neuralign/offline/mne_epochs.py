@@ -133,9 +133,7 @@ def load_mne_epochs(
             "the epochs, or a 'stimulus_id' column in the epochs metadata", path=fif)
     if any(missing_value(s) for s in ids):
         raise NeuralignError("some epochs have an empty stimulus id", path=map_path or fif)
-    data = ep.get_data(copy=False)
     info = {"source": "mne-epochs", "file": str(fif.resolve()), "mapping": source,
             "subject": fif.name.split("_")[0].replace("-epo.fif", ""),
             "sfreq": float(ep.info["sfreq"])}
-    return EpochData(epochs=data.astype(np.float32), stimulus_ids=ids, times=ep.times.copy(),
-                     ch_names=list(ep.ch_names), test_ids=sorted(test) or None, info=info)
+    return EpochData.from_mne(ep, stimulus_ids=ids, test_ids=sorted(test) or None, info=info)

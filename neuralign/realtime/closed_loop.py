@@ -133,28 +133,39 @@ class BlockPolicy:
                 "layers": [int(x) for x in layers]}
 
 
-def pending(engine, blocks: list[dict]) -> np.ndarray:
-    """Presentations per feature row published in ``blocks`` that have no epoch yet.
+#: Blocks whose presentations may still be on their way when the next block is chosen (the
+#: one being shown, and the tail of the one before); older ones were shown or never will be.
+IN_FLIGHT = 2
+
+
+def pending(engine, blocks: list[dict], counts: list[np.ndarray]) -> np.ndarray:
+    """Presentations per feature row of the last blocks that have no epoch yet.
 
     Parameters
     ----------
     engine : AlignmentEngine
-        The engine (its epoch counts).
+        The engine (its epoch counts now).
     blocks : list of dict
         The blocks published so far (``ids``).
+    counts : list of ndarray
+        The engine's epoch counts when each block was chosen.
 
     Returns
     -------
     ndarray of int
-        ``max(published - epochs, 0)`` per row.
+        Over the last :data:`IN_FLIGHT` blocks: each block's presentations of a row minus the
+        row's epochs since that block was chosen, at least 0.
     """
     index = engine.features.index
-    published = np.zeros(engine.store.count.size, dtype=np.int64)
-    for b in blocks:
+    now = engine.store.count
+    out = np.zeros(now.size, dtype=np.int64)
+    for b, c0 in zip(blocks[-IN_FLIGHT:], counts[-IN_FLIGHT:]):
+        want = np.zeros(now.size, dtype=np.int64)
         for sid in b["ids"]:
             if sid in index:
-                published[index[sid]] += 1
-    return np.maximum(published - engine.store.count, 0)
+                want[index[sid]] += 1
+        out += np.maximum(want - (now - c0), 0)
+    return out
 
 
 def refresh_for_decision(engine) -> None:
@@ -203,6 +214,7 @@ class ClosedLoop:
         self.gate = threading.Lock()
         self.candidates = np.isin(engine.features.stimulus_ids, list(design.stimuli))
         self.blocks: list[dict] = []
+        self._counts: list[np.ndarray] = []  # the epoch counts each block was chosen at
         self.errors: list[str] = []
         self.t0 = self._clock()
         self._requests: queue.Queue[int] = queue.Queue()
@@ -274,7 +286,8 @@ class ClosedLoop:
             n = int(self.engine.n_epochs)
             self._refresh()
             got = self.policy.choose(self.engine, block, candidates=self.candidates,
-                                     pending=pending(self.engine, self.blocks))
+                                     pending=pending(self.engine, self.blocks, self._counts))
+            self._counts.append(self.engine.store.count.copy())
         t = self._clock()
         self.outlet.block(block, got["ids"], picks=got["picks"], for_sequence=int(sequence),
                           n_epochs=n)
@@ -362,7 +375,7 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
                           **cl.get("engine", {}))
     policy = BlockPolicy(**cl["policy"])
     allowed = np.isin(features.stimulus_ids, [s["id"] for s in record["stimuli"]])
-    out, fed = [], 0
+    out, fed, counts = [], 0, []
     for d in cl["blocks"]:
         while fed < len(data.stimulus_ids) and eng.n_epochs < d["n_epochs"]:
             eng.add_epoch(str(data.stimulus_ids[fed]), data.epochs[fed])
@@ -373,5 +386,6 @@ def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> lis
         refresh_for_decision(eng)
         out.append({"block": d["block"], "n_epochs": d["n_epochs"],
                     **policy.choose(eng, d["block"], candidates=allowed,
-                                    pending=pending(eng, out))})
+                                    pending=pending(eng, out, counts))})
+        counts.append(eng.store.count.copy())
     return out

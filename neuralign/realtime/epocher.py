@@ -104,17 +104,13 @@ class OnlineEpocher:
             b0 = settings.tmin if b0 is None else b0
             b1 = 0.0 if b1 is None else b1
             self._bmask = (self.times >= b0 - 1e-9) & (self.times <= b1 + 1e-9)
-            if not self._bmask.any():
-                self._bmask = None
         else:
             self._bmask = None
         self._kernel = self._make_kernel()
         self.sos = None
         if settings.l_freq is not None or settings.h_freq is not None:
-            nyq = self.fs / 2.0
+            settings.check_stream(self.fs)  # never drop a filter silently
             lo, hi = settings.l_freq, settings.h_freq
-            if hi is not None and hi >= nyq:
-                hi = None
             if lo is not None and hi is not None:
                 self.sos = signal.butter(settings.filter_order, [lo, hi], "bandpass", fs=self.fs,
                                          output="sos")

@@ -19,24 +19,53 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..base import EpochData
-from ..errors import NeuralignError
+from ..errors import NeuralignError, NeuralignWarning
 from ..lsl import get_pylsl
 from . import xdf
 from .core import EEG, MARKERS, SessionCore
 from .epocher import MarkerClassifier
+from .integrity import Integrity, IntegrityTracker
 from .settings import EpochSettings
+from .xdfread import ReadReport
 
 EEG_ID, MARKER_ID, LOG_ID = 1, 2, 3
 FORMAT = "neuralign-recording"
 
 
+def check_new_recording(out_dir: str | Path) -> None:
+    """Refuse (before anything starts) an output folder that already holds a recording.
+
+    Parameters
+    ----------
+    out_dir : str | Path
+        The session's ``--out``: the recording would go to ``out_dir/recording/``.
+
+    Raises
+    ------
+    NeuralignError
+        ``out_dir`` is a file, or ``out_dir/recording/session.xdf`` or ``session.json`` exist.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NeuralignError("--out names an existing file; give a folder", path=out)
+    for name in ("session.xdf", "session.json"):
+        if (out / "recording" / name).exists():
+            raise NeuralignError("a recording is already there; it is never overwritten: "
+                                 "choose another --out", path=out / "recording" / name)
+
+
 class SessionRecorder:
-    """Writes one session (call from the acquisition thread only)."""
+    """Writes one session (call from the acquisition thread only).
+
+    The XDF is created with ``O_EXCL``: an existing recording raises :class:`NeuralignError`
+    and is left untouched.
+    """
 
     def __init__(self, out_dir: str | Path, meta: dict, *, eeg_header: str, eeg_format: str,
                  n_channels: int, marker_header: str, marker_format: str,
@@ -44,8 +73,12 @@ class SessionRecorder:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.meta = dict(meta, format=FORMAT, version=1)
+        try:  # O_EXCL: an existing recording is never touched
+            self.xdf = xdf.XDFWriter(self.dir / "session.xdf", flush_s=flush_s)
+        except FileExistsError as e:
+            raise NeuralignError("a recording is already there; it is never overwritten: "
+                                 "choose another --out", path=self.dir / "session.xdf") from e
         self.write_meta()
-        self.xdf = xdf.XDFWriter(self.dir / "session.xdf", flush_s=flush_s)
         self.xdf.add_stream(EEG_ID, eeg_header, channel_format=eeg_format,
                             channel_count=n_channels)
         self.xdf.add_stream(MARKER_ID, marker_header, channel_format=marker_format,
@@ -143,21 +176,36 @@ def read_meta(xdf_path: Path) -> dict:
     raise NeuralignError("recording has no session.json and no settings log", path=xdf_path)
 
 
-def replay(path: str | Path, *, on_event=None) -> tuple[SessionCore, dict]:
-    """Run a recording through :class:`SessionCore`; call ``on_event(event)`` per marker."""
+def replay(path: str | Path, *, on_event=None,
+           integrity: list | None = None) -> tuple[SessionCore, dict]:
+    """Run a recording through :class:`SessionCore`; call ``on_event(event)`` per marker.
+
+    Damaged chunks are skipped up to the next boundary; the :class:`Integrity` of the read is
+    appended to ``integrity`` (a list) when given. Nothing usable (no EEG sample read) is an
+    error.
+    """
     xp = find_xdf(path)
     meta = read_meta(xp)
-    settings = EpochSettings.from_dict(meta["settings"])
-    eeg = meta["eeg"]
-    core = SessionCore(
-        settings, stream_sfreq=float(eeg["sfreq"]), n_channels=int(eeg["n_channels"]),
-        classifier=MarkerClassifier(meta.get("known_ids"), control=settings.control_markers,
-                                    codes=meta.get("codes")),
-    )
-    emit = on_event or (lambda ev: None)
     try:
-        chunks = xdf.iter_chunks(xp)
+        settings = EpochSettings.from_dict(meta["settings"])
+        eeg = meta["eeg"]
+        core = SessionCore(
+            settings, stream_sfreq=float(eeg["sfreq"]), n_channels=int(eeg["n_channels"]),
+            classifier=MarkerClassifier(meta.get("known_ids"), control=settings.control_markers,
+                                        codes=meta.get("codes")),
+        )
+        list(eeg["ch_names"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise NeuralignError(f"malformed session.json: settings/eeg entries missing or of the "
+                             f"wrong type ({type(e).__name__}: {e})",
+                             path=xp.with_name("session.json")) from None
+    emit = on_event or (lambda ev: None)
+    rep = ReadReport()
+    tracker = IntegrityTracker(rep, eeg_id=EEG_ID, marker_id=MARKER_ID)
+    try:
+        chunks = xdf.iter_chunks(xp, report=rep)
         for ch in chunks:
+            tracker.see(ch)
             if ch.tag == xdf.TAG_CLOCKOFFSET:
                 core.set_offset(EEG if ch.stream_id == EEG_ID else MARKERS, ch.offset)
             elif ch.tag == xdf.TAG_SAMPLES and ch.stream_id == EEG_ID:
@@ -169,6 +217,11 @@ def replay(path: str | Path, *, on_event=None) -> tuple[SessionCore, dict]:
                     emit(ev)
     except ValueError as e:
         raise NeuralignError(f"unreadable recording ({e})", path=xp) from e
+    found: Integrity = tracker.finish(xp)
+    if not found.usable:
+        raise NeuralignError(f"nothing usable in the recording ({found.summary()})", path=xp)
+    if integrity is not None:
+        integrity.append(found)
     for ev in core.flush():
         emit(ev)
     return core, meta
@@ -191,7 +244,10 @@ def load_recording(path: str | Path, **options) -> EpochData:
         else:
             rejected[ev.reason] = rejected.get(ev.reason, 0) + 1
 
-    core, meta = replay(path, on_event=on_event)
+    found: list[Integrity] = []
+    core, meta = replay(path, on_event=on_event, integrity=found)
+    if not found[0].intact:
+        warnings.warn(f"{found[0].path}: {found[0].summary()}", NeuralignWarning, stacklevel=2)
     ep = core.epocher
     C, T = ep.n_channels, ep.n_times
     arr = np.stack(epochs) if epochs else np.zeros((0, C, T))
@@ -207,6 +263,7 @@ def load_recording(path: str | Path, **options) -> EpochData:
         "control_markers": int(sum(core.control.values())),
         "gaps": len(ep.gaps),
         "dropped_samples": int(ep.dropped),
+        "integrity": found[0].to_dict(),
     }
     test_ids = meta.get("test_ids")  # exactly the live engine's (they set standardisation)
     return EpochData(arr, np.asarray(ids, dtype=str), ep.times.copy(), list(meta["eeg"]["ch_names"]),

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -35,6 +36,19 @@ from .publisher import SnapshotPublisher
 from .recording import SessionRecorder
 from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
+
+
+def refresh_threads() -> int:
+    """Threads a live refresh may use: one per core but one (at least one).
+
+    The core left free runs acquisition, publishing and, on the same machine, the presenter.
+
+    Returns
+    -------
+    int
+        ``max(1, os.cpu_count() - 1)``.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 @fill_doc
@@ -70,15 +84,22 @@ class LiveSession:
     blas_threads : int | None
         BLAS threads while the session runs (process-wide, restored by :meth:`stop`). The
         per-epoch work is a small matrix product that multi-threaded OpenBLAS slows down ~50x
-        on a busy machine; 1 (default) keeps acquisition fast. ``None`` leaves BLAS alone
-        (more threads can speed up refreshes of big models on an otherwise idle machine).
+        on a busy machine; 1 (default) keeps acquisition fast. ``None``: one per core but one
+        (:func:`refresh_threads`; more threads can speed up refreshes of big models).
+        The engine's refresh threads (``engine_kw["n_jobs"]``) default to
+        :func:`refresh_threads` too, so one core stays free for acquisition and the presenter.
     poll_s : float
         Sleep of the acquisition thread when nothing arrived.
+    publish_every : float
+        Seconds between published snapshots. A third thread publishes them, apart from the
+        refresh worker, so the status, the window and LOST detection keep updating during a
+        long refresh.
     keep_epochs : bool
         Keep every epoch in :attr:`kept` (tests).
     statistics : StatisticsMonitor | None
         Intervals, masks, ranking and the stopping rule (default: a monitor with the engine's
-        defaults and no rule).
+        defaults and no rule). When the rule holds the presenter is told to stop over the back
+        channel (:meth:`stop_presenter`).
     stats_every : int
         Map refreshes between two evaluations of the statistics (1 = every refresh).
     closed_loop : BlockPolicy | None
@@ -104,6 +125,7 @@ class LiveSession:
         stall_s: float = 1.0,
         blas_threads: int | None = 1,
         poll_s: float = 0.005,
+        publish_every: float = 0.2,
         keep_epochs: bool = False,
         statistics: StatisticsMonitor | None = None,
         stats_every: int = 1,
@@ -136,11 +158,13 @@ class LiveSession:
         self.refresh_every = float(refresh_every)
         self.connect_timeout = float(connect_timeout)
         self.engine_kw = dict(engine_kw or {})
+        self.engine_kw.setdefault("n_jobs", refresh_threads())
         self.scope_s = float(scope_s)
         self.offset_every_s = float(offset_every_s)
         self.stall_s = float(stall_s)
         self.blas_threads = blas_threads
         self.poll_s = float(poll_s)
+        self.publish_every = float(publish_every)
         self._blas_limit = None
         # ids of the epochs handed to the engine, in order; with keep_epochs (tests) the epochs
         # too. The recording holds the data: nothing here is needed for the final maps.
@@ -199,8 +223,14 @@ class LiveSession:
             raise NeuralignError(f"EEG stream {self.eeg_spec!r} has an irregular rate")
         if self.design is not None:  # fail before opening anything
             self.design.check_channels(eeg_info.channel_count(), stream=eeg_info.name())
-        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
         fs = eeg_info.nominal_srate()
+        self.settings.check_stream(fs, stream=eeg_info.name())
+        mk_info = resolve(self.marker_spec, what="marker", timeout=self.connect_timeout)
+        if mk_info.nominal_srate() > 0 or mk_info.uid() == eeg_info.uid():
+            raise NeuralignError(
+                f"marker stream {mk_info.name()!r} is a regular stream ({mk_info.channel_count()} "
+                f"ch @ {mk_info.nominal_srate():g} Hz, type {mk_info.type()!r}): markers come "
+                "at irregular times; give the marker stream, not an EEG stream")
         self.eeg = Inlet(eeg_info, max_chunk=max(1024, int(fs * 0.5)))
         self.mk = Inlet(mk_info, max_chunk=1024)
         if self.design is not None:
@@ -291,14 +321,16 @@ class LiveSession:
         """Connect (if needed) and start the acquisition and refresh threads."""
         if not self.connected:
             self.connect()
-        if self.blas_threads:
-            from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits
 
-            self._blas_limit = threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+        self._blas_limit = threadpool_limits(limits=int(self.blas_threads or refresh_threads()),
+                                             user_api="blas")
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
             threading.Thread(target=self._guard(self._refresh_loop), name="neuralign-refresh",
+                             daemon=True),
+            threading.Thread(target=self._guard(self._publish_loop), name="neuralign-publish",
                              daemon=True),
         ]
         for t in self._threads:
@@ -383,7 +415,12 @@ class LiveSession:
                 self.publisher.reject(ev.reason)
 
     def _refresh_loop(self) -> None:
-        self.publisher.refresh_loop(self._stop, on_tick=self._publish)
+        self.publisher.refresh_loop(self._stop)
+
+    def _publish_loop(self) -> None:
+        # apart from the refresh worker: a refresh of many seconds does not freeze the status
+        while not self._stop.wait(self.publish_every):
+            self._publish()
 
     def _annotate(self, res: AlignmentResult) -> None:
         pub = self.publisher

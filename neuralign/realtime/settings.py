@@ -62,15 +62,68 @@ class EpochSettings:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tmin) and math.isfinite(self.tmax) and self.tmax > self.tmin):
-            raise NeuralignError(f"epoch window needs tmin < tmax, got {self.tmin}..{self.tmax}")
-        if not self.sfreq > 0:
-            raise NeuralignError(f"analysis rate must be > 0 Hz, got {self.sfreq}")
+            raise NeuralignError(f"epoch window needs --tmin < --tmax, got "
+                                 f"{self.tmin}..{self.tmax}")
+        if not (math.isfinite(self.sfreq) and self.sfreq > 0):
+            raise NeuralignError(f"--sfreq (analysis rate) must be > 0 Hz, got {self.sfreq}")
         if self.baseline is not None:
             object.__setattr__(self, "baseline", tuple(self.baseline))
+            self._check_baseline()
         for f in ("l_freq", "h_freq"):
             v = getattr(self, f)
-            if v is not None and not v > 0:
-                raise NeuralignError(f"{f} must be > 0 Hz, got {v}")
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise NeuralignError(f"--{f.replace('_', '-')} must be > 0 Hz, got {v}")
+        if self.l_freq is not None and self.h_freq is not None and self.l_freq >= self.h_freq:
+            raise NeuralignError(f"--l-freq {self.l_freq:g} Hz must be below --h-freq "
+                                 f"{self.h_freq:g} Hz")
+        if not (math.isfinite(self.gap_s) and self.gap_s > 0):
+            raise NeuralignError(f"--gap must be > 0 s, got {self.gap_s}")
+        if self.reject_ptp is not None and not (math.isfinite(self.reject_ptp)
+                                                and self.reject_ptp > 0):
+            raise NeuralignError(f"--reject-ptp must be > 0, got {self.reject_ptp}")
+        if not (math.isfinite(self.flat_ptp) and self.flat_ptp >= 0):
+            raise NeuralignError(f"--flat-ptp must be >= 0, got {self.flat_ptp}")
+        if self.reject_ptp is not None and self.reject_ptp <= self.flat_ptp:
+            raise NeuralignError(f"--reject-ptp {self.reject_ptp} must exceed --flat-ptp "
+                                 f"{self.flat_ptp}: every epoch would be rejected")
+        if int(self.filter_order) < 1 or not self.history_s > 0:
+            raise NeuralignError("filter order must be >= 1 and history > 0 s")
+
+    def _check_baseline(self) -> None:
+        b0, b1 = self.baseline
+        lo = self.tmin if b0 is None else b0
+        hi = 0.0 if b1 is None else b1
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+            raise NeuralignError(f"--baseline needs START < END, got {lo:g}..{hi:g} s")
+        if lo < self.tmin - 1e-9 or hi > self.tmax + 1e-9:
+            raise NeuralignError(f"--baseline {lo:g}..{hi:g} s lies outside the epoch "
+                                 f"{self.tmin:g}..{self.tmax:g} s")
+        t = self.times()
+        if not ((t >= lo - 1e-9) & (t <= hi + 1e-9)).any():
+            raise NeuralignError(f"--baseline {lo:g}..{hi:g} s holds no sample at "
+                                 f"{self.sfreq:g} Hz")
+
+    def check_stream(self, stream_sfreq: float, *, stream: str = "") -> None:
+        """Refuse settings the stream's rate cannot honour (filters at or above Nyquist).
+
+        Parameters
+        ----------
+        stream_sfreq : float
+            The EEG stream's nominal rate (Hz).
+        stream : str
+            Its name, for the message.
+
+        Raises
+        ------
+        NeuralignError
+            ``--l-freq`` or ``--h-freq`` at or above half the stream's rate.
+        """
+        nyq = stream_sfreq / 2.0
+        for opt, v in (("--l-freq", self.l_freq), ("--h-freq", self.h_freq)):
+            if v is not None and v >= nyq:
+                raise NeuralignError(f"{opt} {v:g} Hz is at or above the Nyquist frequency "
+                                     f"({nyq:g} Hz) of EEG stream {stream!r} at "
+                                     f"{stream_sfreq:g} Hz")
 
     # ------------------------------------------------------------------ derived
     def times(self) -> np.ndarray:

@@ -1,23 +1,28 @@
-"""Incremental XDF 1.0 writer and a reader that keeps chunk order and tolerates truncation.
+"""Incremental XDF 1.0 writer and a reader that keeps chunk order and survives damage.
 
 XDF (https://github.com/sccn/xdf/wiki/Specifications) is a sequence of self-delimiting
 chunks, so a file written chunk by chunk is valid after every chunk: a session killed with
 ``kill -9`` loses at most what was not yet written (the writer flushes whole chunks at least
 every ``flush_s`` seconds). ``pyxdf.load_xdf`` reads these files, truncated or not.
 
+The writer never overwrites: it creates its file with ``O_EXCL`` (an existing file is an
+error) and only appends. Every ``boundary_s`` seconds (1 s) it writes a Boundary chunk (a
+fixed 16-byte UUID) followed by the last clock offset of every stream, so a reader can
+resynchronise after a damaged chunk and still knows the clock offsets in force.
+
 :func:`iter_chunks` reads the chunks back *in file order* (pyxdf regroups them per stream),
 which the re-epocher needs to replay clock offsets and samples exactly as the live session
-applied them.
+applied them. A chunk that does not parse (a damaged length, tag, stream id, sample count or
+timestamp) is skipped up to the next Boundary chunk; :class:`ReadReport` lists the damaged
+byte ranges and a truncated tail.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -72,13 +77,19 @@ class XDFWriter:
     """Append-only XDF writer. Not thread-safe: call it from one thread.
 
     Chunks are assembled in memory and written with one ``os.write`` per flush, so the file
-    on disk always ends on a chunk boundary unless the OS itself fails mid-write.
+    on disk always ends on a chunk boundary unless the OS itself fails mid-write. The file is
+    created with ``O_EXCL``: if ``path`` exists, :class:`FileExistsError` (nothing is touched).
+    A Boundary chunk and the last clock offsets follow every ``boundary_s`` seconds.
     """
 
-    def __init__(self, path: str | Path, *, flush_s: float = 0.25, header_extra: str = "") -> None:
+    def __init__(self, path: str | Path, *, flush_s: float = 0.25, header_extra: str = "",
+                 boundary_s: float = 1.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        self.boundary_s = float(boundary_s)
+        self._last_boundary = time.monotonic()
+        self.n_boundaries = 0
         self._buf = bytearray(b"XDF:")
         self._buf += _chunk(
             TAG_FILEHEADER,
@@ -143,9 +154,19 @@ class XDFWriter:
             TAG_CLOCKOFFSET, struct.pack("<Idd", stream_id, collection_time, offset))
         self.maybe_flush()
 
-    def boundary(self) -> None:
-        """Append a boundary chunk (lets readers resynchronise in a damaged file)."""
+    def boundary(self, *, offsets: bool = False) -> None:
+        """Append a boundary chunk (lets readers resynchronise in a damaged file).
+
+        With ``offsets``, the last clock offset of every stream follows it again, so a reader
+        that resynchronised here applies the offsets in force.
+        """
         self._buf += _chunk(TAG_BOUNDARY, BOUNDARY)
+        self.n_boundaries += 1
+        self._last_boundary = time.monotonic()
+        if offsets:
+            for sid, offs in self._offsets.items():
+                if offs:
+                    self._buf += _chunk(TAG_CLOCKOFFSET, struct.pack("<Idd", sid, *offs[-1]))
 
     def _count(self, sid: int, ts: np.ndarray) -> None:
         st = self._stats[sid]
@@ -157,6 +178,8 @@ class XDFWriter:
     def maybe_flush(self) -> None:
         """Flush when ``flush_s`` has passed since the last flush."""
         now = time.monotonic()
+        if now - self._last_boundary >= self.boundary_s:
+            self.boundary(offsets=True)
         if now - self._last_flush >= self.flush_s:
             self.flush()
 
@@ -189,107 +212,21 @@ class XDFWriter:
 
 
 # ---------------------------------------------------------------------- reading
-@dataclass
-class Chunk:
-    """One chunk read back from an XDF file (header, samples, clock offset...)."""
-    tag: int
-    stream_id: int | None = None
-    xml: str | None = None
-    ts: np.ndarray | None = None
-    data: np.ndarray | list | None = None
-    collection_time: float | None = None
-    offset: float | None = None
+def iter_chunks(path: str | Path, *, report=None) -> Iterator:
+    """Yield the chunks of an XDF file in file order (:func:`~.xdfread.read_chunks`).
 
+    Parameters
+    ----------
+    path : str | Path
+        The XDF file.
+    report : ReadReport | None
+        Filled with the damaged byte ranges skipped and a truncated tail.
 
-def _read_varlen(buf: memoryview, pos: int) -> tuple[int, int]:
-    nb = buf[pos]
-    if nb == 1:
-        return buf[pos + 1], pos + 2
-    if nb == 4:
-        return struct.unpack_from("<I", buf, pos + 1)[0], pos + 5
-    if nb == 8:
-        return struct.unpack_from("<Q", buf, pos + 1)[0], pos + 9
-    raise ValueError(f"bad variable-length integer width {nb}")
+    Returns
+    -------
+    iterator of Chunk
+        The chunks that parsed.
+    """
+    from .xdfread import read_chunks
 
-
-def _channel_info(xml: str) -> tuple[str, int]:
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(xml)
-    return root.findtext("channel_format", "float32"), int(root.findtext("channel_count", "1"))
-
-
-def iter_chunks(path: str | Path) -> Iterator[Chunk]:
-    """Yield the chunks of an XDF file in order; a truncated last chunk ends the iteration."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size < 4:
-            raise ValueError("not an XDF file (too short)")
-        raw = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # no full copy in memory
-    if raw[:4] != b"XDF:":
-        raise ValueError("not an XDF file (no 'XDF:' magic)")
-    buf = memoryview(raw)
-    pos, end = 4, size
-    fmts: dict[int, tuple[str, int]] = {}
-    while pos < end:
-        try:
-            length, body = _read_varlen(buf, pos)
-        except (IndexError, struct.error, ValueError):
-            return
-        if body + length > end or length < 2:
-            return  # truncated chunk: stop here
-        tag = struct.unpack_from("<H", buf, body)[0]
-        c0, c1 = body + 2, body + length
-        pos = c1
-        if tag == TAG_STREAMHEADER:
-            sid = struct.unpack_from("<I", buf, c0)[0]
-            xml = bytes(buf[c0 + 4 : c1]).decode("utf-8", "replace")
-            fmts[sid] = _channel_info(xml)
-            yield Chunk(tag, sid, xml=xml)
-        elif tag == TAG_SAMPLES:
-            sid = struct.unpack_from("<I", buf, c0)[0]
-            fmt, nch = fmts[sid]
-            n, p = _read_varlen(buf, c0 + 4)
-            if fmt in NUMERIC and n and buf[p] == 8:
-                dt = np.dtype([("b", "u1"), ("t", "<f8"), ("v", NUMERIC[fmt], (nch,))])
-                rec = np.frombuffer(buf, dtype=dt, count=n, offset=p)
-                if (rec["b"] == 8).all():
-                    ts_, data_ = rec["t"].copy(), rec["v"].copy()
-                    del rec  # release the view of the mapped file
-                    yield Chunk(tag, sid, ts=ts_, data=data_)
-                    continue
-                del rec
-            ts = np.empty(n)
-            vals: list = []
-            last = float("nan")
-            for k in range(n):
-                if buf[p] == 8:
-                    last = struct.unpack_from("<d", buf, p + 1)[0]
-                    p += 9
-                else:
-                    p += 1
-                ts[k] = last
-                if fmt == "string":
-                    sample = []
-                    for _ in range(nch):
-                        ln, p = _read_varlen(buf, p)
-                        sample.append(bytes(buf[p : p + ln]).decode("utf-8", "replace"))
-                        p += ln
-                    vals.append(sample)
-                else:
-                    dt = np.dtype(NUMERIC[fmt])
-                    vals.append(np.frombuffer(buf, dtype=dt, count=nch, offset=p).copy())
-                    p += nch * dt.itemsize
-            data = vals if fmt == "string" else np.asarray(vals).reshape(n, nch)
-            yield Chunk(tag, sid, ts=ts, data=data)
-        elif tag == TAG_CLOCKOFFSET:
-            sid, ct, off = struct.unpack_from("<Idd", buf, c0)
-            yield Chunk(tag, sid, collection_time=ct, offset=off)
-        elif tag in (TAG_FILEHEADER, TAG_FOOTER):
-            sid = None
-            if tag == TAG_FOOTER:
-                sid = struct.unpack_from("<I", buf, c0)[0]
-                c0 += 4
-            yield Chunk(tag, sid, xml=bytes(buf[c0:c1]).decode("utf-8", "replace"))
-        else:
-            yield Chunk(tag)
+    return read_chunks(path, report=report)

@@ -75,3 +75,61 @@ def test_pca_then_ridge_uses_training_components_only():
     r = ((pred - pred.mean(0)) * (yt - yt.mean(0))).sum(0) / np.sqrt(
         ((pred - pred.mean(0)) ** 2).sum(0) * ((yt - yt.mean(0)) ** 2).sum(0))
     assert abs(out["readouts"]["PCA 5 then ridge"]["mean_r"] - r.mean()) < 1e-10
+
+
+def _r(pred, y):
+    pc, yc = pred - pred.mean(0), y - y.mean(0)
+    return (pc * yc).sum(0) / np.sqrt((pc * pc).sum(0) * (yc * yc).sum(0))
+
+
+def test_readouts_equal_scikit_learn_pipelines():
+    """One alpha (no selection): ridge = StandardScaler + Ridge, PCA-then-ridge = scaler + PCA +
+    scaler + Ridge, the factorised readout = ridge's predictions projected per time point on
+    the top right singular vectors of its fitted values (numpy SVD)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    n, D = 150, 20
+    ids = np.array([f"s{i:03d}" for i in range(n)])
+    x = rng.standard_normal((n, D)) * rng.uniform(0.5, 3, D) + 2
+    sig = np.einsum("n,c,t->nct", x @ rng.standard_normal(D) / 4, rng.standard_normal(C),
+                    rng.uniform(0.5, 1.5, T))
+    ep = np.concatenate([sig + rng.standard_normal(sig.shape) for _ in range(2)])
+    eng = AlignmentEngine(FeatureSet(ids, ["layer"], [x]), times=np.arange(T) * 0.02,
+                          ch_names=[f"c{i}" for i in range(C)], test_ids=ids[:50].tolist(),
+                          alphas=[30.0])
+    eng.add_epochs(np.concatenate([ids, ids]), ep)
+    eng.refresh()
+    out = compare_readouts(eng, 0, ranks=(1,), pca_components=(6,), n_boot=20)
+    y = (ep[:n] + ep[n:]).reshape(n, -1) / 2
+    te = np.isin(ids, ids[:50])
+    ridge = make_pipeline(StandardScaler(), Ridge(alpha=30.0)).fit(x[~te], y[~te])
+    pca = make_pipeline(StandardScaler(), PCA(6), StandardScaler(), Ridge(alpha=30.0))
+    pca.fit(x[~te], y[~te])
+    assert abs(out["readouts"]["ridge"]["mean_r"] - _r(ridge.predict(x[te]), y[te]).mean()) < 1e-9
+    assert abs(out["readouts"]["PCA 6 then ridge"]["mean_r"]
+               - _r(pca.predict(x[te]), y[te]).mean()) < 1e-9
+    fit, pred = ridge.predict(x[~te]).reshape(-1, C, T), ridge.predict(x[te]).reshape(-1, C, T)
+    low = np.empty_like(pred)
+    for t in range(T):
+        mu = fit[:, :, t].mean(0)
+        v = np.linalg.svd(fit[:, :, t] - mu)[2][:1].T
+        low[:, :, t] = (pred[:, :, t] - mu) @ v @ v.T + mu
+    r1 = _r(low.reshape(len(low), -1), y[te]).mean()
+    assert abs(out["readouts"]["factorised rank 1"]["mean_r"] - r1) < 1e-9
+
+
+def test_pca_scores_are_scikit_learn_pca_up_to_sign():
+    from neuralign.align.readouts import pca_scores
+
+    rng = np.random.default_rng(6)
+    for n, D in ((40, 90), (90, 12)):  # fewer stimuli than units, and more
+        x_tr, x_te = rng.standard_normal((n, D)), rng.standard_normal((15, D))
+        s_tr, s_te = pca_scores(x_tr, x_te, 5)
+        pca = PCA(5, svd_solver="full").fit(x_tr)
+        ref_tr, ref_te = pca.transform(x_tr), pca.transform(x_te)
+        sign = np.sign((s_tr * ref_tr).sum(0))
+        np.testing.assert_allclose(s_tr * sign, ref_tr, atol=1e-9)
+        np.testing.assert_allclose(s_te * sign, ref_te, atol=1e-9)

@@ -68,3 +68,27 @@ def test_planted_units_and_polarities_are_recovered():
     assert res.overlap[3, 3] == 1.0
     d = res.to_dict(times, n_units=3)
     assert {b["unit"] for b in d["best_units"]} == set(UNITS)
+
+
+def test_unit_maps_equal_scipy_pearsonr_unit_by_unit():
+    eng = _planted(seed=4, n=120, D=48)
+    res = unit_encoding(eng, 0, top_k=3)
+    sp = eng.outer_splits()[0]  # the design's test set: one split
+    assert len(eng.outer_splits()) == 1
+    x = eng.features.arrays[0]
+    y = eng.store.means(np.arange(eng.features.n_stimuli))
+    ref = np.empty((x.shape[1], y.shape[1]))
+    for u in range(x.shape[1]):
+        for m in range(y.shape[1]):
+            sign = np.sign(pearsonr(x[sp.train, u], y[sp.train, m])[0])
+            ref[u, m] = sign * pearsonr(x[sp.predict, u], y[sp.predict, m])[0]
+    np.testing.assert_allclose(res.unit_r, ref, atol=2e-6)
+    np.testing.assert_array_equal(res.top_units, np.argsort(-ref, axis=0, kind="stable")[:3].T)
+
+
+def test_top_k_rows_is_a_partial_argsort():
+    from neuralign.align.units import top_k_rows
+
+    v = np.random.default_rng(0).standard_normal((300, 40))
+    np.testing.assert_array_equal(top_k_rows(v, 7), np.argsort(-v, axis=0)[:7].T)
+    np.testing.assert_array_equal(top_k_rows(v, 300), np.argsort(-v, axis=0).T)

@@ -23,3 +23,9 @@ def sim_copy(tiny_sim, tmp_path):
     dst = tmp_path / "sim"
     shutil.copytree(tiny_sim, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _stat_cache(tmp_path, monkeypatch):
+    """``analyze``'s statistics cache in the test's folder, never in the user's home."""
+    monkeypatch.setenv("NEURALIGN_CACHE", str(tmp_path / "neuralign-cache"))

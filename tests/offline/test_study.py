@@ -68,6 +68,11 @@ def test_study_single_process_and_dask_identical(sim_study):
     assert s1["descriptor_regression"]["warning"].startswith("3 models")
     vp = s1["variance_partitioning"][0]
     assert vp["layer_a"] == pm["model0"]["layers"][pm["model0"]["group"]["peak_layer"]]
+    assert set(vp["per_subject"]) == set(s1["subjects"])
+    for d in vp["per_subject"].values():  # engine partition: tests and negative counts
+        assert 0 < d["p_unique_mean"]["unique_a"] <= 1
+        assert set(d["negative_targets"]) == {"unique_a", "unique_b", "shared"}
+    assert vp["n_subjects"] == 3
     rows = (out1 / "models.csv").read_text().strip().splitlines()
     assert len(rows) == 4
     assert rows[0].startswith("model,n_layers,peak_r")
@@ -207,7 +212,7 @@ def test_variance_partitioning_recovers_unique_and_shared():
     epochs = np.repeat(y, reps, axis=0) + 0.5 * rng.standard_normal((n * reps, c, t))
     data = EpochData(epochs=epochs, stimulus_ids=np.repeat(ids, reps), times=np.arange(t) / 100,
                      ch_names=["a", "b", "c"], test_ids=ids[:80])
-    vp = variance_partition(data, a, b, stimulus_ids=ids)
+    vp = variance_partition(data, a, b, stimulus_ids=ids, n_boot=100, n_perm=100)
     np.testing.assert_allclose(vp["unique_a"] + vp["shared"], vp["r2_a"], atol=1e-12)
     np.testing.assert_allclose(vp["unique_b"] + vp["shared"], vp["r2_b"], atol=1e-12)
     assert vp["shared"][0].mean() > 0.5
@@ -216,3 +221,40 @@ def test_variance_partitioning_recovers_unique_and_shared():
     assert abs(vp["shared"][1].mean()) < 0.05
     assert abs(vp["unique_b"][1].mean()) < 0.05
     assert vp["r2_ab"][2].mean() < 0.05
+    # the engine's banded ridge with its tests: A's own part is significant, B's is not
+    assert vp["p_mean_unique_a"] < 0.05
+    assert vp["p_mean_unique_b"] > 0.05
+    assert (vp["p_unique_a"][1] <= 0.05).all()
+    assert vp["ci_unique_a"].shape == (2, t)
+    assert int(vp["negative_unique_b"]) == int((vp["unique_b"] < 0).sum())
+
+
+def test_study_partition_is_the_engines():
+    """The study's partition of one subject = align.partition on engines fed the same epochs
+    (same folds, same alphas chosen per target, same banded ridge)."""
+    from neuralign.align import AlignmentEngine
+    from neuralign.align.partition import variance_partition as engine_partition
+    from neuralign.base import EpochData, FeatureSet
+    from neuralign.offline.varpart import variance_partition
+
+    rng = np.random.default_rng(1)
+    n, c, t = 120, 2, 3
+    ids = [f"s{i:03d}" for i in range(n)]
+    a, b = rng.standard_normal((n, 5)), rng.standard_normal((n, 3))
+    y = np.einsum("nd,dct->nct", a[:, :2], rng.standard_normal((2, c, t)))
+    epochs = np.repeat(y, 2, axis=0) + rng.standard_normal((2 * n, c, t))
+    data = EpochData(epochs=epochs, stimulus_ids=np.repeat(ids, 2), times=np.arange(t) / 100,
+                     ch_names=["x", "y"])  # no test set: the engine's folds
+    vp = variance_partition(data, a, b, stimulus_ids=ids, n_folds=4, n_boot=50, n_perm=50,
+                            seed=3)
+    engs = {}
+    for label, x in (("A", a), ("B", b)):
+        eng = AlignmentEngine(FeatureSet(np.array(ids), [label], [x]), times=data.times,
+                              ch_names=data.ch_names, n_folds=4)
+        eng.add_epochs(data.stimulus_ids, data.epochs)
+        eng.refresh()
+        engs[label] = eng
+    ref = engine_partition(engs, {"A": 0, "B": 0}, n_boot=50, n_perm=50, seed=3)
+    np.testing.assert_allclose(vp["r2_ab"].ravel(), ref.r2["A+B"], atol=1e-10)
+    np.testing.assert_allclose(vp["unique_b"].ravel(), ref.parts["unique B"], atol=1e-10)
+    np.testing.assert_allclose(vp["p_unique_a"].ravel(), ref.p_unique["unique A"])

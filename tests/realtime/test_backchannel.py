@@ -47,7 +47,7 @@ def test_messages_round_trip_and_junk_is_refused():
 def test_reader_receives_blocks_and_stop_in_order_without_blocking():
     markers = unique("nl-bc")
     out = BackChannelOutlet(markers)
-    reader = BackChannelReader(markers, retry_s=0.2)
+    reader = BackChannelReader(markers)
     try:
         t0 = time.monotonic()
         assert reader.poll(0.0) is None  # not found yet: returns at once

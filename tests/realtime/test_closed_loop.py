@@ -42,7 +42,7 @@ def _session(tmp_path, *, n_train=60, n_test=12, n_blocks=6, block=10, seed=3):
     times = np.arange(-0.1, 0.4, 0.02)
     eng = AlignmentEngine(fs, times=times, ch_names=brain.ch_names, test_ids=test_ids)
     outlet = BackChannelOutlet(unique("nl-cl"))
-    reader = BackChannelReader(outlet.name[:-len("-backchannel")], retry_s=0.2)
+    reader = BackChannelReader(outlet.name[:-len("-backchannel")])
     assert reader.connect(20.0)
     assert wait_for_reader(outlet, 20.0)
     record = tmp_path / "recording" / "design.json"

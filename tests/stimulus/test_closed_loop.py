@@ -77,6 +77,7 @@ class FakeLive(threading.Thread):
         self.requests: list[int] = []
         self.error = None
         self.ids: list[str] = []  # set by the test once the design is written
+        self.seen: list[str] = []
 
     def run(self) -> None:
         try:
@@ -91,6 +92,9 @@ class FakeLive(threading.Thread):
                     continue
                 if sample[0] in ("end", "end_abort"):
                     return
+                self.seen.append(sample[0])
+                if self.then == "stop-random" and len(self.seen) == 5:
+                    self.out.stop("rule met")  # random order: no requests, a stop all the same
                 if not sample[0].startswith("#next "):
                     continue
                 n = int(sample[0].split()[1])
@@ -107,13 +111,14 @@ class FakeLive(threading.Thread):
             self.error = repr(e)
 
 
-def _present(tmp_path: Path, name: str, *, wait: float, timeout: float, connect: float):
+def _present(tmp_path: Path, name: str, *args: str, wait: float, timeout: float,
+             connect: float):
     make_images(tmp_path / "imgs", 10)
     cfg = write_config(tmp_path / "session.toml",
                        PRESENT.format(wait=wait, timeout=timeout, connect=connect))
     out = tmp_path / "out"
     cmd = [*XVFB, sys.executable, "-m", "neuralign.cli", "present", "--config", str(cfg),
-           "--out", str(out), "--no-progress", "--marker-stream", name]
+           "--out", str(out), "--no-progress", "--marker-stream", name, *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=ROOT), out
 
@@ -127,11 +132,12 @@ def _planned_by_sequence(out: Path) -> dict[int, list[str]]:
 
 
 @needs_xvfb
-@pytest.mark.parametrize("then", ["vanish", "stop"])
+@pytest.mark.parametrize("then", ["vanish", "stop", "stop-random"])
 def test_presenter_follows_the_back_channel_then_falls_back_or_stops(tmp_path, then):
     name = f"nl-cl-{uuid.uuid4().hex[:8]}"
     live = FakeLive(name, answer=2, then=then)
-    proc, out = _present(tmp_path, name, wait=30, timeout=0.5, connect=20)
+    extra = ["--order", "random"] if then == "stop-random" else []
+    proc, out = _present(tmp_path, name, *extra, wait=30, timeout=0.5, connect=20)
     while not (out / "design.json").is_file() and proc.poll() is None:
         time.sleep(0.05)
     design = json.loads((out / "design.json").read_text())
@@ -145,6 +151,19 @@ def test_presenter_follows_the_back_channel_then_falls_back_or_stops(tmp_path, t
     events, rows = read_run_log(out)
     seqs = [e for e in events if e["event"] == "sequence"]
     summary = json.loads((out / "summary.json").read_text())
+    if then == "stop-random":
+        # the plan's order, no requests; the stop ends the run at a sequence boundary
+        assert summary["order"] == "random"
+        assert not live.requests
+        assert not seqs
+        assert summary["stopped"] == "rule met"
+        assert not summary["aborted"]
+        assert summary["n_shown"] % 4 == 0
+        assert 0 < summary["n_shown"] < 20
+        assert [r["stimulus_id"] for r in rows] == [
+            i for s in sorted(planned) for i in planned[s]][:summary["n_shown"]]
+        assert [e["event"] for e in events][-1] == "stop"
+        return
     assert summary["order"] == "closed-loop"
     assert live.requests[:3] == [0, 1, 2]
     # the first two sequences show the blocks sent, in the order sent

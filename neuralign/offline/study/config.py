@@ -35,6 +35,17 @@ Example::
     b = "dino-s14"
     layer_a = "peak"               # "peak" (the group peak layer), a layer name or an index
     layer_b = "peak"
+    n_permutations = 500           # tests of the unique parts (n_boot: [stats] n_boot)
+
+    [units]                        # unit-level encoding of every (subject, model), optional
+    layers = ["peak"]              # "peak" (each subject's peak layer), "all", names, indices
+    top_units = 10
+
+    [readouts]                     # factorised and PCA-then-ridge readouts vs ridge, optional
+    layers = ["peak"]
+    ranks = [1, 2]
+    pca = [16, 64]
+    n_boot = 500
 
 Unknown keys are refused with the list of valid ones.
 """
@@ -51,7 +62,10 @@ from pathlib import Path
 from ...errors import NeuralignError
 from ...io.config_files import read_toml
 
-SECTIONS = ("study", "analysis", "stats", "subjects", "models", "variance_partitioning", "scale")
+SECTIONS = ("study", "analysis", "stats", "subjects", "models", "variance_partitioning", "scale",
+            "units", "readouts")
+UNITS_KEYS = ("layers", "top_units")
+READOUTS_KEYS = ("layers", "ranks", "pca", "n_boot")
 STUDY_KEYS = ("name", "out", "cache", "channels", "title")
 ANALYSIS_KEYS = ("alphas", "n_folds", "backend", "dtype", "standardize", "max_rsa_stimuli",
                  "window")
@@ -59,7 +73,7 @@ STATS_KEYS = ("alpha", "n_permutations", "p_threshold", "correction", "n_boot", 
               "subject_permutations", "tail")
 SUBJECT_KEYS = ("name", "dataset", "options")
 MODEL_KEYS = ("name", "features", "family", "params", "encoder", "downstream", "depth")
-VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas")
+VARPART_KEYS = ("a", "b", "layer_a", "layer_b", "alphas", "n_boot", "n_permutations")
 SCALE_KEYS = ("scheduler", "workers", "processes", "threads_per_worker", "blas_threads")
 DESCRIPTORS = ("family", "params", "encoder", "downstream")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -131,6 +145,10 @@ class VarPartSpec:
         ``"peak"`` (the group peak layer), a layer name or an index.
     alphas : list of float | None
         Ridge penalties (default: the engine's).
+    n_boot : int
+        Bootstrap resamples of the intervals (default: ``[stats] n_boot``).
+    n_permutations : int
+        Permutations of the tests of the unique parts (default 500).
     """
 
     a: str
@@ -138,6 +156,8 @@ class VarPartSpec:
     layer_a: str | int = "peak"
     layer_b: str | int = "peak"
     alphas: list[float] | None = None
+    n_boot: int = 1000
+    n_permutations: int = 500
 
 
 @dataclass
@@ -164,6 +184,9 @@ class StudyConfig:
         The variance partitionings.
     title : str | None
         The report's title.
+    unit_options : dict
+        The ``[units]`` and ``[readouts]`` tables as
+        :func:`neuralign.offline.unit_analysis.plan_unit_analyses` takes them (empty: off).
     """
 
     path: Path
@@ -178,6 +201,7 @@ class StudyConfig:
     varpart: list[VarPartSpec]
     scale: dict
     title: str | None = None
+    unit_options: dict = field(default_factory=dict)
 
     def engine_kwargs(self) -> dict:
         """The ``[analysis]`` settings the engine takes (``window`` is the study's own)."""
@@ -204,7 +228,8 @@ class StudyConfig:
         blob = json.dumps({"engine": self.engine_kwargs(),
                            "subject_permutations": self.stats["subject_permutations"],
                            "seed": self.stats["seed"], "p_threshold": self.stats["p_threshold"],
-                           "tail": self.stats["tail"]}, sort_keys=True, default=str)
+                           "tail": self.stats["tail"], "units": self.unit_options},
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
@@ -215,6 +240,7 @@ class StudyConfig:
             "models": [asdict(m) for m in self.models],
             "analysis": self.analysis, "stats": self.stats,
             "variance_partitioning": [asdict(v) for v in self.varpart],
+            "units_readouts": self.unit_options,
         }
 
 
@@ -328,9 +354,14 @@ def load_study_config(path: str | Path, *,
                 raise NeuralignError(
                     f"[[variance_partitioning]] #{i + 1}: {k} = {v.get(k)!r} is not a model name "
                     f"({', '.join(m.name for m in models)})", path=path)
+        nb, nperm = int(v.get("n_boot", stats["n_boot"])), int(v.get("n_permutations", 500))
+        if nb < 10 or nperm < 10:
+            raise NeuralignError(f"[[variance_partitioning]] #{i + 1}: n_boot and "
+                                 "n_permutations must be at least 10", path=path)
         varpart.append(VarPartSpec(v["a"], v["b"], v.get("layer_a", "peak"),
-                                   v.get("layer_b", "peak"), v.get("alphas")))
+                                   v.get("layer_b", "peak"), v.get("alphas"), nb, nperm))
 
+    unit_options = _unit_options(cfg, path)
     out = Path(study.get("out", "study_out")).expanduser()
     out = out if out.is_absolute() else base / out
     cache = Path(study["cache"]).expanduser() if "cache" in study else out / "cache"
@@ -338,4 +369,32 @@ def load_study_config(path: str | Path, *,
     return StudyConfig(path=path.resolve(), name=str(study.get("name", path.stem)), out=out,
                        cache=cache, channels=channels, subjects=subjects, models=models,
                        analysis=analysis, stats=stats, varpart=varpart, scale=scale,
-                       title=study.get("title"))
+                       title=study.get("title"), unit_options=unit_options)
+
+
+def _unit_options(cfg: dict, path: Path) -> dict:
+    """``[units]`` and ``[readouts]`` -> options of the unit-level analyses (checked types)."""
+    units, readouts = cfg.get("units"), cfg.get("readouts")
+    if units is None and readouts is None:
+        return {}
+    opts: dict = {}
+    for name, sec, keys in (("units", units, UNITS_KEYS), ("readouts", readouts, READOUTS_KEYS)):
+        if sec is None:
+            continue
+        _check_keys(sec, keys, f"[{name}]", path)
+        layers = sec.get("layers", ["peak"])
+        layers = [layers] if isinstance(layers, str | int) else layers
+        if not isinstance(layers, list) or not layers:
+            raise NeuralignError(f"[{name}] layers must be a list of layer names, indices, "
+                                 "'peak' or 'all'", path=path)
+        opts[name] = [str(x) for x in layers]
+    try:
+        for key, src, tgt in (("top_units", units, "top_k"), ("n_boot", readouts, "n_boot")):
+            if src and key in src:
+                opts[tgt] = int(src[key])
+        for key in ("ranks", "pca"):
+            if readouts and key in readouts:
+                opts[key] = [int(x) for x in readouts[key]]
+    except (TypeError, ValueError) as e:
+        raise NeuralignError(f"[units]/[readouts]: numbers expected ({e})", path=path) from e
+    return opts

@@ -140,6 +140,47 @@ def _fig_varpart(vp: dict, times, path: Path) -> Path:
     return path
 
 
+def _units_html(ur: dict) -> str:
+    """Units recurring over subjects and readouts against ridge, as HTML (empty when off)."""
+    if not ur:
+        return ""
+    rows = []
+    for m, d in ur.items():
+        for layer, e in (d.get("units") or {}).items():
+            rec = ", ".join(f"{u['unit']} ({u['subjects']})" for u in e["recurring_units"][:10])
+            rows.append(f"<tr><td>{html.escape(m)}</td><td>{html.escape(layer)}</td>"
+                        f"<td>units</td><td>{html.escape(rec or '–')}</td></tr>")
+        for layer, e in (d.get("readouts") or {}).items():
+            txt = "; ".join(f"{k}: {_fmt(g['mean_diff'])} (better in {g['n_better']}, worse in "
+                            f"{g['n_worse']} of {g['n_subjects']}, sign-flip p "
+                            f"{_fmt(g['p_sign_flip'])})" for k, g in e["group"].items())
+            rows.append(f"<tr><td>{html.escape(m)}</td><td>{html.escape(layer)}</td>"
+                        f"<td>readouts</td><td>{html.escape(txt)}</td></tr>")
+    return ("<h2>Units and readouts</h2><p>Units: those among the best ten of at least half of "
+            "the subjects (number of subjects). Readouts: mean r minus ridge's over subjects; "
+            "per-subject files are in the cache folder of each subject x model.</p><table><tr>"
+            "<th>model</th><th>layer</th><th>analysis</th><th>result</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _varpart_tests(vp: dict) -> str:
+    """Per-subject tests of the unique parts and the negative-part flags, as HTML."""
+    per = vp.get("per_subject") or {}
+    if not per:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(s)}</td><td>{_fmt(d['window_mean']['unique_a'])}</td>"
+        f"<td>{_fmt(d['p_unique_mean']['unique_a'])}</td>"
+        f"<td>{_fmt(d['window_mean']['unique_b'])}</td>"
+        f"<td>{_fmt(d['p_unique_mean']['unique_b'])}</td>"
+        f"<td>{_fmt(d['window_mean']['shared'])}</td>"
+        f"<td>{sum(d['negative_targets'].values())}</td></tr>" for s, d in per.items())
+    flags = "".join(f"<p class='note'>{html.escape(f)}</p>" for f in vp.get("flags", []))
+    return ("<table><tr><th>subject</th><th>unique A (window)</th><th>p</th>"
+            "<th>unique B (window)</th><th>p</th><th>shared (window)</th>"
+            "<th>negative targets (all parts)</th></tr>" + rows + "</table>" + flags)
+
+
 def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
     """Write the study's figures and ``report.html`` into ``cfg.out``.
 
@@ -239,7 +280,9 @@ def write_report(cfg, summary: dict, arrays: dict) -> dict[str, Path]:
                      f" vs {html.escape(vp['b'])}.{html.escape(vp['layer_b'])}</h2>"
                      f"<p>Mean over the window: unique A {_fmt(wm['unique_a'])}, unique B "
                      f"{_fmt(wm['unique_b'])}, shared {_fmt(wm['shared'])}, joint R² "
-                     f"{_fmt(wm['r2_ab'])}.</p><img src='varpart_{i}.png'>")
+                     f"{_fmt(wm['r2_ab'])}.</p>" + _varpart_tests(vp)
+                     + f"<img src='varpart_{i}.png'>")
+    parts.append(_units_html(summary.get("units_readouts") or {}))
     parts.append("<h2>Figures</h2><img src='group_maps.png'><br><img src='time_courses.png'>"
                  "<br><img src='scores.png'>")
     parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(summary["settings"], indent=1))

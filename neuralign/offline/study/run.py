@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...align.data import AlignmentResult, jsonable
+from ..unit_study import check_study_options, study_unit_summary
 from .aggregate import aggregate
 from .config import StudyConfig
 from .executor import Executor
@@ -60,6 +61,7 @@ def study_tasks(cfg: StudyConfig, feature_sha: dict[str, str], load_dataset: Dat
                 "p_threshold": float(cfg.stats["p_threshold"]), "alpha": float(cfg.stats["alpha"]),
                 "tail": int(cfg.stats["tail"]), "seed": int(cfg.stats["seed"]),
                 "blas_threads": cfg.blas_threads, "load_dataset": load_dataset,
+                "unit_options": cfg.unit_options,
             })
     return tasks
 
@@ -91,7 +93,7 @@ def load_results(cfg: StudyConfig) -> dict:
 
 def _varpart(cfg: StudyConfig, executor: Executor, per_model: dict, feature_sha: dict,
              load_dataset: DatasetLoader, progress: bool) -> list[dict]:
-    from ..varpart import layer_index
+    from ..varpart import layer_index, partition_summary
 
     if not cfg.varpart:
         return []
@@ -108,29 +110,27 @@ def _varpart(cfg: StudyConfig, executor: Executor, per_model: dict, feature_sha:
             key = hashlib.sha256(json.dumps([
                 task_key(cfg, s, next(m for m in cfg.models if m.name == v.a),
                          feature_sha=feature_sha[v.a]),
-                feature_sha[v.b], la, lb, v.alphas], default=str).encode()).hexdigest()
+                feature_sha[v.b], la, lb, v.alphas, v.n_boot, v.n_permutations,
+                cfg.stats["seed"], "engine-partition"], default=str).encode()).hexdigest()
             tasks.append({"subject": s.name, "pair": pair, "dataset": s.dataset,
                           "options": s.options, "key": key,
                           "features_a": next(m.features for m in cfg.models if m.name == v.a),
                           "features_b": next(m.features for m in cfg.models if m.name == v.b),
                           "layer_a": la, "layer_b": lb, "alphas": v.alphas,
                           "n_folds": cfg.engine_kwargs().get("n_folds", 5),
+                          "n_boot": v.n_boot, "n_perm": v.n_permutations,
+                          "seed": cfg.stats["seed"], "engine_kw": cfg.engine_kwargs(),
                           "blas_threads": cfg.blas_threads, "load_dataset": load_dataset,
                           "out_file": str(cfg.cache / "varpart" / pair / f"{s.name}.npz")})
     executor.map(run_varpart_task, tasks, desc="variance partitioning", progress=progress)
     out = []
-    keys = ("r2_a", "r2_b", "r2_ab", "unique_a", "unique_b", "shared")
     win = cfg.window
+    t = np.asarray(_result_times(cfg))
+    w = (t >= win[0] - 1e-9) & (t <= win[1] + 1e-9)
     for spec in specs:
-        per_sub = {}
-        for s in cfg.subjects:
-            z = np.load(cfg.cache / "varpart" / spec["pair"] / f"{s.name}.npz", allow_pickle=False)
-            per_sub[s.name] = {k: np.nanmean(z[k], axis=0) for k in keys}  # (T,) channel means
-        courses = {k: np.nanmean([per_sub[s][k] for s in per_sub], axis=0) for k in keys}
-        spec["time_courses"] = courses
-        t = np.asarray(_result_times(cfg))
-        w = (t >= win[0] - 1e-9) & (t <= win[1] + 1e-9)
-        spec["window_mean"] = {k: float(np.nanmean(v[w])) for k, v in courses.items()}
+        spec.update(partition_summary(
+            {s.name: cfg.cache / "varpart" / spec["pair"] / f"{s.name}.npz"
+             for s in cfg.subjects}, w, alpha=cfg.stats["alpha"]))
         out.append(spec)
     return out
 
@@ -181,6 +181,8 @@ def run_study(
     cfg.out.mkdir(parents=True, exist_ok=True)
     cfg.cache.mkdir(parents=True, exist_ok=True)
     feature_sha = {m.name: file_sha(Path(m.features)) for m in cfg.models}
+    for m in cfg.models:  # layer names of [units] / [readouts], before anything runs
+        check_study_options(cfg.unit_options, load_model_features(m.features), m.name)
     tasks = study_tasks(cfg, feature_sha, load_dataset)
     with Executor(scheduler, workers=workers, processes=processes,
                   blas_threads=cfg.blas_threads) as ex:
@@ -189,6 +191,8 @@ def run_study(
         summary, arrays = aggregate(cfg, results)
         vp = _varpart(cfg, ex, summary["per_model"], feature_sha, load_dataset, progress)
         summary["variance_partitioning"] = jsonable(vp)
+        if cfg.unit_options:
+            summary["units_readouts"] = jsonable(study_unit_summary(results))
         desc = ex.description
     paths = write_study_outputs(cfg, summary, arrays, report=report)
     run = {

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...base import FeatureSet
 from ...errors import NeuralignError, few
+from ..unit_study import run_study_unit_task
 from .aggregate import channel_mean
 from .config import StudyConfig
 from .executor import set_blas_threads
@@ -225,6 +226,9 @@ def _compute_task(task: dict, out: Path, marker: Path) -> dict:
     res = analyze_epochs(data, fs, **kw)
     res.settings["study_task"] = {"subject": task["subject"], "model": task["model"]}
     out.mkdir(parents=True, exist_ok=True)
+    if task.get("unit_options"):  # [units] / [readouts]: files beside the task's maps
+        run_study_unit_task(task["unit_options"], data, fs, res, out=out, engine_kw=kw,
+                            seed=int(task.get("seed", 0)))
     with warnings.catch_warnings():  # all-NaN ceiling slices are expected and harmless
         warnings.simplefilter("ignore", RuntimeWarning)
         res.save(out)
@@ -253,7 +257,8 @@ def _compute_task(task: dict, out: Path, marker: Path) -> dict:
 
 
 def run_varpart_task(task: dict) -> dict:
-    """Variance partitioning of two (model, layer) feature spaces on one subject."""
+    """Variance partitioning of two (model, layer) feature spaces on one subject (the engine's
+    banded ridge, :func:`neuralign.offline.varpart.variance_partition`)."""
 
     out = Path(task["out_file"])
     meta = out.with_suffix(".json")
@@ -274,7 +279,9 @@ def _compute_varpart(task: dict, out: Path, meta: Path) -> dict:
     res = variance_partition(
         data, fa.arrays[task["layer_a"]], fb.arrays[task["layer_b"]],
         stimulus_ids=fa.stimulus_ids.tolist(), alphas=task.get("alphas"),
-        n_folds=task.get("n_folds", 5))
+        n_folds=task.get("n_folds", 5), n_boot=task.get("n_boot", 500),
+        n_perm=task.get("n_perm", 500), seed=task.get("seed", 0),
+        engine_kw=task.get("engine_kw"))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, ch_names=np.asarray(data.ch_names), **res)
     meta.write_text(json.dumps({"key": task["key"]}))
