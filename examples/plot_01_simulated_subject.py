@@ -19,7 +19,7 @@ import neuralign
 from neuralign.sim.dataset import write_things_eeg2
 
 root = Path(tempfile.mkdtemp(prefix="neuralign-example-"))
-write_things_eeg2(root, n_train=150, n_test=20, train_reps=2, test_reps=8, n_layers=4, dim=8,
+write_things_eeg2(root, n_train=150, n_test=20, train_reps=2, test_reps=8, n_layers=5, dim=8,
                   seed=0, brain_kw={"snr": 2.0})
 
 # %%
@@ -31,8 +31,11 @@ print(f"{data.n_epochs} epochs, {len(data.ch_names)} channels, {data.times.size}
       f"{features.n_layers} layers")
 
 # %%
-# Analyse: ridge encoding (held-out r per layer, channel and time), RSA and noise ceilings.
-# The keyword options are those of ``neuralign analyze`` (``n_folds``, ``alphas``...).
+# Analyse: ridge encoding (held-out r per layer, channel and time), RSA, noise ceilings and
+# single-subject statistics (bootstrap intervals of every layer's peak, a family-wise
+# permutation test over layer x time). The keyword options are those of ``neuralign analyze``
+# (``n_folds``, ``alphas``, ``permutations``...). In a notebook, a figure returned as a cell's
+# value is shown.
 result = neuralign.analyze(data, features, n_folds=3, progress=False)
 
 # %%
@@ -44,9 +47,16 @@ fig = result.plot_encoding()
 fig = result.plot_peaks()
 
 # %%
-# The per-layer table as a :class:`pandas.DataFrame`.
+# The cells that are above chance (family-wise alpha 0.05) outlined.
+fig = result.plot_significance()
+
+# %%
+# The per-layer table as a :class:`pandas.DataFrame`, with 95% intervals and the tests.
 peaks = result.to_dataframe()
-print(peaks[["enc_peak_ms", "enc_peak_r", "rsa_peak_ms"]])
+print(peaks[["enc_peak_ms", "enc_peak_ms_ci_low", "enc_peak_ms_ci_high", "enc_peak_r",
+             "significant"]].to_string())
+for line in result.statistics["statements"]:
+    print(line)
 
 # %%
 # Deeper layers peak later, as planted.

@@ -36,14 +36,15 @@ save_features(root / "features.npz", hierarchical_features(ids, n_layers=4, dim=
 
 # %%
 # Start the simulated amplifier in its own process, as a real one would be. It writes the
-# session design (which images are train and test) before it streams, and waits for us.
+# session design (which images are train and test) before it streams, and waits for us;
+# it streams on (``--duration``) until we stop it.
 name = f"example-amp-{uuid.uuid4().hex[:8]}"
 design = root / "design.json"
 amp = subprocess.Popen(
     [sys.executable, "-m", "neuralign", "simulate-amp", "--eeg-stream", name,
      "--features", str(root / "features.npz"), "--schedule", "--design-out", str(design),
      "--n-test", "8", "--train-reps", "2", "--test-reps", "4", "--soa", "0.1",
-     "--sfreq", "250", "--snr", "1.0"],
+     "--sfreq", "250", "--snr", "1.0", "--duration", "120"],
     env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 for _ in range(300):
     if design.exists() or amp.poll() is not None:
@@ -73,6 +74,13 @@ finally:
 
 # %%
 # The final maps (the session is recorded in ``session/recording/session.xdf``; replaying
-# it with ``neuralign analyze --dataset recording:DIR`` gives the same maps).
+# it with ``neuralign analyze --dataset recording:DIR`` gives the same maps), and the live
+# statistics: every layer's peak with its interval, whether it is significant.
 print(result)
+print(live.statistics().status_fragment())
 fig = result.plot_encoding()
+
+# %%
+# Write what ``neuralign live`` writes: results, figures, statistics and ``report.html``.
+paths = live.write(root / "session")
+print(paths["report"])

@@ -14,11 +14,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlignmentResult",
+    "Comparison",
     "EpochData",
     "FeatureSet",
     "LiveSession",
     "analyze",
     "as_epoch_data",
+    "compare",
     "load_dataset",
     "load_features",
     "read_results",

@@ -13,15 +13,17 @@ SEEN: dict[str, list] = {}
 
 
 def _figures(value):
+    """The pyplot-free figures in ``value`` (pyplot's own are the matplotlib scraper's)."""
     from matplotlib.figure import Figure
 
-    if isinstance(value, Figure):
-        return [value]
+    def ours(v):
+        return isinstance(v, Figure) and getattr(v.canvas, "manager", None) is None
+
     if isinstance(value, list | tuple):
-        return [v for v in value if isinstance(v, Figure)]
+        return [v for v in value if ours(v)]
     if isinstance(value, dict):
-        return [v for v in value.values() if isinstance(v, Figure)]
-    return []
+        return [v for v in value.values() if ours(v)]
+    return [value] if ours(value) else []
 
 
 def neuralign_figures(block, block_vars, gallery_conf):

@@ -177,8 +177,8 @@ def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
 
 
 def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
-                    seed: int = 0, shared: dict | None = None, n_jobs: int = 1,
-                    progress=None) -> PeakIntervals:
+                    seed: int = 0, shared: dict | None = None,
+                    n_jobs: int = 1, progress=None) -> PeakIntervals:
     """Bootstrap intervals of every layer's peak latency and peak r (raw and normalised).
 
     Parameters

@@ -143,7 +143,7 @@ def _banded_predictions(grams: list[np.ndarray], train: np.ndarray, predict: np.
 
 
 def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 500,
-                       n_perm: int = 500, seed: int = 0) -> PartitionResult:
+                       n_perm: int = 500, seed: int = 0, progress=None) -> PartitionResult:
     """Partition held-out variance between 2 or 3 feature sets.
 
     Parameters
@@ -157,6 +157,9 @@ def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 5
         Bootstrap resamples and permutations.
     seed : int
         Seed of resampling and permutations.
+    progress : callable, optional
+        Called with 1 after each subset's fit and each unique part's test
+        (``2 ** n_sets - 1 + n_sets`` calls).
 
     Returns
     -------
@@ -191,6 +194,8 @@ def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 5
             pieces.append(_banded_predictions([grams[i] for i in members], sp.train,
                                               sp.predict, y, ref.alphas, idx))
         preds[_key(sub)] = np.concatenate(pieces)
+        if progress is not None:
+            progress(1)
     yr = y[rows]
     one = np.ones((1, rows.size))
     r2 = {k: _r2(p, yr, one)[0] for k, p in preds.items()}
@@ -204,13 +209,13 @@ def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 5
     ci = {k: np.nanpercentile(v, [lo, hi], axis=0) for k, v in boot_parts.items()}
     ci_time = {k: np.nanpercentile(np.nanmean(v.reshape(n_boot, C, -1), axis=1), [lo, hi],
                                    axis=0) for k, v in boot_parts.items()}
-    p_unique, p_mean = _unique_tests(preds, yr, labels, n_perm, seed)
+    p_unique, p_mean = _unique_tests(preds, yr, labels, n_perm, seed, progress)
     negative = {k: int((v < 0).sum()) for k, v in parts.items()}
     return PartitionResult(labels, C, ref.times.copy(), r2, parts, ci, ci_time, p_unique,
                            p_mean, n_boot, n_perm, negative)
 
 
-def _unique_tests(preds, y, labels, n_perm, seed):
+def _unique_tests(preds, y, labels, n_perm, seed, progress=None):
     """Permutation tests of each unique part (increment permuted across stimuli)."""
     rng = np.random.default_rng(seed)
     n = y.shape[0]
@@ -235,4 +240,6 @@ def _unique_tests(preds, y, labels, n_perm, seed):
         p_unique[f"unique {lab}"] = (1 + (null_max[:, None] >= obs[None, :]).sum(0)) / (n_perm + 1)
         m_obs, m_null = np.nanmean(obs), np.nanmean(null, axis=1)
         p_mean[f"unique {lab}"] = float((1 + (m_null >= m_obs).sum()) / (n_perm + 1))
+        if progress is not None:
+            progress(1)
     return p_unique, p_mean

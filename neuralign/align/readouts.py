@@ -143,9 +143,10 @@ def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64
     y = np.concatenate(ys)
     w = np.vstack([np.ones(y.shape[0]), bootstrap_weights(y.shape[0], n_boot, seed)])
     scores = {}
+    y_sums = (w @ y, w @ (y * y))  # the same for every readout
     for name, parts in preds.items():
         p = np.concatenate(parts)
-        scores[name] = _weighted_mean_r(p, y, w)  # (1 + B,)
+        scores[name] = _weighted_mean_r(p, y, w, y_sums)  # (1 + B,)
     out = {"readouts": {}, "vs_ridge": {}, "n_boot": n_boot,
            "test": "paired bootstrap over held-out stimuli of the mean r over targets"}
     for name, parts in preds.items():
@@ -163,16 +164,22 @@ def compare_readouts(engine, layer: int, *, ranks=(1, 2), pca_components=(16, 64
     return out
 
 
-def _weighted_mean_r(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mean over targets of the weighted Pearson r, for each row of weights ``w``."""
+def _weighted_mean_r(p: np.ndarray, y: np.ndarray, w: np.ndarray,
+                     ys: tuple | None = None) -> np.ndarray:
+    """Mean over targets of the weighted Pearson r, for each row of weights ``w``.
+
+    ``ys``: ``(w @ y, w @ y^2)``, the same for every readout (computed here when not given).
+    """
     sw = w.sum(1, keepdims=True)
-    mp, my = (w @ p) / sw, (w @ y) / sw
+    wy, wyy = ys if ys is not None else (w @ y, w @ (y * y))
+    wp, wpp = w @ p, w @ (p * p)
+    mp, my = wp / sw, wy / sw
     cov = w @ (p * y) - sw * mp * my
-    vp = w @ (p * p) - sw * mp * mp
-    vy = w @ (y * y) - sw * my * my
+    vp = wpp - sw * mp * mp
+    vy = wyy - sw * my * my
     den = vp * vy
     # a constant prediction (e.g. the mean, under a very large alpha) has no correlation
-    tiny = 1e-12 * (w @ (p * p)) * (w @ (y * y))
+    tiny = 1e-12 * wpp * wyy
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(den > tiny, cov / np.sqrt(np.where(den > tiny, den, 1.0)), np.nan)
     return np.nanmean(r, axis=1)

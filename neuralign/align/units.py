@@ -26,6 +26,10 @@ import numpy as np
 
 from .readouts import ridge_fit_predict, unit_columns
 
+#: Unit x target entries of one block of the univariate products (float64 working set ~2 x 8 x
+#: BLOCK bytes).
+BLOCK = 4_000_000
+
 
 @dataclass
 class UnitResult:
@@ -63,15 +67,18 @@ class UnitResult:
         }
 
 
-def univariate_r(x_tr, y_tr, x_te, y_te) -> tuple[np.ndarray, np.ndarray]:
+def univariate_r(x_tr, y_tr, x_te, y_te, *, centred: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Held-out univariate r (D, M) and training polarity (D, M, int8) of every unit and target.
 
     Two ``D x n`` by ``n x M`` products; the training correlations are turned into signs in
-    place, so the working set is two ``D x M`` arrays.
+    place, so the working set is two ``D x M`` arrays. ``centred``: the features are already
+    :func:`~neuralign.align.readouts.unit_columns` (the targets never are).
     """
-    pol = unit_columns(x_tr).T @ unit_columns(y_tr)
+    a, b = (x_tr, x_te) if centred else (unit_columns(x_tr), unit_columns(x_te))
+    pol = a.T @ unit_columns(y_tr)
     np.sign(pol, out=pol)
-    r = unit_columns(x_te).T @ unit_columns(y_te)
+    r = b.T @ unit_columns(y_te)
     r *= pol
     return r, pol.astype(np.int8)
 
@@ -79,13 +86,19 @@ def univariate_r(x_tr, y_tr, x_te, y_te) -> tuple[np.ndarray, np.ndarray]:
 def top_k_rows(v: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest entries of every column of ``v`` (D, M), best first: (M, k).
 
-    ``argpartition`` then a sort of the ``k`` kept, not a full sort of ``D`` per column.
+    ``argpartition`` then a sort of the ``k`` kept, not a full sort of ``D`` per column; blocks
+    of columns keep the index arrays near :data:`BLOCK` entries.
     """
-    D = v.shape[0]
+    D, M = v.shape
     k = min(k, D)
-    idx = np.argpartition(-v, k - 1, axis=0)[:k] if k < D else np.argsort(-v, axis=0)
-    order = np.argsort(-np.take_along_axis(v, idx, axis=0), axis=0, kind="stable")
-    return np.take_along_axis(idx, order, axis=0).T
+    out = np.empty((M, k), dtype=np.int64)
+    step = max(1, BLOCK // max(D, 1))
+    for start in range(0, M, step):
+        blk = -v[:, start:start + step]
+        idx = np.argpartition(blk, k - 1, axis=0)[:k] if k < D else np.argsort(blk, axis=0)
+        order = np.argsort(np.take_along_axis(blk, idx, axis=0), axis=0, kind="stable")
+        out[start:start + step] = np.take_along_axis(idx, order, axis=0).T
+    return out
 
 
 def _ridge_r(x_tr, y_tr, x_te, y_te, alphas) -> np.ndarray:
@@ -116,22 +129,24 @@ def unit_encoding(engine, layer: int, *, top_k: int = 10, window_s: float = 0.05
     seen = np.nonzero(engine.store.count > 0)[0]
     y_all = np.zeros((engine.features.n_stimuli, engine.n_targets))
     y_all[seen] = engine.store.means(seen)
-    r_sum = None
-    pol_sum = None
+    D, M = ly.dim, engine.n_targets
+    # accumulators: float32 r and int16 sign votes (6 bytes per unit x target); the float64
+    # products run over blocks of targets so that the working set stays near BLOCK entries
+    unit_r = np.zeros((D, M), dtype=np.float32)
+    votes = np.zeros((D, M), dtype=np.int16)
+    step = max(1, BLOCK // max(D, 1))
     for sp in splits:
-        x_tr, x_te = ly.rows(sp.train), ly.rows(sp.predict)
-        r, pol = univariate_r(x_tr, y_all[sp.train], x_te, y_all[sp.predict])
-        if r_sum is None:
-            r_sum, pol_sum = r, pol.astype(np.int16)
-        else:
-            r_sum += r
-            pol_sum += pol
-        del r, pol
-    r_sum /= len(splits)
-    unit_r = r_sum.astype(np.float32)
-    del r_sum
-    polarity = np.sign(pol_sum).astype(np.int8)
-    del pol_sum
+        x_tr, x_te = unit_columns(ly.rows(sp.train)), unit_columns(ly.rows(sp.predict))
+        y_tr, y_te = y_all[sp.train], y_all[sp.predict]
+        for start in range(0, M, step):
+            cols = slice(start, min(M, start + step))
+            r, pol = univariate_r(x_tr, y_tr[:, cols], x_te, y_te[:, cols], centred=True)
+            unit_r[:, cols] += r
+            votes[:, cols] += pol
+        del x_tr, x_te, y_tr, y_te
+    unit_r /= len(splits)
+    polarity = np.sign(votes).astype(np.int8)
+    del votes
     k = min(top_k, unit_r.shape[0])
     top = top_k_rows(unit_r, k)  # (M, k)
     cols = np.arange(unit_r.shape[1])[:, None]

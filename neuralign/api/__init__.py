@@ -11,17 +11,20 @@
 from __future__ import annotations
 
 from ..base import EpochData, FeatureSet
+from ..report.comparison import Comparison
 from ..report.results import AlignmentResult
-from .analysis import analyze, as_epoch_data, load_dataset, load_features, read_results
+from .analysis import analyze, as_epoch_data, compare, load_dataset, load_features, read_results
 from .live import LiveSession
 
 __all__ = [
     "AlignmentResult",
+    "Comparison",
     "EpochData",
     "FeatureSet",
     "LiveSession",
     "analyze",
     "as_epoch_data",
+    "compare",
     "load_dataset",
     "load_features",
     "read_results",

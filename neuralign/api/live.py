@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..base import FeatureSet, SessionDesign, load_design
+from ..errors import NeuralignError
 from ..report.results import AlignmentResult
 
 
@@ -23,8 +25,9 @@ class LiveSession:
 
     Parameters
     ----------
-    features : FeatureSet | str | Path
-        Features of the stimuli that may be shown (or the file to read them from).
+    features : FeatureSet | str | Path | dict
+        Features of the stimuli that may be shown (or the file to read them from); several
+        models as ``{label: features}`` (the epochs are cut once and fed to every model).
     eeg_stream, marker_stream : str
         Stream specs: a name or source id, ``name:X``, ``type:X`` or ``source_id:X``. LSL
         looks for them with neuralign's machine-scope configuration (this machine only).
@@ -73,8 +76,11 @@ class LiveSession:
         from ..realtime.session import LiveSession as Session
         from ..realtime.settings import EpochSettings
 
-        if not isinstance(features, FeatureSet):
-            features = load_features(features)
+        def read(f):
+            return f if isinstance(f, FeatureSet) else load_features(f)
+
+        features = ({str(k): read(v) for k, v in features.items()}
+                    if isinstance(features, Mapping) else read(features))
         if design is not None and not isinstance(design, SessionDesign):
             design = load_design(design)
         if engine_options.get("memory") is not None:
@@ -113,7 +119,11 @@ class LiveSession:
         snap = self.session.snapshot
         if snap is None or snap.result is None or isinstance(snap.result, AlignmentResult):
             return snap
-        return dataclasses.replace(snap, result=AlignmentResult.from_result(snap.result))
+        wrap = AlignmentResult.from_result
+        return dataclasses.replace(
+            snap, result=wrap(snap.result),
+            results=None if snap.results is None else {k: wrap(v)
+                                                       for k, v in snap.results.items()})
 
     def result(self) -> AlignmentResult | None:
         """The maps of the last refresh (the final maps once stopped).
@@ -127,6 +137,52 @@ class LiveSession:
             return self.final
         res = self.session.result
         return None if res is None else AlignmentResult.from_result(res)
+
+    def results(self) -> dict[str, AlignmentResult]:
+        """Every model's maps of the last refresh (label -> maps; ``"model"`` for one).
+
+        Returns
+        -------
+        dict of str to AlignmentResult
+            Empty before the first refresh.
+        """
+        snap = self.latest()
+        return {} if snap is None else snap.models
+
+    def statistics(self):
+        """The live statistics of the last evaluation (intervals, masks, ranking, stopping).
+
+        Returns
+        -------
+        Statistics | None
+            :class:`neuralign.align.monitor.Statistics` (``status_fragment()``,
+            ``to_dict()``...), ``None`` before the first evaluation.
+        """
+        return self.session.stats
+
+    def write(self, out_dir: str | Path, *, title: str = "neuralign live") -> dict[str, Path]:
+        """Write what ``neuralign live`` writes at its end (maps, figures, statistics, report).
+
+        Parameters
+        ----------
+        out_dir : str | Path
+            The folder (e.g. the session's ``out_dir``).
+        title : str
+            The report's title.
+
+        Returns
+        -------
+        dict of str -> Path
+            See :func:`neuralign.report.write_session`.
+        """
+        from ..report import write_session
+
+        result = self.result()
+        if result is None:
+            raise NeuralignError("no maps yet: nothing to write")
+        return write_session(result, out_dir, title=title,
+                             extra={"recording": str(self.session.recorder.dir)},
+                             results=self.session.results, stats=self.session.stats)
 
     def wait(self, *, epochs: int, timeout: float = 60.0, poll: float = 0.25) -> bool:
         """Wait until at least ``epochs`` epochs were accepted and the maps refreshed after.

@@ -103,12 +103,12 @@ def run_window(
 
     if exit_after is not None:
         QtCore.QTimer.singleShot(int(max(0.0, float(exit_after)) * 1000), finish)
-    # Ctrl-C / SIGTERM close the window like its close button; a pulse timer lets Python
-    # run the signal handler while Qt's loop is waiting.
+    # Ctrl-C / SIGTERM / SIGHUP close the window like its close button; a pulse timer lets
+    # Python run the signal handler while Qt's loop is waiting.
     in_main = threading.current_thread() is threading.main_thread()
     old = {}
     if in_main:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             old[sig] = signal.getsignal(sig)
             signal.signal(sig, lambda *_: QtCore.QTimer.singleShot(0, win.close))
     pulse = QtCore.QTimer()

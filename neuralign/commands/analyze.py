@@ -76,12 +76,15 @@ def add_statistics_args(p: argparse.ArgumentParser) -> None:
         The command's parser.
     """
     g = p.add_argument_group("statistics")
-    g.add_argument("--permutations", type=int, default=1000, metavar="N",
+    g.add_argument("--permutations", "--n-perm", dest="permutations", type=int, default=1000,
+                   metavar="N",
                    help="stimulus-label permutations of the family-wise significance mask and "
-                        "of the partition tests (default 1000; 0: no tests)")
-    g.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help="bootstrap resamples of the scored stimuli for intervals (default "
-                        "1000; 0: no intervals)")
+                        "of the partition tests (default 1000; 0: no tests); --n-perm as in "
+                        "live")
+    g.add_argument("--bootstrap", "--n-boot", dest="bootstrap", type=int, default=1000,
+                   metavar="N",
+                   help="bootstrap resamples of the scored stimuli for intervals and "
+                        "rankings (default 1000; 0: no intervals); --n-boot as in live")
     g.add_argument("--seed", type=int, default=0, help="seed of permutations and resamples")
     g.add_argument("--alpha", type=float, default=0.05,
                    help="family-wise error rate (default 0.05)")

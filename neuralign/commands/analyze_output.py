@@ -129,6 +129,13 @@ def _write_comparison(out: Path, title: str, base: dict, results: dict, stats: d
                 "layers": list(results[label].layers),
                 "statistics": stats[label].to_dict()} for label in results}
     record["notes"] = list(notes)
+    o = next(iter(stats.values())).options
+    # the layout a live session writes (neuralign.align.monitor.Statistics.to_dict)
+    record["statistics"] = {
+        "seed": o.seed, "settings": {"n_boot": o.n_boot, "n_perm": o.n_perm, "alpha": o.alpha,
+                                     "seed": o.seed},
+        "models": {label: st.monitor_dict() for label, st in stats.items()},
+        "ranking": None if ranking is None else ranking.to_dict()}
     figures = {}
     statements = []
     for label in results:

@@ -185,7 +185,7 @@ def run_analysis(args: argparse.Namespace) -> int:
         bars.close()
     runner = StatsRunner(args, data, specs, opts, quiet=quiet)
     stats = runner.layer_statistics(group, results)
-    ranking = group.ranking(n_boot=max(opts.n_boot, 200), seed=opts.seed) \
+    ranking = group.ranking(n_boot=opts.n_boot or 200, seed=opts.seed) \
         if len(sets) > 1 else None
     partition = runner.partition(group, stats, chosen) if args.partition else None
     run_planned(unit_plans, args, data, sets, results, memory=memory,

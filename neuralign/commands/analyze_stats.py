@@ -142,9 +142,17 @@ class StatsRunner:
                 return partition_from_saved(hit[0]["partition"], hit[1]), hit[0]["partition"]
         self._say(f"variance partition of {', '.join(f'{k}:{v}' for k, v in names.items())} "
                   f"({o.n_boot} bootstrap resamples, {o.n_perm} permutations)...")
+        from .analyze_common import Bars
+
         t0 = time.perf_counter()
-        res = partition_sets(group, layers, n_boot=max(o.n_boot, 1), n_perm=max(o.n_perm, 1),
-                             seed=o.seed)
+        n = len(layers)
+        bars = Bars({"partition": 2 ** n - 1 + n}, quiet=self.quiet)
+        try:
+            res = partition_sets(group, layers, n_boot=max(o.n_boot, 1),
+                                 n_perm=max(o.n_perm, 1), seed=o.seed,
+                                 progress=functools.partial(bars, what="partition"))
+        finally:
+            bars.close()
         meta = partition_meta(res, names)
         self._say(f"variance partition done in {time.perf_counter() - t0:.1f} s")
         if key is not None:

@@ -167,7 +167,10 @@ def _stage_live(args, out: Path, feats: Path) -> str:
     seconds = args.live_seconds or schedule_s + 1.5  # + tmax of the last epoch
     print(f"\n== live: simulated amplifier on LSL + neuralign live ({seconds:.0f} s) ==",
           file=sys.stderr)
-    live_dir = out / "live"
+    live_dir, k = out / "live", 1
+    while (live_dir / "recording").exists():  # a recording is never overwritten: a new run
+        k += 1
+        live_dir = out / f"live-{k}"
     live_dir.mkdir(parents=True, exist_ok=True)
     name = f"neuralign-demo-eeg-{uuid.uuid4().hex[:6]}"
     design = live_dir / "design.json"

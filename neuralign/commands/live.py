@@ -131,7 +131,7 @@ def closed_loop_policy(args: argparse.Namespace, design):
     """
     if args.order != "closed-loop":
         return None
-    from ..realtime.closed_loop import BlockPolicy
+    from ..realtime.decisions import BlockPolicy
 
     if design is None or not design.test_ids:
         raise NeuralignError("--order closed-loop needs --design with test stimuli (the test "

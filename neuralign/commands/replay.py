@@ -77,11 +77,12 @@ def _default_features(args, data) -> Path:
         for meta in (base / "recording" / "session.json", base / "session.json",
                      base.parent / "session.json"):
             try:
-                src = json.loads(meta.read_text()).get("features", {}).get("source")
+                prov = json.loads(meta.read_text()).get("features", {})
+                # a feature cache records where it lies as cache_file; a .npz as source
+                srcs = [prov.get("cache_file"), prov.get("source")]
             except (OSError, ValueError, AttributeError):
                 continue
-            if isinstance(src, str) and src:
-                cands.append(Path(src))
+            cands += [Path(src) for src in srcs if isinstance(src, str) and src]
     for d in (base, base.parent, base.parent.parent):
         cands.append(d / "features.npz")
     for c in cands:

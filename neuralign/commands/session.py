@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_when:
         stats_args += ["--stop-when", args.stop_when]
     gui = not args.headless
+    if args.order == "closed-loop" and gui:
+        raise NeuralignError("--order closed-loop needs a session that runs `neuralign live`: "
+                             "add --headless (the GUI does not choose blocks yet)")
     if gui and not _gui_available():
         raise NeuralignError("the GUI needs the gui extra (PySide6, pyqtgraph): pip install "
                              "'neuralign[gui]', or use --headless")

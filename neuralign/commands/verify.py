@@ -43,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..errors import NeuralignError
     from ..realtime.integrity import check_recording
-    from ..realtime.recording import find_xdf
+    from ..realtime.recording import find_xdf, read_meta, stream_hints
 
     xp = find_xdf(args.path)
     try:
-        integ = check_recording(xp)
+        hints = stream_hints(read_meta(xp))
+    except NeuralignError:
+        hints = None  # no session.json and no readable settings log: the headers alone
+    try:
+        integ = check_recording(xp, hints=hints)
     except ValueError as e:
         raise NeuralignError(f"not a readable recording ({e})", path=xp) from e
     if args.json:

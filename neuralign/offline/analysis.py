@@ -87,6 +87,8 @@ class LayerStatistics:
         Peak latency and peak r of each layer's channel-mean encoding map.
     latency_ci, peak_r_ci : ndarray (L, 2)
         Bootstrap intervals (NaN without bootstrap).
+    peak_r_norm, peak_r_norm_ci : ndarray (L,), (L, 2)
+        Peak of the noise-ceiling normalised map and its interval (NaN without ceilings).
     map_ci : ndarray (L, 2, T) or None
         Bootstrap interval of the channel-mean map.
     mask, p : ndarray (L, T) or None
@@ -108,6 +110,8 @@ class LayerStatistics:
     latency_ci: np.ndarray
     peak_r: np.ndarray
     peak_r_ci: np.ndarray
+    peak_r_norm: np.ndarray
+    peak_r_norm_ci: np.ndarray
     map_ci: np.ndarray | None
     mask: np.ndarray | None
     p: np.ndarray | None
@@ -131,7 +135,8 @@ class LayerStatistics:
                    "peak_r_ci": self.peak_r_ci[i]}
             if sig is not None:
                 times = self.times[self.mask[i]]
-                row.update(significant=bool(sig[i]), min_p=np.nanmin(self.p[i]),
+                pi = self.p[i][np.isfinite(self.p[i])]
+                row.update(significant=bool(sig[i]), min_p=pi.min() if pi.size else None,
                            significant_from_s=times.min() if times.size else None,
                            significant_to_s=times.max() if times.size else None)
             rows.append(row)
@@ -154,12 +159,33 @@ class LayerStatistics:
         """Arrays for ``significance.npz`` (and the cache)."""
         out = {"layers": np.asarray(self.layers, dtype=str), "times": self.times,
                "peak_latency_s": self.latency_s, "peak_latency_ci": self.latency_ci,
-               "peak_r": self.peak_r, "peak_r_ci": self.peak_r_ci}
+               "peak_r": self.peak_r, "peak_r_ci": self.peak_r_ci,
+               "peak_r_norm": self.peak_r_norm, "peak_r_norm_ci": self.peak_r_norm_ci}
         if self.map_ci is not None:
             out["map_ci"] = self.map_ci
         if self.mask is not None:
             out.update(mask=self.mask, p=self.p, threshold=np.asarray(self.threshold))
         return out
+
+    def monitor_dict(self) -> dict:
+        """The record a live session writes for one model
+        (:meth:`neuralign.align.monitor.ModelConfidence.to_dict`): the same keys, so live
+        and offline statistics of the same epochs and seed compare key by key."""
+        o = self.options
+        peaks = None
+        if o.n_boot:
+            peaks = {"latency_s": self.latency_s, "latency_ci": self.latency_ci,
+                     "peak_r": self.peak_r, "peak_r_ci": self.peak_r_ci,
+                     "peak_r_norm": self.peak_r_norm, "peak_r_norm_ci": self.peak_r_norm_ci,
+                     "n_boot": o.n_boot, "ci": 0.95}
+        mask = None
+        if self.mask is not None:
+            mask = {"mask": self.mask, "p": self.p, "threshold": self.threshold,
+                    "n_perm": o.n_perm, "alpha": o.alpha,
+                    "correction": "max statistic over layers x times (stimulus permutations)"}
+        sig = self.significant
+        return {"layers": list(self.layers), "peaks": peaks, "mask": mask,
+                "significant_layers": None if sig is None or peaks is None else sig}
 
     @classmethod
     def from_saved(cls, label: str, meta: dict, arrays) -> LayerStatistics:
@@ -180,7 +206,8 @@ class LayerStatistics:
         has = "mask" in arrays
         return cls(label, [str(s) for s in arrays["layers"]], np.asarray(arrays["times"]),
                    arrays["peak_latency_s"], arrays["peak_latency_ci"], arrays["peak_r"],
-                   arrays["peak_r_ci"], arrays["map_ci"] if "map_ci" in arrays else None,
+                   arrays["peak_r_ci"], arrays["peak_r_norm"], arrays["peak_r_norm_ci"],
+                   arrays["map_ci"] if "map_ci" in arrays else None,
                    arrays["mask"].astype(bool) if has else None,
                    arrays["p"] if has else None,
                    float(arrays["threshold"]) if has else float("nan"),
@@ -282,7 +309,8 @@ def layer_statistics(held, result, *, label: str, options: StatOptions,
                      "test has little power")
     return LayerStatistics(
         label, list(result.layers), np.asarray(result.times, float), peaks.latency_s,
-        peaks.latency_ci, peaks.peak_r, peaks.peak_r_ci,
+        peaks.latency_ci, peaks.peak_r, peaks.peak_r_ci, peaks.peak_r_norm,
+        peaks.peak_r_norm_ci,
         peaks.map_ci if peaks.n_boot else None,
         None if mask is None else mask.mask, None if mask is None else mask.p,
         float("nan") if mask is None else mask.threshold, hier, options, notes)

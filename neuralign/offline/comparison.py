@@ -83,7 +83,7 @@ def partition_layers(group, stats: dict, chosen: dict[str, str]) -> dict[str, in
 
 
 def partition_sets(group, layers: dict[str, int], *, n_boot: int, n_perm: int,
-                   seed: int) -> PartitionResult:
+                   seed: int, progress=None) -> PartitionResult:
     """Variance partition of the group's feature sets (2 or 3) on the given layers.
 
     Parameters
@@ -96,13 +96,15 @@ def partition_sets(group, layers: dict[str, int], *, n_boot: int, n_perm: int,
         Bootstrap resamples and permutations.
     seed : int
         Seed.
+    progress : callable, optional
+        Called with 1 after each subset's fit and each unique part's test.
 
     Returns
     -------
     PartitionResult
     """
     return variance_partition(dict(group.engines), layers, n_boot=n_boot, n_perm=n_perm,
-                              seed=seed)
+                              seed=seed, progress=progress)
 
 
 def partition_arrays(res: PartitionResult) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ import numpy as np
 from ..align.data import jsonable
 
 #: Format of an entry; bump when what is stored changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:

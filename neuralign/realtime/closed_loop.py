@@ -9,10 +9,12 @@ the session) when sequence ``s - 1`` starts, and reads the answer from the back 
 For every request :class:`ClosedLoop` (a thread beside the session's refresh worker):
 
 1. holds the session's feeding gate (the acquisition thread waits at its next epoch, nothing is
-   lost: LSL buffers), so the engine holds exactly the first ``n`` epochs of the recording;
-2. refreshes the maps (alphas re-selected) and computes the intervals and significance
-   (:meth:`~neuralign.align.AlignmentEngine.confidence`, seeded by the block number);
-3. asks :class:`BlockPolicy` for the block: training stimuli by expected variance reduction,
+   lost: LSL buffers) while it refreshes the maps (alphas re-selected) and takes an
+   :class:`~neuralign.realtime.decisions.EngineView` of them: exactly the first ``n`` epochs
+   of the recording;
+2. releases the gate and, from the view, computes the intervals and significance (seeded by
+   the block number);
+3. asks :class:`~neuralign.realtime.decisions.BlockPolicy` for the block: training stimuli by expected variance reduction,
    test repetitions by marginal gain (:func:`neuralign.align.chooser.choose_block`; the test
    set is the design's, fixed in advance; test EEG never chooses anything), in an order
    shuffled with a seed of the block number;
@@ -21,7 +23,7 @@ For every request :class:`ClosedLoop` (a thread beside the session's refresh wor
    number, the sequence it was for, the time, ``n_epochs``, the layers in question, the ids
    in order and each pick's role, score and reason).
 
-:func:`replay_decisions` runs a recording's epochs through a fresh engine and the same policy,
+:func:`~neuralign.realtime.decisions.replay_decisions` runs a recording's epochs through a fresh engine and the same policy,
 stopping at each recorded ``n_epochs``: it gives the recorded blocks again.
 """
 
@@ -32,16 +34,15 @@ import json
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..align.chooser import LearningCurve, choose_block, layers_in_question
-from ..base import EpochData, FeatureSet, SessionDesign
+from ..base import SessionDesign
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl
+from .decisions import BlockPolicy, engines_of, pending, refresh_for_decision, views_of
 
 #: The presenter's request marker: ``"#next <sequence>"`` (a control marker: never analysed).
 REQUEST = "#next"
@@ -65,113 +66,6 @@ def parse_request(marker) -> int | None:
     tail = marker[len(REQUEST) + 1:].strip()
     return int(tail) if tail.isdigit() else None
 
-
-@dataclass
-class BlockPolicy:
-    """How a closed-loop session chooses blocks (the same live and in a replay).
-
-    Parameters
-    ----------
-    block_size : int
-        Stimuli per block (the presenter's sequence length).
-    latency_target_s : float | None
-        Peak-latency interval width the session aims at (layers wider stay in question).
-    n_boot, n_perm : int
-        Bootstrap resamples and permutations of the intervals and significance.
-    seed : int
-        Seed of the block order (with the block number).
-    curve : LearningCurve
-        The session's learning-curve history (grows with every decision).
-    """
-
-    block_size: int = 20
-    latency_target_s: float | None = 0.02
-    n_boot: int = 100
-    n_perm: int = 100
-    seed: int = 0
-    curve: LearningCurve = field(default_factory=lambda: LearningCurve({}), repr=False)
-
-    def settings(self) -> dict:
-        """The policy's settings as plain data (recorded with the decisions)."""
-        d = asdict(self)
-        d.pop("curve")
-        return d
-
-    def choose(self, engine, block: int, *, candidates: np.ndarray | None = None,
-               pending: np.ndarray | None = None) -> dict:
-        """The next block for ``engine`` as it is now (refresh it first).
-
-        Parameters
-        ----------
-        engine : AlignmentEngine
-            The session's engine (with a design test set).
-        block : int
-            The block's number (seeds the intervals and the order).
-        candidates : ndarray of bool, optional
-            Feature rows the presenter can show.
-        pending : ndarray of int, optional
-            Presentations chosen earlier whose epochs have not arrived (:func:`pending`).
-
-        Returns
-        -------
-        dict
-            ``ids`` (presentation order), ``picks`` (id, role, score, reason, in the
-            chooser's order) and ``layers`` (the layers in question).
-        """
-        conf = None
-        if engine.held_out is not None and (self.n_boot or self.n_perm):
-            conf = engine.confidence(n_boot=self.n_boot, n_perm=self.n_perm, seed=block)
-        layers = layers_in_question(engine.features.n_layers, conf,
-                                    latency_target_s=self.latency_target_s)
-        picks = choose_block({"model": engine}, layers={"model": layers},
-                             block_size=self.block_size, curve=self.curve,
-                             candidates=candidates, pending=pending)
-        order = np.random.default_rng([self.seed, block]).permutation(len(picks))
-        return {"ids": [picks[i].stimulus_id for i in order],
-                "picks": [{"id": p.stimulus_id, "role": p.role, "score": round(float(p.score), 9),
-                           "reason": p.reason} for p in picks],
-                "layers": [int(x) for x in layers]}
-
-
-#: Blocks whose presentations may still be on their way when the next block is chosen (the
-#: one being shown, and the tail of the one before); older ones were shown or never will be.
-IN_FLIGHT = 2
-
-
-def pending(engine, blocks: list[dict], counts: list[np.ndarray]) -> np.ndarray:
-    """Presentations per feature row of the last blocks that have no epoch yet.
-
-    Parameters
-    ----------
-    engine : AlignmentEngine
-        The engine (its epoch counts now).
-    blocks : list of dict
-        The blocks published so far (``ids``).
-    counts : list of ndarray
-        The engine's epoch counts when each block was chosen.
-
-    Returns
-    -------
-    ndarray of int
-        Over the last :data:`IN_FLIGHT` blocks: each block's presentations of a row minus the
-        row's epochs since that block was chosen, at least 0.
-    """
-    index = engine.features.index
-    now = engine.store.count
-    out = np.zeros(now.size, dtype=np.int64)
-    for b, c0 in zip(blocks[-IN_FLIGHT:], counts[-IN_FLIGHT:]):
-        want = np.zeros(now.size, dtype=np.int64)
-        for sid in b["ids"]:
-            if sid in index:
-                want[index[sid]] += 1
-        out += np.maximum(want - (now - c0), 0)
-    return out
-
-
-def refresh_for_decision(engine) -> None:
-    """The refresh a decision starts from (the same live and in a replay)."""
-    if engine.n_epochs > 0:
-        engine.refresh(select_alphas=True)
 
 
 class ClosedLoop:
@@ -212,7 +106,8 @@ class ClosedLoop:
         self._refresh = refresh or (lambda: refresh_for_decision(engine))
         self._clock = clock or time.monotonic
         self.gate = threading.Lock()
-        self.candidates = np.isin(engine.features.stimulus_ids, list(design.stimuli))
+        first = next(iter(engines_of(engine).values()))  # refuses models in other orders
+        self.candidates = np.isin(first.features.stimulus_ids, list(design.stimuli))
         self.blocks: list[dict] = []
         self._counts: list[np.ndarray] = []  # the epoch counts each block was chosen at
         self.errors: list[str] = []
@@ -283,11 +178,13 @@ class ClosedLoop:
         t_start = time.perf_counter()
         block = len(self.blocks)
         with self.gate:  # the engine holds exactly the first n_epochs epochs
-            n = int(self.engine.n_epochs)
             self._refresh()
-            got = self.policy.choose(self.engine, block, candidates=self.candidates,
-                                     pending=pending(self.engine, self.blocks, self._counts))
-            self._counts.append(self.engine.store.count.copy())
+            views = views_of(self.engine)
+        view = next(iter(views.values()))
+        n = view.n_epochs
+        got = self.policy.choose(views, block, candidates=self.candidates,
+                                 pending=pending(view, self.blocks, self._counts))
+        self._counts.append(view.store.count)
         t = self._clock()
         self.outlet.block(block, got["ids"], picks=got["picks"], for_sequence=int(sequence),
                           n_epochs=n)
@@ -345,47 +242,3 @@ def attach_back_channel(session) -> tuple:
                       engine_settings={k: v for k, v in session.engine_kw.items()
                                        if k in ("backend", "dtype")})
     return outlet, loop
-
-
-def replay_decisions(record: dict, data: EpochData, features: FeatureSet) -> list[dict]:
-    """Re-make a session's closed-loop decisions from its recording.
-
-    Parameters
-    ----------
-    record : dict
-        The design file a closed-loop session wrote (``closed_loop`` key).
-    data : EpochData
-        The session's epochs in the order the engine took them
-        (:func:`~neuralign.realtime.recording.load_recording`).
-    features : FeatureSet
-        The session's features.
-
-    Returns
-    -------
-    list of dict
-        Per recorded block: ``block``, ``n_epochs``, ``ids``, ``picks`` and ``layers``.
-    """
-    from ..align.engine import AlignmentEngine
-
-    cl = record.get("closed_loop")
-    if not isinstance(cl, dict):
-        raise NeuralignError("not a closed-loop design record (no 'closed_loop' key)")
-    eng = AlignmentEngine(features, times=data.times, ch_names=data.ch_names,
-                          test_ids=[x for x in cl["test_ids"] if x in features],
-                          **cl.get("engine", {}))
-    policy = BlockPolicy(**cl["policy"])
-    allowed = np.isin(features.stimulus_ids, [s["id"] for s in record["stimuli"]])
-    out, fed, counts = [], 0, []
-    for d in cl["blocks"]:
-        while fed < len(data.stimulus_ids) and eng.n_epochs < d["n_epochs"]:
-            eng.add_epoch(str(data.stimulus_ids[fed]), data.epochs[fed])
-            fed += 1
-        if eng.n_epochs != d["n_epochs"]:
-            raise NeuralignError(f"block {d['block']} was chosen after {d['n_epochs']} epochs "
-                                 f"but the recording has {eng.n_epochs}")
-        refresh_for_decision(eng)
-        out.append({"block": d["block"], "n_epochs": d["n_epochs"],
-                    **policy.choose(eng, d["block"], candidates=allowed,
-                                    pending=pending(eng, out, counts))})
-        counts.append(eng.store.count.copy())
-    return out

@@ -158,13 +158,16 @@ class IntegrityTracker:
             eeg_samples_lost=lost_eeg, markers_lost=lost_mk)
 
 
-def check_recording(path: str | Path) -> Integrity:
+def check_recording(path: str | Path, *, hints: dict | None = None) -> Integrity:
     """Read a recording's XDF through and measure its integrity.
 
     Parameters
     ----------
     path : str | Path
         The ``session.xdf`` (find it with :func:`~neuralign.realtime.recording.find_xdf`).
+    hints : dict | None
+        Stream id -> ``(format, channels, rate)`` from ``session.json``
+        (:func:`~neuralign.realtime.recording.stream_hints`): a damaged header costs nothing.
 
     Returns
     -------
@@ -173,6 +176,8 @@ def check_recording(path: str | Path) -> Integrity:
     """
     rep = ReadReport()
     tracker = IntegrityTracker(rep)
-    for ch in xdf.iter_chunks(path, report=rep):
+    if hints and 1 in hints:
+        tracker.sfreq = hints[1][2]
+    for ch in xdf.iter_chunks(path, report=rep, hints=hints):
         tracker.see(ch)
     return tracker.finish(path)

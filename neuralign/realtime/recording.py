@@ -176,6 +176,36 @@ def read_meta(xdf_path: Path) -> dict:
     raise NeuralignError("recording has no session.json and no settings log", path=xdf_path)
 
 
+def stream_hints(meta: dict) -> dict:
+    """Stream id -> ``(format, channels, rate)`` of the EEG and markers from ``session.json``.
+
+    Parameters
+    ----------
+    meta : dict
+        The session's metadata (:func:`read_meta`).
+
+    Returns
+    -------
+    dict
+        For :func:`~neuralign.realtime.xdf.iter_chunks`: a damaged stream header costs nothing.
+    """
+    out = {}
+    for sid, key, srate in ((EEG_ID, "eeg", None), (MARKER_ID, "markers", 0.0)):
+        d = meta.get(key)
+        if not isinstance(d, dict):
+            continue
+        try:
+            fmt = str(d.get("channel_format") or ("float32" if key == "eeg" else "string"))
+            nch = int(d.get("n_channels") or 1)
+            fs = float(d.get("sfreq") or 0.0) if srate is None else srate
+        except (TypeError, ValueError):
+            continue
+        if fmt in xdf.NUMERIC or fmt == "string":
+            out[sid] = (fmt, nch, fs)
+    out[LOG_ID] = ("string", 1, 0.0)
+    return out
+
+
 def replay(path: str | Path, *, on_event=None,
            integrity: list | None = None) -> tuple[SessionCore, dict]:
     """Run a recording through :class:`SessionCore`; call ``on_event(event)`` per marker.
@@ -202,8 +232,10 @@ def replay(path: str | Path, *, on_event=None,
     emit = on_event or (lambda ev: None)
     rep = ReadReport()
     tracker = IntegrityTracker(rep, eeg_id=EEG_ID, marker_id=MARKER_ID)
+    hints = stream_hints(meta)
+    tracker.sfreq = hints.get(EEG_ID, ("", 0, 0.0))[2]
     try:
-        chunks = xdf.iter_chunks(xp, report=rep)
+        chunks = xdf.iter_chunks(xp, report=rep, hints=hints)
         for ch in chunks:
             tracker.see(ch)
             if ch.tag == xdf.TAG_CLOCKOFFSET:

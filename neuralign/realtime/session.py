@@ -28,14 +28,16 @@ from ..base import FeatureSet, SessionDesign, fill_doc
 from ..errors import NeuralignError
 from ..io.backchannel import BackChannelOutlet
 from ..lsl import get_pylsl, resolve
-from .closed_loop import BlockPolicy, ClosedLoop, attach_back_channel
+from .closed_loop import ClosedLoop, attach_back_channel
 from .core import EEG, MARKERS, SessionCore
+from .decisions import BlockPolicy
 from .epocher import EpochEvent, MarkerClassifier
 from .lsl_io import Inlet
 from .publisher import SnapshotPublisher
 from .recording import SessionRecorder
 from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
+from .watch import StreamWatch
 
 
 def refresh_threads() -> int:
@@ -297,6 +299,8 @@ class LiveSession:
         self.backchannel, self.loop = attach_back_channel(self)
         if self.loop is not None:
             self._feeding = self.loop.feeding()
+        self.watch = StreamWatch(eeg=self.eeg, markers=self.mk, eeg_lost=lambda: self.lost,
+                                 soa_s=None if self.design is None else self.design.soa_s)
         self.connected = True
         self._publish()
 
@@ -325,6 +329,7 @@ class LiveSession:
 
         self._blas_limit = threadpool_limits(limits=int(self.blas_threads or refresh_threads()),
                                              user_api="blas")
+        self.watch.start()
         self._threads = [
             threading.Thread(target=self._guard(self._acquire), name="neuralign-acquire",
                              daemon=True),
@@ -398,6 +403,8 @@ class LiveSession:
         if not self.lost and time.monotonic() - self.last_eeg_wall > self.stall_s:
             self.lost = True
             self.recorder.log("eeg_lost", samples=self.core.epocher.samples)
+        for event, fields in self.watch.drain():  # said out loud: the log and the status
+            self.recorder.log(event, **fields)
         if not got:
             self.recorder.xdf.maybe_flush()
         return got
@@ -434,6 +441,7 @@ class LiveSession:
             "gaps": len(self.core.epocher.gaps),
             "dropped_samples": int(self.core.epocher.dropped),
             "eeg_reconnects": self.reconnects,
+            **self.watch.describe(),
             "latency_median_s": lat if np.isfinite(lat) else None,
         })
         res.settings.setdefault("live", {
@@ -479,6 +487,7 @@ class LiveSession:
             eeg_source_id=self.eeg.source_id,
             stalled_s=max(0.0, time.monotonic() - self.last_eeg_wall),
             pending_markers=pending, latency_median_s=pub.latency_median,
+            markers_connected=self.watch.markers_connected, problem=self.watch.problem,
         )
         pub.publish(health, session_time=self._clock() - self.t_start, times=ep.times,
                     scope=scope, scope_times=scope_t, marker_times=mt,
@@ -498,6 +507,7 @@ class LiveSession:
         self._threads = []
         if self.loop is not None:
             self.loop.stop()
+        self.watch.stop()
         if self._error is None:
             # drain: EEG only (no new markers), until pending markers complete
             s = self.settings
@@ -516,6 +526,8 @@ class LiveSession:
         res = self.publisher.refresh(select_alphas=True, reanchor=True, stats=True)
         final = dict(res.counts)
         final.pop("refresh_s", None)
+        for event, fields in self.watch.drain():
+            self.recorder.log(event, **fields)
         if self.stop_reason:
             self.recorder.log("stop_rule_met", reason=self.stop_reason)
             final["stop_reason"] = self.stop_reason

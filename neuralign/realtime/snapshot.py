@@ -32,6 +32,8 @@ class StreamHealth:
     stalled_s: float = 0.0  # seconds since the last EEG sample arrived
     pending_markers: int = 0  # stimulus markers waiting for their data up to tmax
     latency_median_s: float = float("nan")  # over all epochs so far
+    markers_connected: bool = True  # the marker stream is visible (StreamWatch)
+    problem: str = ""  # why the EEG cannot be used (another channel count or rate on return)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Snapshot:
         return (f"t={self.session_time:6.1f}s epochs={self.epochs_accepted} "
                 f"rejected={self.epochs_rejected} unknown={self.unknown_markers} "
                 f"stimuli={self.stimuli_seen} dropped={h.dropped_samples} gaps={h.gaps} "
-                f"{'ok' if h.connected else 'LOST'} latency={ms(h.latency_s)} "
+                f"{'ok' if h.connected else 'LOST'} "
+                f"{'' if h.markers_connected else 'markers LOST '}latency={ms(h.latency_s)} "
                 f"refresh={ms(self.refresh_s)}{how}"
+                + (f" PROBLEM: {h.problem}" if h.problem else "")
                 + ("" if self.stats is None else " " + self.stats.status_fragment()))

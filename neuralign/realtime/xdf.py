@@ -6,8 +6,9 @@ chunks, so a file written chunk by chunk is valid after every chunk: a session k
 every ``flush_s`` seconds). ``pyxdf.load_xdf`` reads these files, truncated or not.
 
 The writer never overwrites: it creates its file with ``O_EXCL`` (an existing file is an
-error) and only appends. Every ``boundary_s`` seconds (1 s) it writes a Boundary chunk (a
-fixed 16-byte UUID) followed by the last clock offset of every stream, so a reader can
+error) and only appends. Every ``boundary_s`` seconds (1 s) and every ``boundary_bytes``
+(64 KiB) it writes a Boundary chunk (a fixed 16-byte UUID) followed by the last clock offset of
+every stream, so a reader can
 resynchronise after a damaged chunk and still knows the clock offsets in force.
 
 :func:`iter_chunks` reads the chunks back *in file order* (pyxdf regroups them per stream),
@@ -79,16 +80,20 @@ class XDFWriter:
     Chunks are assembled in memory and written with one ``os.write`` per flush, so the file
     on disk always ends on a chunk boundary unless the OS itself fails mid-write. The file is
     created with ``O_EXCL``: if ``path`` exists, :class:`FileExistsError` (nothing is touched).
-    A Boundary chunk and the last clock offsets follow every ``boundary_s`` seconds.
+    A Boundary chunk and the last clock offsets follow every ``boundary_s`` seconds and every
+    ``boundary_bytes`` bytes (a backlog pulled at once holds many seconds of data).
     """
 
     def __init__(self, path: str | Path, *, flush_s: float = 0.25, header_extra: str = "",
-                 boundary_s: float = 1.0) -> None:
+                 boundary_s: float = 1.0, boundary_bytes: int = 65536) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self.boundary_s = float(boundary_s)
+        self.boundary_bytes = int(boundary_bytes)
         self._last_boundary = time.monotonic()
+        self._boundary_at = 0  # len(buffer) + bytes written when the last boundary went in
+        self._written = 0
         self.n_boundaries = 0
         self._buf = bytearray(b"XDF:")
         self._buf += _chunk(
@@ -163,6 +168,7 @@ class XDFWriter:
         self._buf += _chunk(TAG_BOUNDARY, BOUNDARY)
         self.n_boundaries += 1
         self._last_boundary = time.monotonic()
+        self._boundary_at = self._written + len(self._buf)
         if offsets:
             for sid, offs in self._offsets.items():
                 if offs:
@@ -178,8 +184,9 @@ class XDFWriter:
     def maybe_flush(self) -> None:
         """Flush when ``flush_s`` has passed since the last flush."""
         now = time.monotonic()
-        if now - self._last_boundary >= self.boundary_s:
-            self.boundary(offsets=True)
+        if (now - self._last_boundary >= self.boundary_s
+                or self._written + len(self._buf) - self._boundary_at >= self.boundary_bytes):
+            self.boundary(offsets=True)  # (by bytes too: a backlog pulled at once is many s)
         if now - self._last_flush >= self.flush_s:
             self.flush()
 
@@ -187,6 +194,7 @@ class XDFWriter:
         """Write the buffered chunks to disk."""
         if self._buf:
             view = memoryview(self._buf)
+            self._written += len(view)
             while view:
                 k = os.write(self._fd, view)
                 view = view[k:]
@@ -212,7 +220,7 @@ class XDFWriter:
 
 
 # ---------------------------------------------------------------------- reading
-def iter_chunks(path: str | Path, *, report=None) -> Iterator:
+def iter_chunks(path: str | Path, *, report=None, hints: dict | None = None) -> Iterator:
     """Yield the chunks of an XDF file in file order (:func:`~.xdfread.read_chunks`).
 
     Parameters
@@ -221,6 +229,8 @@ def iter_chunks(path: str | Path, *, report=None) -> Iterator:
         The XDF file.
     report : ReadReport | None
         Filled with the damaged byte ranges skipped and a truncated tail.
+    hints : dict | None
+        Stream id -> ``(format, channels, rate)`` for streams whose header may be damaged.
 
     Returns
     -------
@@ -229,4 +239,4 @@ def iter_chunks(path: str | Path, *, report=None) -> Iterator:
     """
     from .xdfread import read_chunks
 
-    return read_chunks(path, report=report)
+    return read_chunks(path, report=report, hints=hints)

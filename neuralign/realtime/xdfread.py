@@ -89,6 +89,15 @@ class Damage(ValueError):
     """A chunk that does not parse."""
 
 
+class Undecodable(Damage):
+    """A chunk whose framing is sound but whose content cannot be decoded (a damaged stream
+    header, samples of a stream without one): skipped alone, no resynchronisation needed."""
+
+    def __init__(self, message: str, next_pos: int) -> None:
+        super().__init__(message)
+        self.next_pos = next_pos
+
+
 def read_varlen(buf, pos: int) -> tuple[int, int]:
     """An XDF variable-length integer at ``pos`` -> ``(value, next position)``."""
     nb = buf[pos]
@@ -122,6 +131,9 @@ def _check_ts(ts: np.ndarray, regular: bool) -> None:
 
 
 def _samples(buf, c0: int, c1: int, fmts: dict, last: dict) -> Chunk:
+    sid = struct.unpack_from("<I", buf, c0)[0]
+    if sid not in fmts:
+        raise Undecodable(f"samples of stream {sid}, which has no readable header", c1)
     chunk = _parse_samples(buf, c0, c1, fmts)
     sid, ts = chunk.stream_id, chunk.ts
     if fmts[sid][2] > 0 and len(ts):
@@ -216,8 +228,13 @@ def parse_chunk(buf, pos: int, end: int, fmts: dict,
         c0, c1 = body + 2, body + length
         if tag == TAG_STREAMHEADER:
             sid = struct.unpack_from("<I", buf, c0)[0]
-            xml = bytes(buf[c0 + 4 : c1]).decode("utf-8", "strict")
-            fmts[sid] = channel_info(xml)
+            try:
+                xml = bytes(buf[c0 + 4 : c1]).decode("utf-8", "strict")
+                fmts[sid] = channel_info(xml)
+            except (UnicodeDecodeError, ET.ParseError, ValueError) as e:
+                if c1 < end and buf[c1] not in (1, 4, 8):  # the length itself is wrong
+                    raise Damage(str(e)) from e
+                raise Undecodable(f"unreadable header of stream {sid} ({e})", c1) from e
             return Chunk(tag, sid, xml=xml), c1
         if tag == TAG_SAMPLES:
             return _samples(buf, c0, c1, fmts, {} if last is None else last), c1
@@ -243,7 +260,8 @@ def parse_chunk(buf, pos: int, end: int, fmts: dict,
         raise Damage(str(e)) from e
 
 
-def read_chunks(path: str | Path, *, report: ReadReport | None = None) -> Iterator[Chunk]:
+def read_chunks(path: str | Path, *, report: ReadReport | None = None,
+                hints: dict | None = None) -> Iterator[Chunk]:
     """Yield the chunks of an XDF file in order, skipping damage up to the next boundary.
 
     Parameters
@@ -252,6 +270,9 @@ def read_chunks(path: str | Path, *, report: ReadReport | None = None) -> Iterat
         The XDF file.
     report : ReadReport | None
         Filled while reading: damaged ranges skipped, a tail that did not parse.
+    hints : dict | None
+        Stream id -> ``(format, channels, rate)`` known from elsewhere (``session.json``):
+        a stream whose header is damaged is still decoded.
 
     Returns
     -------
@@ -259,6 +280,7 @@ def read_chunks(path: str | Path, *, report: ReadReport | None = None) -> Iterat
         The chunks that parsed.
     """
     rep = report if report is not None else ReadReport()
+    fmts: dict[int, tuple[str, int, float]] = dict(hints or {})
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size < 4:
@@ -269,11 +291,14 @@ def read_chunks(path: str | Path, *, report: ReadReport | None = None) -> Iterat
     rep.size = size
     buf = memoryview(raw)
     pos, end = 4, size
-    fmts: dict[int, tuple[str, int, float]] = {}
     last: dict[int, float] = {}
     while pos < end:
         try:
             chunk, nxt = parse_chunk(buf, pos, end, fmts, last)
+        except Undecodable as e:
+            rep.damaged.append((pos, e.next_pos))
+            pos = e.next_pos
+            continue
         except Damage:
             last.clear()  # a clock that really went back costs one chunk, not the rest
             j = raw.find(BOUNDARY, pos + 1)

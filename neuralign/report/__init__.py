@@ -16,11 +16,10 @@ Nothing heavy is imported here: matplotlib and MNE load when a figure or report 
 
 from __future__ import annotations
 
-from .builder import add_to_report, build_report, write_outputs
+from .builder import add_to_report, build_report, write_outputs, write_session
 from .figures import plot_encoding, plot_noise_ceiling, plot_peaks, plot_rsa
 from .results import AlignmentResult
 from .sections import SECTIONS, FigureSection, HtmlSection, layer_table
-from .session import write_session
 
 __all__ = [
     "SECTIONS",

@@ -12,24 +12,54 @@ engine result without copying its arrays.
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..align import data
-from . import builder, figures
+from ..align.data import jsonable
+from ..base.truth import planted_latencies
+from ..errors import NeuralignError
+from . import builder, figures, stat_figures
 from .sections import layer_table
 
 
+@dataclasses.dataclass(repr=False, eq=False)
 class AlignmentResult(data.AlignmentResult):
     """The layer x channel x time maps of an analysis, that show themselves.
 
     The engine's :class:`neuralign.align.AlignmentResult` (every attribute and method of it)
     plus figures, tables and report sections. Make one with :func:`neuralign.analyze`,
     :func:`neuralign.read_results` or :meth:`from_result`; its fields are those of
-    :class:`neuralign.align.AlignmentResult`.
+    :class:`neuralign.align.AlignmentResult`, plus :attr:`statistics`.
     """
+
+    #: The single-subject statistics (the ``statistics`` record of ``results.json``:
+    #: bootstrap intervals of every layer's peak, the family-wise significance mask, the
+    #: latency-hierarchy test, statements), ``None`` when they were not computed.
+    statistics: dict | None = None
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> AlignmentResult:
+        """Read back the maps (and the statistics) an output folder holds.
+
+        Parameters
+        ----------
+        out_dir : str | Path
+            A folder ``neuralign analyze`` (one feature set), ``live`` or :meth:`write`
+            wrote.
+
+        Returns
+        -------
+        AlignmentResult
+            The maps; :attr:`statistics` from ``results.json`` when it has them.
+        """
+        res = super().load(out_dir)
+        meta = json.loads((Path(out_dir) / "results.json").read_text())
+        res.statistics = meta.get("statistics")
+        return res
 
     @classmethod
     def from_result(cls, result: data.AlignmentResult) -> AlignmentResult:
@@ -61,6 +91,13 @@ class AlignmentResult(data.AlignmentResult):
         return (f"<AlignmentResult | {len(self.layers)} layers x {len(self.ch_names)} channels x "
                 f"{len(self.times)} times" + (f", {n} epochs" if n is not None else "")
                 + best + ">")
+
+    def _repr_html_(self) -> str:  # a notebook shows the per-layer table
+        from .sections import summary_html
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return summary_html(self, self.report_extra())
 
     # ---------------------------------------------------------------- figures
     def plot_encoding(self, *, normalized: bool = False):
@@ -110,6 +147,42 @@ class AlignmentResult(data.AlignmentResult):
         """
         return figures.plot_peaks(self, planted=planted or self.planted())
 
+    def plot_significance(self):
+        """Encoding r with the family-wise significant cells outlined.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure ``neuralign analyze`` writes as ``encoding_r_significance.png``.
+        """
+        return stat_figures.mask_figure(self, self.require_statistics())
+
+    def plot_peak_intervals(self):
+        """Peak latency and peak r per layer with their 95% bootstrap intervals.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            The figure ``neuralign analyze`` writes as ``peak_intervals.png`` (significant
+            layers filled, the others hollow; planted latencies of a simulation overlaid).
+        """
+        planted = planted_latencies(self.planted(), self.layers)
+        return stat_figures.peak_ci_figure(self.require_statistics(),
+                                           None if planted is None else planted * 1000)
+
+    def require_statistics(self) -> dict:
+        """:attr:`statistics`, or a clear error when the maps come without them.
+
+        Returns
+        -------
+        dict
+            The statistics record.
+        """
+        if not self.statistics:
+            raise NeuralignError("these maps have no statistics: analyze with permutations "
+                                 "and/or bootstrap above 0")
+        return self.statistics
+
     def plot_noise_ceiling(self):
         """Noise ceilings over time and the best layer's encoding r.
 
@@ -138,7 +211,9 @@ class AlignmentResult(data.AlignmentResult):
         ----------
         kind : str
             ``"peaks"``: one row per layer (index ``layer``): peak latency (ms) and peak
-            value of encoding r, normalised encoding r and RSA rho (the report's table).
+            value of encoding r, normalised encoding r and RSA rho (the report's table);
+            with :attr:`statistics`, their 95% intervals (``*_ci_low``/``*_ci_high``),
+            ``significant`` and ``min_p``.
             ``"maps"``: one row per layer x time: ``encoding_r`` and ``encoding_r_normalized``
             (means over channels), ``rsa_rho``, ``rsa_cv_rho``.
 
@@ -150,7 +225,18 @@ class AlignmentResult(data.AlignmentResult):
         import pandas as pd
 
         if kind == "peaks":
-            return pd.DataFrame(layer_table(self)).set_index("layer")
+            table = pd.DataFrame(layer_table(self)).set_index("layer")
+            for row in (self.statistics or {}).get("layers", []):
+                lo, hi = row["peak_latency_ci"]
+                rlo, rhi = row["peak_r_ci"]
+                for col, v in (("enc_peak_ms_ci_low", lo), ("enc_peak_ms_ci_high", hi)):
+                    table.loc[row["layer"], col] = np.nan if v is None else 1000 * v
+                for col, v in (("enc_peak_r_ci_low", rlo), ("enc_peak_r_ci_high", rhi)):
+                    table.loc[row["layer"], col] = np.nan if v is None else v
+                if "significant" in row:
+                    table.loc[row["layer"], "significant"] = bool(row["significant"])
+                    table.loc[row["layer"], "min_p"] = row["min_p"]
+            return table
         if kind != "maps":
             raise ValueError(f"kind must be 'peaks' or 'maps', got {kind!r}")
         with warnings.catch_warnings():
@@ -213,9 +299,7 @@ class AlignmentResult(data.AlignmentResult):
         mne.Report
             ``report``.
         """
-        extra = dict(extra or {})
-        if "planted" not in extra and self.planted():
-            extra["planted"] = self.planted()
+        extra = self.report_extra(extra)
         builder.add_to_report(self, report, extra=extra, section=section,
                               image_format=image_format)
         return report
@@ -238,4 +322,24 @@ class AlignmentResult(data.AlignmentResult):
         dict of str -> Path
             See :func:`neuralign.report.write_outputs`.
         """
-        return builder.write_outputs(self, out_dir, title=title, extra=extra)
+        return builder.write_outputs(self, out_dir, title=title, extra=self.report_extra(extra))
+
+    def report_extra(self, extra: dict | None = None) -> dict:
+        """What the report sections read besides the maps: the statistics, the planted truth.
+
+        Parameters
+        ----------
+        extra : dict | None
+            The caller's own record (kept; it wins over the result's).
+
+        Returns
+        -------
+        dict
+            ``extra`` with ``statistics`` and ``planted`` (when the result has them).
+        """
+        out = dict(extra or {})
+        if self.statistics and "statistics" not in out:
+            out["statistics"] = jsonable(self.statistics)
+        if self.planted() and "planted" not in out:
+            out["planted"] = self.planted()
+        return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..align.data import jsonable
 from ..base.truth import planted_latencies
-from . import figures, session, stat_figures
+from . import figures, session, stat_figures, unit_sections
 
 
 @dataclass(frozen=True)
@@ -295,6 +295,8 @@ SECTIONS: tuple[FigureSection | HtmlSection, ...] = (
                   lambda result, extra: (session.stopping_figure(extra[session.STATS_KEY])
                                          if extra.get(session.STATS_KEY) is not None else None),
                   group="Statistics"),
+    HtmlSection("units", "Unit-level encoding", unit_sections.units_html, group="Analyses"),
+    HtmlSection("readouts", "Readouts", unit_sections.readouts_html, group="Analyses"),
     HtmlSection("analyses", "Further analyses", analyses_html, group="Analyses"),
     HtmlSection("settings", "Settings", settings_html, group="Settings"),
 )

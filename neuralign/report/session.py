@@ -1,6 +1,6 @@
 """What a live session writes at its end: every model's maps and the live statistics.
 
-:func:`write_session` writes the first model's results and report (as
+:func:`neuralign.report.write_session` writes the first model's results and report (as
 :func:`~neuralign.report.write_outputs`), each model under ``models/LABEL/`` when there are
 several, and the statistics of :class:`~neuralign.align.monitor.StatisticsMonitor`
 (intervals, masks, ranking, comparisons, the stopping history) into ``results.json``,
@@ -11,16 +11,13 @@ several, and the statistics of :class:`~neuralign.align.monitor.StatisticsMonito
 from __future__ import annotations
 
 import html
-import json
-from pathlib import Path
 
 import numpy as np
 
-from ..align.data import jsonable
 from .figures import new_figure
 
 #: Key of ``extra`` that carries the live statistics to the report sections (not written to
-#: ``extra.json``: :func:`write_session` writes them into ``results.json``).
+#: ``extra.json``: :func:`neuralign.report.write_session` writes them into ``results.json``).
 STATS_KEY = "_live_statistics"
 
 
@@ -130,61 +127,3 @@ def statistics_html(stats) -> str:
             + (f"<table><tr><th>rank</th><th>model</th><th>best layer</th><th>peak r [95% CI]"
                f"</th><th>peak latency ms [95% CI]</th></tr>{rows}</table><ul>{comp}</ul>"
                if rows else "") + stop)
-
-
-def write_session(result, out_dir: str | Path, *, title: str, extra: dict | None = None,
-                  results: dict | None = None, stats=None) -> dict[str, Path]:
-    """Write a live session's results: first model, every model, and the statistics.
-
-    Parameters
-    ----------
-    result : AlignmentResult
-        The (first model's) maps.
-    out_dir : str | Path
-        The output folder.
-    title : str
-        Report title.
-    extra : dict | None
-        As :func:`~neuralign.report.write_outputs`'.
-    results : dict of str to AlignmentResult | None
-        Several models' maps (label -> maps); each is also written under ``models/LABEL/``.
-    stats : Statistics | None
-        The final statistics: into ``results.json`` (``statistics``), ``maps.npz``
-        (``mask_LABEL``, ``latency_ci_LABEL``, ``peak_r_ci_LABEL``) and the report.
-
-    Returns
-    -------
-    dict of str -> Path
-        As :func:`~neuralign.report.write_outputs`, plus ``report_LABEL`` per model.
-    """
-    from .builder import write_outputs
-
-    out = Path(out_dir)
-    extra = dict(extra or {})
-    several = bool(results) and len(results) > 1
-    if several:
-        extra["models"] = list(results)
-    paths = write_outputs(result, out, title=title,
-                          extra={**extra, STATS_KEY: stats} if stats is not None else extra)
-    for label, res in results.items() if several else ():
-        sub = write_outputs(res, out / "models" / label, title=f"{title} [{label}]",
-                            extra=extra)
-        paths[f"report_{label}"] = sub["report"]
-    if stats is not None:
-        rj = out / "results.json"
-        meta = json.loads(rj.read_text())
-        meta["statistics"] = jsonable(stats.to_dict())
-        tmp = out / "results.tmp.json"
-        tmp.write_text(json.dumps(meta, indent=1))
-        tmp.replace(rj)
-        with np.load(out / "maps.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        for label, m in stats.models.items():
-            if m.mask is not None:
-                arrays[f"mask_{label}"] = m.mask.mask
-            if m.peaks is not None:
-                arrays[f"latency_ci_{label}"] = m.peaks.latency_ci
-                arrays[f"peak_r_ci_{label}"] = m.peaks.peak_r_ci
-        np.savez_compressed(out / "maps.tmp.npz", **arrays)
-        (out / "maps.tmp.npz").replace(out / "maps.npz")
-    return paths

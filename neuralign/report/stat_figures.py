@@ -157,8 +157,8 @@ def ranking_figure(ranking):
     x = np.arange(len(rows))
     v = np.array([r.peak_r for r in rows])
     ci = np.array([r.peak_r_ci for r in rows], float).reshape(-1, 2)
-    err = np.where(np.isfinite(ci), np.abs(np.stack([v - ci[:, 0], ci[:, 1] - v])), 0) \
-        if len(rows) else None
+    e = np.abs(np.stack([v - ci[:, 0], ci[:, 1] - v])) if len(rows) else np.zeros((2, 0))
+    err = np.where(np.isfinite(e), e, 0.0)
     ax.bar(x, v, yerr=err, capsize=4, color="C0", alpha=0.8)
     ax.set_xticks(x)
     ax.set_xticklabels([f"{r.label}\n({r.best_layer})" for r in rows], fontsize=8)

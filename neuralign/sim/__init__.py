@@ -5,6 +5,7 @@
 - :mod:`.dataset`: a simulated subject in the THINGS-EEG2 preprocessed layout;
 - :mod:`.raw`: continuous recordings in the raw layouts (THINGS-EEG2 raw, BrainVision, EEGLAB);
 - :mod:`.study`: a simulated many-subjects x many-models study;
+- :mod:`.units`: a brain driven by a few known units with known signs (unit-level truth);
 - :mod:`.truth`: the planted truth and how well an analysis recovered it;
 - :mod:`.amp`: a simulated EEG amplifier on LSL;
 - :mod:`.player`: any :class:`~neuralign.base.EpochData` streamed over LSL.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..align import AlignmentEngine
-from ..align.chooser import LearningCurve, choose_block
+from ..align.chooser import LearningCurve, choose_block, layers_in_question
 from ..align.stopping import StoppingRule
 from ..base import FeatureSet
 from .brain import SyntheticBrain
@@ -132,13 +132,7 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
 
 def _closed_loop_block(eng, conf, stop, block, test_share=None, curve=None):
     """The layers still in question: significant ones whose interval is too wide (or all)."""
-    L = eng.features.n_layers
-    layers = list(range(L))
-    if conf is not None and conf["peaks"] is not None:
-        target = next((c.target for c in stop.conditions if c.kind == "latency"), None)
-        w = np.diff(conf["peaks"].latency_ci, axis=1)[:, 0]
-        sig = conf["mask"].mask.any(axis=1)
-        todo = [i for i in range(L) if not sig[i] or (target is not None and not w[i] <= target)]
-        layers = todo or layers
+    target = next((c.target for c in stop.conditions if c.kind == "latency"), None)
+    layers = layers_in_question(eng.features.n_layers, conf, latency_target_s=target)
     return choose_block({"model": eng}, layers={"model": layers}, block_size=block,
                         test_share=test_share, curve=curve)

@@ -10,7 +10,9 @@ has a whole sequence to answer. The block's ids replace the sequence's stimulus 
 (catch trials and frame timing stay as planned). When no block has come
 ``closed_loop.timeout_s`` after the sequence is due (the session is slow, or gone), the
 sequence shows the plan's own trials instead: the presentation never stops for the back
-channel. Each sequence's source is logged (run log event ``sequence``).
+channel. A block that comes after its sequence was due is shown in the next sequence without
+a block of its own (a slow session still steers; the newest late block wins). Each sequence's
+source is logged (run log event ``sequence``).
 
 In both orders a ``stop`` message on the back channel ends the run cleanly before the next
 sequence (run log event ``stop``; the run is complete, not aborted).
@@ -84,13 +86,15 @@ class SequenceOrder:
                 self.blocks[int(msg.body.get("for_sequence", msg.block))] = msg
 
     def wait_s(self) -> float:
-        """How long the next due sequence may wait for its block (0 after a fallback)."""
+        """How long the next due sequence may wait for its block (0 after a fallback or a late
+        block: a session that is behind does not slow the presentation down)."""
         return 0.0 if (not self.closed_loop or self._fell_back) else self.timeout_s
 
     def ready(self, sequence: int) -> bool:
-        """Whether the block of ``sequence`` has come (or a stop)."""
+        """Whether a block for ``sequence`` (or a late one) has come, or a stop."""
         self.poll()
-        return sequence in self.blocks or self.stop_reason is not None
+        return (self.stop_reason is not None
+                or any(s <= sequence for s in self.blocks))
 
     def resolve(self, sequence: int, planned: list[Trial], *, waited_s: float = 0.0
                 ) -> tuple[list[Trial], dict]:
@@ -113,10 +117,15 @@ class SequenceOrder:
             ``reason`` and the ``ids`` shown.
         """
         self.poll()
-        for s in [s for s in self.blocks if s < sequence]:
-            self.late.append(s)  # came after its sequence was due: never shown
-            self.blocks.pop(s)
         msg = self.blocks.pop(sequence, None)
+        older = sorted(s for s in self.blocks if s < sequence)
+        late_for = None
+        if msg is None and older:  # a slow session: its newest late block is still news
+            late_for = older.pop()
+            msg = self.blocks.pop(late_for)
+        for s in older:
+            self.late.append(s)  # superseded by a newer block: never shown
+            self.blocks.pop(s)
         info: dict = {"sequence": sequence, "waited_s": round(waited_s, 4)}
         if not self.closed_loop:
             trials = planned
@@ -129,11 +138,13 @@ class SequenceOrder:
                    "no block (back channel quiet since an earlier sequence)")
             info.update(source="fallback", reason=why)
         else:
-            self._fell_back = False
+            self._fell_back = late_for is not None  # behind: do not wait for the next one
             self.n_closed_loop += 1
             trials, unknown = self._substitute(planned, msg.ids)
             info.update(source="closed-loop", chosen_block=msg.block,
                         n_epochs=msg.body.get("n_epochs"))
+            if late_for is not None:
+                info["late_for"] = late_for
             if unknown:
                 info["replaced"] = unknown  # ids the plan has no image for: planned ones shown
         if self.closed_loop:  # repetitions as shown (the plan counted its own order)

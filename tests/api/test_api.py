@@ -110,6 +110,22 @@ def test_analyze_takes_mne_arrays_and_epoch_data_alike(sim_subject):
         neuralign.analyze(data, features, n_folds=50, progress=False)
     with pytest.raises(NeuralignError, match="not in the features"):
         neuralign.analyze(data, features, stimulus_ids=["nope"] * data.n_epochs)
+    with pytest.raises(NeuralignError, match="two or more feature sets"):
+        neuralign.compare(data, {"a": features})
+    with pytest.raises(NeuralignError, match="label 'a b' must be letters"):
+        neuralign.compare(data, {"a b": features, "c": features})
+    with pytest.raises(NeuralignError, match="unknown option 'fold'"):
+        neuralign.analyze(data, features, fold=3)
+    with pytest.raises(NeuralignError, match="--partition is not available from Python"):
+        neuralign.analyze(data, features, partition=True)
+    with pytest.raises(NeuralignError, match="--permutations 10 cannot reach --alpha"):
+        neuralign.analyze(data, features, permutations=10)
+    # statistics: off on request, and a clear error when asked for
+    assert res_ed.statistics["mask"]["n_significant_layers"] >= 1
+    bare = neuralign.analyze(data, features, permutations=0, bootstrap=0, **opts)
+    assert "mask" not in bare.statistics
+    with pytest.raises(NeuralignError, match="analyze with permutations"):
+        neuralign.AlignmentResult.from_result(ref).plot_significance()
 
 
 @pytest.fixture(scope="module")
@@ -125,17 +141,34 @@ def test_results_read_back_and_plot_the_figures_the_cli_writes(cli_run, tmp_path
     res = neuralign.read_results(cli_run)
     assert isinstance(res, neuralign.AlignmentResult)
     assert "3 layers x 17 channels x 100 times" in repr(res)
+    assert "<table" in res._repr_html_()
+    assert all(layer in res._repr_html_() for layer in res.layers)
     extra = json.loads((cli_run / "extra.json").read_text())
     figs = {"encoding_r": res.plot_encoding(),
             "encoding_r_normalized": res.plot_encoding(normalized=True),
             "rsa_rho": res.plot_rsa(),
             "peak_latency": res.plot_peaks(planted=extra["planted"]),
-            "noise_ceiling": res.plot_noise_ceiling()}
+            "noise_ceiling": res.plot_noise_ceiling(),
+            "encoding_r_significance": res.plot_significance(),
+            "peak_intervals": res.plot_peak_intervals()}
     for name, fig in figs.items():
         assert type(fig).__name__ == "Figure"
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").read_bytes() == (cli_run / f"{name}.png").read_bytes(), \
             name
+
+
+def test_read_results_of_several_feature_sets(sim_subject, tmp_path):
+    out = tmp_path / "two"
+    f = str(sim_subject / "features.npz")
+    assert main(["analyze", "--dataset", f"sim:{sim_subject}", "--features", f"a={f}",
+                 "--features", f"b={f}", "--out", str(out), "--folds", "3", "--quiet",
+                 "--permutations", "0", "--bootstrap", "0"]) == 0
+    with pytest.raises(NeuralignError, match="compares 2 feature sets.*a, b"):
+        neuralign.read_results(out)
+    res = neuralign.read_results(out / "b")
+    assert res.statistics is not None
+    assert res.layers == ["layer00", "layer01", "layer02"]
 
 
 def test_tables(cli_run):
@@ -145,6 +178,12 @@ def test_tables(cli_run):
     assert list(peaks.index) == res.layers
     np.testing.assert_allclose(peaks["enc_peak_ms"], lat * 1000)
     np.testing.assert_allclose(peaks["enc_peak_r"], val)
+    rows = {r["layer"]: r for r in res.statistics["layers"]}
+    for layer in res.layers:  # the intervals and tests of results.json, per layer
+        lo, hi = rows[layer]["peak_r_ci"]
+        assert peaks.loc[layer, "enc_peak_r_ci_low"] == pytest.approx(lo, nan_ok=True)
+        assert peaks.loc[layer, "enc_peak_r_ci_high"] == pytest.approx(hi, nan_ok=True)
+        assert peaks.loc[layer, "significant"] == rows[layer]["significant"]
     maps = res.to_dataframe(kind="maps")
     assert maps.shape == (3 * 100, 4)
     np.testing.assert_allclose(maps.loc["layer01"]["rsa_rho"].to_numpy(), res.rsa_spearman[1])
@@ -161,6 +200,10 @@ def test_to_xarray(cli_run):
     assert ds["encoding_r"].dims == ("layer", "channel", "time")
     sel = ds["encoding_r"].sel(layer="layer02", channel=res.ch_names[5])
     np.testing.assert_array_equal(sel.to_numpy(), res.encoding_r[2, 5])
+    assert ds["rsa_spearman"].dims == ("layer", "time")
+    np.testing.assert_array_equal(ds["noise_ceiling_r_ceiling"].to_numpy(),
+                                  res.noise_ceiling["r_ceiling"])
+    np.testing.assert_array_equal(ds["time"].to_numpy(), res.times)
 
 
 def test_add_to_report_and_the_cli_report(cli_run, tmp_path):

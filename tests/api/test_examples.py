@@ -52,14 +52,35 @@ def test_example_runs(name):
         assert np.all(np.diff(g["peaks"]["enc_peak_ms"].to_numpy()) >= 0)
         assert np.abs(g["peaks"]["enc_peak_ms"].to_numpy() - np.array(g["planted_ms"])).max() \
             <= 30
+        assert g["peaks"]["significant"].all()
     if name == "plot_05_export_lvlm.py":  # every stage's layers, one row per built-in image
         fs = g["features"]
         assert fs.layers == ("vision.00", "vision.01", "projector", "llm.00", "llm.01")
         assert all(np.isfinite(fs.layer(i)).all() for i in range(fs.n_layers))
         assert fs.layer(0).shape[0] == len(fs.stimulus_ids) > 50
-    if name == "plot_04_compare_models.py":
-        assert g["summary"].loc["planted model", "peak r"] > \
-            g["summary"].loc["unrelated model", "peak r"] + 0.2
+    if name == "plot_04_compare_models.py":  # the planted model first, better by the test
+        assert list(g["summary"].index) == ["planted", "unrelated"]
+        assert g["summary"].loc["planted", "peak_r_ci_low"] > \
+            g["summary"].loc["unrelated", "peak_r_ci_high"]
+        pairs = g["comparison"].to_dataframe(kind="pairs")
+        assert pairs.iloc[0]["better"] == "planted"
+        assert pairs.iloc[0]["p"] < 0.05
+
+
+def assert_same(a, b, path="statistics"):
+    """Equal JSON records (floats to 1e-12, None for NaN)."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        assert abs(a - b) <= 1e-12, path
+    else:
+        assert a == b, path
 
 
 def test_live_example_runs_without_torch():
@@ -72,6 +93,7 @@ def test_live_example_runs_without_torch():
         "run_name='__main__')\n"
         "print(json.dumps({'n_epochs': g['result'].counts['n_epochs'], 'n_shown': g['n_shown'],"
         " 'rec': g['live'].session.recorder.dir.is_dir(),"
+        " 'report': g['paths']['report'].is_file(),"
         " 'heavy': [m for m in ('torch', 'transformers') if m in sys.modules]}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -80,6 +102,7 @@ def test_live_example_runs_without_torch():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["n_epochs"] == out["n_shown"] == 96
     assert out["rec"]
+    assert out["report"]
     assert out["heavy"] == []
 
 
@@ -100,6 +123,11 @@ def test_mne_epochs_example_equals_the_command(tmp_path):
         assert z[key].shape == np.shape(ours)
         assert np.isfinite(z[key]).any()
         np.testing.assert_allclose(ours, z[key], rtol=0, atol=1e-12, err_msg=key)
+    # the statistics too (same seed, same permutations): results.json's record
+    cli_stats = json.loads((out / "results.json").read_text())["statistics"]
+    assert_same(res.statistics, cli_stats)
+    sig = np.load(out / "significance.npz", allow_pickle=False)
+    np.testing.assert_array_equal(np.asarray(res.statistics["mask"]["cells"]), sig["mask"])
     html = Path(g["report_file"]).read_text()
     assert "Per-layer peaks" in html
     assert html.count("data:image/") >= 5

@@ -131,8 +131,10 @@ def test_replay_lsl_streams_a_dataset_to_a_live_inlet(tmp_path):
                              f"things-eeg2:{sdir}", "--lsl", "--eeg-stream", name, "--speed", "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        mk = pylsl.resolve_byprop("name", f"{name}-markers", timeout=20)
-        eeg = pylsl.resolve_byprop("name", name, timeout=20)
+        # both in one resolve, with room for a loaded machine (CI saw a second resolve miss)
+        found = pylsl.resolve_bypred(f"name='{name}' or name='{name}-markers'", 2, 60)
+        mk = [s for s in found if s.name() == f"{name}-markers"]
+        eeg = [s for s in found if s.name() == name]
         assert mk
         assert eeg
         mk_in = pylsl.StreamInlet(mk[0])

@@ -51,13 +51,14 @@ def test_outlet_sockets_and_who_gets_an_answer(tmp_path):
                      "2", "--sfreq", "100", "--duration", "60"], tmp_path / "amp.log")
     try:
         wait_for_stream(name)
+        assert wait_until(lambda: "network:" in (tmp_path / "amp.log").read_text(), 30), \
+            (tmp_path / "amp.log").read_text()
         socks = listening_sockets(amp.pid)
-        assert wait_until(lambda: "network:" in (tmp_path / "amp.log").read_text(), 10)
     finally:
         stop(amp)
     # discovery (the responder on the multicast port) is bound to loopback only
     disco = [s for s in socks if s[2] == DISCOVERY]
-    assert disco == [("udp", "127.0.0.1", DISCOVERY)]
+    assert disco == [("udp", "127.0.0.1", DISCOVERY)], socks
     # the rest, exactly: one TCP data server and one UDP service socket on all interfaces,
     # inside liblsl's port range (documented in docs/realtime.md); no IPv6
     wide = sorted((p, ip) for p, ip, port in socks if port != DISCOVERY)

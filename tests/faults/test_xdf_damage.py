@@ -129,3 +129,41 @@ def test_damage_at_the_end_and_nothing_usable(tmp_path):
     q = tmp_path / "q.xdf"
     q.write_bytes(b"XDF:" + bytes(200))
     assert not check_recording(q).usable
+
+
+def test_damaged_stream_header_costs_nothing_with_the_session_hints(tmp_path):
+    p = tmp_path / "s.xdf"
+    _, data, ts = _write(p, n_chunks=10)
+    raw = bytearray(p.read_bytes())
+    at = raw.index(b"<name>eeg</name>")
+    raw[at + 1] ^= 0xFF  # the EEG header's XML no longer parses
+    p.write_bytes(bytes(raw))
+    assert not check_recording(p).usable  # the file alone cannot say how to decode the EEG
+    hints = {1: ("float32", N_CH, FS), 2: ("string", 1, 0.0)}  # what session.json says
+    integ = check_recording(p, hints=hints)
+    assert integ.eeg_samples == ts.size
+    assert len(integ.damaged_ranges) == 1  # the header chunk alone, no resynchronisation
+    chunks = [c for c in xdf.iter_chunks(p, hints=hints)
+              if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
+    np.testing.assert_array_equal(np.concatenate([c.data for c in chunks]), data)
+
+
+def test_a_backlog_written_at_once_still_gets_boundaries(tmp_path, monkeypatch):
+    """A session catching up pulls seconds of EEG in one go: boundaries by bytes too."""
+    monkeypatch.setattr(xdf.time, "monotonic", lambda: 0.0)  # no time passes
+    p = tmp_path / "s.xdf"
+    w = xdf.XDFWriter(p, flush_s=0.25)
+    w.add_stream(1, xdf.stream_header_xml(name="eeg", stype="EEG", channel_count=64,
+                                          nominal_srate=1000.0, channel_format="float32"),
+                 channel_format="float32", channel_count=64)
+    for k in range(100):  # 10 s of 64 ch x 1 kHz in 0.1 s chunks, ~2.6 MB
+        w.write_numeric(1, np.zeros((100, 64), np.float32), 5.0 + (k * 100 + np.arange(100)) / 1e3)
+    w.close()
+    starts = [i for i, c in enumerate(xdf.iter_chunks(p)) if c.tag == xdf.TAG_BOUNDARY]
+    assert len(starts) >= 30  # one per 3 chunks of 25.6 kB
+    raw = bytearray(p.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    raw[len(raw) // 2 - 7000] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    integ = check_recording(p)
+    assert integ.skipped_s <= 0.3  # at most a couple of 64 KiB stretches (~0.25 s each)

@@ -129,18 +129,21 @@ def test_several_feature_sets_are_ranked(tiny_sim, random_npz, tmp_path, capsys)
     out = tmp_path / "cmp"
     rc = _run(tiny_sim, out, "--permutations", "99", "--bootstrap", "200",
               features=["--features", f"model={tiny_sim / 'features.npz'}",
-                        "--features", str(random_npz)])
+                        "--features", str(random_npz), "--features", f"again={random_npz}"])
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     top = json.loads((out / "results.json").read_text())
-    assert set(top["feature_sets"]) == {"model", "random"}
-    for label in ("model", "random"):
+    assert set(top["feature_sets"]) == {"model", "random", "again"}
+    for label in ("model", "random", "again"):
         res = json.loads((out / label / "results.json").read_text())
         assert res["statistics"]["layers"]
         assert (out / label / "significance.npz").exists()
     rk = top["ranking"]
-    assert [m["label"] for m in rk["models"]] == ["model", "random"]
-    comp = rk["comparisons"][0]
+    assert [m["label"] for m in rk["models"]][0] == "model"
+    # the same features under two labels: the same peak, no difference
+    peaks = {m["label"]: m["peak_r"] for m in rk["models"]}
+    assert peaks["random"] == pytest.approx(peaks["again"])
+    comp = next(c for c in rk["comparisons"] if c["worse"] == "random")
     assert comp["better"] == "model"
     assert comp["diff"] > 0
     assert comp["n_stimuli"] == 12
@@ -249,3 +252,32 @@ def test_bad_options_one_line_exit_2(tiny_sim, tmp_path, capsys, extra, expected
     assert expected in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_statistics_equal_the_live_monitors(tiny_sim, random_npz, tmp_path):
+    """analyze's statistics of several sets, in the live layout, are what a live session's
+    StatisticsMonitor computes on the same epochs with the same seed (live = offline)."""
+    from neuralign.align.batch import analyze_models
+    from neuralign.align.monitor import StatisticsMonitor
+    from neuralign.commands.datasets import load_dataset
+
+    out = tmp_path / "o"
+    specs = {"planted": tiny_sim / "features.npz", "random": random_npz}
+    rc = _run(tiny_sim, out, "--n-boot", "200", "--n-perm", "100", "--seed", "7", "--quiet",
+              features=[a for k, p in specs.items() for a in ("--features", f"{k}={p}")])
+    assert rc == 0
+    offline = json.loads((out / "results.json").read_text())["statistics"]
+    data = load_dataset(f"things-eeg2:{tiny_sim / 'sub-01'}")
+    group, _ = analyze_models(data, {k: load_features(p) for k, p in specs.items()}, n_folds=3)
+    live = StatisticsMonitor(n_boot=200, n_perm=100, seed=7).evaluate(group.engines).to_dict()
+    for label in specs:
+        a, b = live["models"][label], offline["models"][label]
+        for key in ("latency_ci", "peak_r_ci", "peak_r", "latency_s"):
+            np.testing.assert_allclose(np.array(a["peaks"][key], float),
+                                       np.array(b["peaks"][key], float), atol=1e-9)
+        assert a["mask"]["mask"] == b["mask"]["mask"]
+        np.testing.assert_allclose(np.array(a["mask"]["p"], float),
+                                   np.array(b["mask"]["p"], float))
+        assert a["significant_layers"] == b["significant_layers"]
+    assert [m["label"] for m in live["ranking"]["models"]] == \
+        [m["label"] for m in offline["ranking"]["models"]]

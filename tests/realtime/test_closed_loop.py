@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 
 from neuralign.align import AlignmentEngine
-from neuralign.base import EpochData, SessionDesign
+from neuralign.align.group import ModelGroup
+from neuralign.base import EpochData, FeatureSet, SessionDesign
 from neuralign.io.backchannel import BackChannelOutlet, BackChannelReader, wait_for_reader
-from neuralign.realtime.closed_loop import (
-    BlockPolicy,
-    ClosedLoop,
-    parse_request,
-    replay_decisions,
-)
+from neuralign.realtime.closed_loop import ClosedLoop, parse_request
+from neuralign.realtime.decisions import BlockPolicy, replay_decisions
 from neuralign.sim.brain import SyntheticBrain
 from neuralign.sim.closed_loop import planted_features
 
@@ -31,16 +28,24 @@ def test_requests_are_parsed_from_control_markers():
         assert parse_request(other) is None
 
 
-def _session(tmp_path, *, n_train=60, n_test=12, n_blocks=6, block=10, seed=3):
+def _session(tmp_path, *, n_models=1, n_train=60, n_test=12, n_blocks=6, block=10, seed=3):
     fs = planted_features(n_train + n_test, 3, 8, seed)
     ids = fs.stimulus_ids.tolist()
+    models = {"planted": fs}
+    if n_models == 2:  # a second model: other layers over the same stimuli
+        other = planted_features(n_train + n_test, 2, 6, seed + 1)
+        models["other"] = FeatureSet(ids, other.layers, [other.layer(i) for i in range(2)],
+                                     {"model": "other"})
     test_ids = ids[n_train:]
     shown = ids[5:]  # the presenter has all but five of the features' training stimuli
     design = SessionDesign(stimuli=tuple(shown),
                            roles={s: ("test" if s in test_ids else "train") for s in shown})
     brain = SyntheticBrain(fs, snr=0.6, seed=seed)
     times = np.arange(-0.1, 0.4, 0.02)
-    eng = AlignmentEngine(fs, times=times, ch_names=brain.ch_names, test_ids=test_ids)
+    if n_models == 1:
+        eng = AlignmentEngine(fs, times=times, ch_names=brain.ch_names, test_ids=test_ids)
+    else:
+        eng = ModelGroup(models, times=times, ch_names=brain.ch_names, test_ids=test_ids)
     outlet = BackChannelOutlet(unique("nl-cl"))
     reader = BackChannelReader(outlet.name[:-len("-backchannel")])
     assert reader.connect(20.0)
@@ -71,11 +76,12 @@ def _session(tmp_path, *, n_train=60, n_test=12, n_blocks=6, block=10, seed=3):
     outlet.close()
     data = EpochData(np.stack(all_ep), np.array(all_ids), times, list(brain.ch_names),
                      test_ids=test_ids)
-    return fs, design, loop, msgs, data, record
+    return (fs if n_models == 1 else models), design, loop, msgs, data, record
 
 
-def test_decisions_are_published_recorded_and_replayed(tmp_path):
-    fs, design, loop, msgs, data, record = _session(tmp_path)
+@pytest.mark.parametrize("n_models", [1, 2])
+def test_decisions_are_published_recorded_and_replayed(tmp_path, n_models):
+    fs, design, loop, msgs, data, record = _session(tmp_path, n_models=n_models)
     saved = json.loads(record.read_text())
     assert saved["order"] == "closed-loop"
     blocks = saved["closed_loop"]["blocks"]
@@ -106,6 +112,8 @@ def test_decisions_are_published_recorded_and_replayed(tmp_path):
     again = replay_decisions(saved, data, fs)
     assert [r["ids"] for r in again] == [b["ids"] for b in blocks]
     assert [r["layers"] for r in again] == [b["layers"] for b in blocks]
+    assert all(sorted(b["layers"]) == sorted(["model"] if n_models == 1 else ["planted", "other"])
+               for b in blocks)
     for r, b in zip(again, blocks):
         np.testing.assert_allclose([p["score"] for p in r["picks"]],
                                    [p["score"] for p in b["picks"]], rtol=1e-6, atol=1e-9)

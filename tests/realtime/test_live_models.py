@@ -103,13 +103,14 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
     # offline: the same epochs, engines and seed give the very same intervals
     off = tmp_path / "offline"
     assert main(["analyze", "--dataset", f"recording:{out}", "--features", f"random={rpath}",
-                 "--features", f"planted={ppath}", "--bootstrap", "200", "--permutations",
-                 "100", "--seed", "7", "--no-cache", "--out", str(off), "--quiet"]) == 0
+                 "--features", f"planted={ppath}", "--n-boot", "200", "--n-perm", "100",
+                 "--seed", "7", "--out", str(off), "--quiet"]) == 0
+    offs = json.loads((off / "results.json").read_text())["statistics"]
     for label in ("planted", "random"):
-        offs = json.loads((off / label / "results.json").read_text())["statistics"]
-        a = saved["models"][label]["peaks"]
+        a, b = saved["models"][label]["peaks"], offs["models"][label]["peaks"]
         np.testing.assert_allclose(np.array(a["latency_ci"], float),
-                                   [r["peak_latency_ci"] for r in offs["layers"]], atol=1e-9)
+                                   np.array(b["latency_ci"], float), atol=1e-9)
         np.testing.assert_allclose(np.array(a["peak_r_ci"], float),
-                                   [r["peak_r_ci"] for r in offs["layers"]], atol=1e-6)
-        assert saved["models"][label]["mask"]["mask"] == offs["mask"]["cells"]
+                                   np.array(b["peak_r_ci"], float), atol=1e-6)
+        assert saved["models"][label]["mask"]["mask"] == offs["models"][label]["mask"]["mask"]
+    assert offs["ranking"]["models"][0]["label"] == "planted"

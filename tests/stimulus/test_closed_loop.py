@@ -230,7 +230,7 @@ image_units = "pix"
 def test_closed_loop_session_end_to_end_and_replayed(tmp_path):
     pytest.importorskip("neuralign.commands.simulate_amp")
     from neuralign.io.features import load_features
-    from neuralign.realtime.closed_loop import replay_decisions
+    from neuralign.realtime.decisions import replay_decisions
     from neuralign.realtime.recording import load_recording
 
     make_images(tmp_path / "imgs", 24)
@@ -253,7 +253,7 @@ def test_closed_loop_session_end_to_end_and_replayed(tmp_path):
     test_ids = {s["id"] for s in record["stimuli"] if s["role"] == "test"}
     for e in chosen:  # what was shown is the block chosen for that sequence
         b = blocks[e["chosen_block"]]
-        assert b["for_sequence"] == e["sequence"]
+        assert b["for_sequence"] == e.get("late_for", e["sequence"])
         assert e["ids"] == b["ids"][:len(e["ids"])]
         assert all((p["role"] == "test") == (p["id"] in test_ids) for p in b["picks"])
         assert all(p["reason"] for p in b["picks"])
