@@ -61,6 +61,7 @@ def test_replay_two_models_stops_by_rule_and_writes_statistics(sim_two, tmp_path
     ("replay", ["--n-boot", "-1"], "--n-boot must be >= 0"),
     ("live", ["--stop-when", "ranking p<2"], "--stop-when: p must be in (0, 1)"),
     ("live", ["--stats-every", "0"], "--stats-every must be >= 1"),
+    ("live", ["--stop-when", "ranking p<0.01"], "compares models: give two --features"),
 ])
 def test_bad_model_options_are_one_line(sim_two, tmp_path, capsys, cmd, args, msg):
     from neuralign.cli import main
