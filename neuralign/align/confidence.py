@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hierarchy import latency_hierarchy  # re-exported: the statistics of a map live here
-from .quantiles import percentile_interval
+from .quantiles import bootstrap_weights, percentile_interval
 
 __all__ = ["HeldOut", "MapMask", "PeakIntervals", "bootstrap_peaks", "bootstrap_weights",
            "compare_models", "latency_hierarchy", "permutation_mask"]
@@ -160,19 +160,8 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, times[j], np.nan), np.where(ok, val, np.nan)
 
 
-def _interval(x: np.ndarray, ci: float) -> np.ndarray:
-    return percentile_interval(x, ci)
-
-
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, n)`` multinomial resampling counts (a stable function of ``seed``)."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-
-
 def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
-    """Weights, EEG sums and ceilings of a bootstrap (reused from ``shared`` when the same
-    stimuli, EEG and seed were resampled for another model)."""
+    """Weights, EEG sums and ceilings of a bootstrap (from ``shared`` if already made)."""
     key = (held.n, n_boot, seed, held.stimulus_ids.tobytes())
     got = None if shared is None else shared.get(key)
     if got is not None and np.array_equal(got[0], held.y):
@@ -258,9 +247,9 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         ok = np.isfinite(r0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pkn0 = _peaks(np.where(ok, r0, 0.0).sum(1) / ok.sum(1), times)[1]
-    return PeakIntervals(lat0, _interval(lat, ci), pk0, _interval(pk, ci), pkn0,
-                         _interval(pkn, ci), np.moveaxis(_interval(maps, ci), -1, 1),
-                         n_boot, ci, lat, pk, held.stimulus_ids)
+    iv = percentile_interval
+    return PeakIntervals(lat0, iv(lat, ci), pk0, iv(pk, ci), pkn0, iv(pkn, ci),
+                         np.moveaxis(iv(maps, ci), -1, 1), n_boot, ci, lat, pk, held.stimulus_ids)
 
 
 def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
@@ -358,6 +347,6 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     d = out[0] - out[1]
     boot = d[1:]
     p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
-    return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
+    return {"diff": float(d[0]), "ci": percentile_interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
