@@ -128,7 +128,8 @@ class ConnectDialog(QtWidgets.QDialog):
 
 
 def live_source_factory(settings: dict, *, design=None, connect_timeout: float = 10.0,
-                        on_connected=None, statistics=None, stats_every: int = 1) -> LiveSource:
+                        on_connected=None, statistics=None, stats_every: int = 1,
+                        closed_loop=None) -> LiveSource:
     """Build a live source from the window settings (streams, features, window, band).
 
     Parameters
@@ -146,6 +147,9 @@ def live_source_factory(settings: dict, *, design=None, connect_timeout: float =
         Intervals, masks, ranking and stopping rule (default: the session's).
     stats_every : int
         Refreshes between two evaluations of the statistics.
+    closed_loop : BlockPolicy | None
+        Closed-loop order (:class:`neuralign.realtime.decisions.BlockPolicy`): the session
+        chooses the presenter's next blocks.
 
     Returns
     -------
@@ -179,5 +183,5 @@ def live_source_factory(settings: dict, *, design=None, connect_timeout: float =
     session = LiveSession(features, eeg_stream=eeg, marker_stream=markers, out_dir=out,
                           settings=epoch, design=design, connect_timeout=connect_timeout,
                           refresh_every=max(refresh_s, 0.05), statistics=statistics,
-                          stats_every=stats_every)
+                          stats_every=stats_every, closed_loop=closed_loop)
     return LiveSource(session, on_connected=on_connected)

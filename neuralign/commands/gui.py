@@ -17,6 +17,7 @@ from . import (
     feature_specs,
     make_monitor,
 )
+from .live import add_order_args, closed_loop_policy
 
 
 def register(subparsers) -> None:
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
                    help="live session folder: recording, and results when the window closes")
     p.add_argument("--results", type=Path, default=None, metavar="DIR",
                    help="show saved maps (a folder with results.json + maps.npz)")
+    add_order_args(p)
     add_window_args(p)
     p.set_defaults(func=run)
 
@@ -96,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
                              "Connect...)")
     if args.results is not None and eeg is not None:
         raise NeuralignError("--results shows saved maps: drop --eeg-stream/--marker-stream")
+    if args.order == "closed-loop" and (args.design is None or eeg is None):
+        raise NeuralignError("--order closed-loop needs --design with test stimuli and the "
+                             "streams (--eeg-stream, --marker-stream)")
     design = load_design(args.design) if args.design is not None else None
+    policy = closed_loop_policy(args, design)
     monitor = make_monitor(args)  # a bad --stop-when: one line before the window opens
     specs = feature_specs(args.features)
 
@@ -112,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             s["out_dir"] = str(args.out)
         return live_source_factory(s, design=design, connect_timeout=args.connect_timeout,
                                    on_connected=announce, statistics=monitor,
-                                   stats_every=args.stats_every)
+                                   stats_every=args.stats_every, closed_loop=policy)
 
     source = None
     if args.results is not None:

@@ -64,6 +64,14 @@ def register(subparsers) -> None:
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
+    add_order_args(p)
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+    p.set_defaults(func=run)
+
+
+def add_order_args(p: argparse.ArgumentParser) -> None:
+    """``--order`` and ``--block-size`` (``live`` and ``gui``)."""
     p.add_argument("--order", default="random", choices=["random", "closed-loop"],
                    help="random: the presenter's own order; closed-loop: choose each next "
                    "block of stimuli and publish it to `neuralign present --order closed-loop` "
@@ -72,9 +80,6 @@ def register(subparsers) -> None:
     p.add_argument("--block-size", type=int, default=None,
                    help="closed loop: stimuli per block (default: the design's RSVP sequence "
                    "length, else 20)")
-    p.add_argument("--title", default=None, help="report title")
-    p.add_argument("--quiet", action="store_true", help="no status line")
-    p.set_defaults(func=run)
 
 
 def _baseline(args):

@@ -265,7 +265,8 @@ def run_session(plan: SessionSetup) -> int:
                  for a in ("--features", spec)]
         if plan.gui:
             gui_cmd = [*CLI, "gui", "--eeg-stream", eeg, "--marker-stream", markers, *feats,
-                       "--out", str(out), "--design", str(paths["design"]), *plan.live_args]
+                       "--out", str(out), "--design", str(paths["design"]),
+                       "--order", plan.config.order, *plan.live_args]
             gui_env = None
             if plan.screenshot is not None:
                 gui_cmd += ["--screenshot", str(plan.screenshot)]

@@ -171,7 +171,7 @@ def _extra(data, fpath, spec) -> dict:
 
 
 def _summary(snap, out=None) -> None:
-    out = out or sys.stdout  # (the stream of now, not of import time)
+    out = sys.stdout if out is None else out  # the stdout of now (pytest swaps it)
     res = snap.result
     print(f"replayed {snap.epochs_accepted} epochs ({snap.epochs_rejected} rejected), "
           f"{snap.stimuli_seen} stimuli", file=out)

@@ -76,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_when:
         stats_args += ["--stop-when", args.stop_when]
     gui = not args.headless
-    if args.order == "closed-loop" and gui:
-        raise NeuralignError("--order closed-loop needs a session that runs `neuralign live`: "
-                             "add --headless (the GUI does not choose blocks yet)")
     if gui and not _gui_available():
         raise NeuralignError("the GUI needs the gui extra (PySide6, pyqtgraph): pip install "
                              "'neuralign[gui]', or use --headless")
@@ -95,9 +92,6 @@ def run(args: argparse.Namespace) -> int:
         over = merge_settings(SIMULATE_DEFAULTS, over)
     with one_line_warnings():
         config = load_config(args.config, overrides=over)
-        if config.order == "closed-loop" and gui:
-            raise NeuralignError("--order closed-loop needs a session that runs `neuralign "
-                                 "live`: add --headless (the GUI does not choose blocks yet)")
         if args.headless and config.blocks.break_mode == "self-paced" and \
                 config.blocks.n_blocks > 1:
             print("headless: self-paced breaks become timed breaks "

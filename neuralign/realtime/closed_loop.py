@@ -234,7 +234,7 @@ def attach_back_channel(session) -> tuple:
 
     def refresh() -> None:
         if eng.n_epochs > 0:
-            session.publisher.refresh(select_alphas=True)
+            session.publisher.refresh(select_alphas=True, stats=False)  # statistics: its own
 
     loop = ClosedLoop(eng, outlet=outlet, design=session.design,
                       record_path=session.recorder.dir / "design.json",

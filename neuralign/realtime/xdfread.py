@@ -22,17 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-BOUNDARY = bytes.fromhex("43A546DCCBF5410FB30ED5467383CBE4")  # XDF's boundary chunk UUID
-NUMERIC = {
-    "float32": "<f4",
-    "double64": "<f8",
-    "int8": "<i1",
-    "int16": "<i2",
-    "int32": "<i4",
-    "int64": "<i8",
-}
-TAG_FILEHEADER, TAG_STREAMHEADER, TAG_SAMPLES, TAG_CLOCKOFFSET, TAG_BOUNDARY, TAG_FOOTER = (
-    1, 2, 3, 4, 5, 6)
+from .xdf import (
+    BOUNDARY,
+    NUMERIC,
+    TAG_BOUNDARY,
+    TAG_CLOCKOFFSET,
+    TAG_FILEHEADER,
+    TAG_FOOTER,
+    TAG_SAMPLES,
+    TAG_STREAMHEADER,
+)
 
 MAX_SAMPLE_STEP_S = 3600.0  # larger steps between two samples of one chunk are damage
 BACKWARD_S = 1.0  # a regular stream's chunk starting this far before the last one is damage

@@ -74,13 +74,15 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
                 rule: str = "latency-ci<=20ms", train_reps: int = 2, test_reps: int = 5,
                 max_epochs: int | None = None, n_boot: int = 200, n_perm: int = 200,
                 sfreq: float = 100.0, features: str = "independent",
-                test_share: float | None = None) -> SessionOutcome:
+                test_share: float | None = None, lag: int = 0) -> SessionOutcome:
     """One simulated session in ``mode`` ``"random"`` or ``"closed-loop"``.
 
     The random session shows a fixed shuffled sequence (every training stimulus
     ``train_reps`` times, every test stimulus ``test_reps`` times); the closed loop asks the
     chooser for every block. Both stop when ``rule`` holds (checked after every block) or at
-    ``max_epochs`` (default: the random sequence's length).
+    ``max_epochs`` (default: the random sequence's length). ``lag``: blocks the closed loop
+    chooses ahead of the one shown (a live session chooses a sequence ahead: 1), the blocks
+    chosen but not shown yet counted as pending.
     """
     fs = planted_features(n_train + n_test, n_layers, dim, seed, kind=features)
     times = np.arange(-0.1, 0.5, 1.0 / sfreq)
@@ -95,6 +97,8 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
     k = 0
     conf = None
     curve = LearningCurve({})
+    ahead: list[list] = []  # closed loop: blocks chosen, not shown yet
+    index = fs.index
     while eng.n_epochs < cap:
         if mode == "random":
             rows = seq[k * block:(k + 1) * block]
@@ -102,10 +106,17 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
                 break
             chosen = ids[rows]
         else:
-            picks = _closed_loop_block(eng, conf, stop, block, test_share, curve)
-            chosen = np.array([p.stimulus_id for p in picks])
-            out.decisions.append({"block": k, "n_epochs": eng.n_epochs,
-                                  "picks": [p.__dict__ for p in picks]})
+            while len(ahead) <= lag:
+                pending = np.zeros(len(ids), dtype=np.int64)
+                for picks in ahead:
+                    for p in picks:
+                        pending[index[p.stimulus_id]] += 1
+                picks = _closed_loop_block(eng, conf, stop, block, test_share, curve,
+                                           pending=pending if ahead else None)
+                out.decisions.append({"block": k + len(ahead), "n_epochs": eng.n_epochs,
+                                      "picks": [p.__dict__ for p in picks]})
+                ahead.append(picks)
+            chosen = np.array([p.stimulus_id for p in ahead.pop(0)])
         ep = brain.epochs(chosen.tolist(), 1, times=times, seed=seed * 100003 + k)[:, 0]
         eng.add_epochs(chosen, ep)
         k += 1
@@ -130,9 +141,9 @@ def run_session(mode: str, *, seed: int, n_train: int = 600, n_test: int = 50,
     return out
 
 
-def _closed_loop_block(eng, conf, stop, block, test_share=None, curve=None):
+def _closed_loop_block(eng, conf, stop, block, test_share=None, curve=None, pending=None):
     """The layers still in question: significant ones whose interval is too wide (or all)."""
     target = next((c.target for c in stop.conditions if c.kind == "latency"), None)
     layers = layers_in_question(eng.features.n_layers, conf, latency_target_s=target)
     return choose_block({"model": eng}, layers={"model": layers}, block_size=block,
-                        test_share=test_share, curve=curve)
+                        test_share=test_share, curve=curve, pending=pending)

@@ -124,9 +124,9 @@ def test_order_options_are_validated(tmp_path):
     p = cli("present", "--order", "sideways", "--design-only")
     assert p.returncode == 2
     assert "--order" in p.stderr
-    p = cli("session", "--simulate", "--order", "closed-loop", "--out", str(tmp_path / "o"))
+    p = cli("gui", "--order", "closed-loop", "--eeg-stream", "x", "--marker-stream", "y")
     assert p.returncode == 2
-    assert "needs a session that runs `neuralign live`" in p.stderr
+    assert "--order closed-loop needs --design" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     p = cli("live", "--order", "closed-loop", "--eeg-stream", "x", "--marker-stream", "y",
             "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / "o2"))
