@@ -96,8 +96,13 @@ def test_live_example_runs_without_torch():
         " 'report': g['paths']['report'].is_file(),"
         " 'heavy': [m for m in ('torch', 'transformers') if m in sys.modules]}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=240)
+    for _ in range(2):  # a second try only when LSL discovery missed the amplifier
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=240)
+        if proc.returncode == 0 or "no LSL EEG stream matching" not in proc.stderr:
+            break
+        # machine-scope discovery is shared by every process on the machine; under many
+        # concurrent sessions (7 people's test suites) a resolve was seen to miss a stream
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["n_epochs"] == out["n_shown"] == 96
