@@ -40,7 +40,7 @@ from neuralign.lsl import configure_lsl, listening_sockets  # noqa: E402
 configure_lsl()
 
 from neuralign.io.features import save_features  # noqa: E402
-from neuralign.realtime import xdf  # noqa: E402
+from neuralign.realtime import xdf, xdfread  # noqa: E402
 from neuralign.realtime.integrity import check_recording  # noqa: E402
 from neuralign.realtime.recording import EEG_ID, read_meta, stream_hints  # noqa: E402
 from neuralign.sim.features import hierarchical_features  # noqa: E402
@@ -75,12 +75,14 @@ def end(proc) -> None:
 
 
 def recorded_eeg(out: Path):
-    ch = [c for c in xdf.iter_chunks(out / "recording" / "session.xdf")
+    ch = [c for c in xdfread.read_chunks(out / "recording" / "session.xdf")
           if c.tag == xdf.TAG_SAMPLES and c.stream_id == EEG_ID]
     return np.concatenate([c.data for c in ch]), np.concatenate([c.ts for c in ch])
 
 
 def amp(d: Path, name: str, *extra) -> subprocess.Popen:
+    if "--schedule" in extra:  # the design beside the logs, not in the working directory
+        extra = (*extra, "--design-out", str(d / f"{name}-design.json"))
     p = cli(["simulate-amp", "--eeg-stream", name, "--source-id", name, *extra],
             d / f"amp-{name}.log")
     return p

@@ -50,13 +50,17 @@ def _models(rng, n, d, layers, k):
     return out
 
 
-def _epochs(rng, fs, reps_train, reps_test, n_test):
+def _epochs(rng, fs, reps_train, reps_test, n_test, *, repeats_last=False):
     w = rng.standard_normal((fs.dims[0], C * T)).astype(np.float32) / np.sqrt(fs.dims[0])
     sig = (fs.arrays[len(fs.arrays) // 2] @ w).reshape(-1, C, T)
     n = fs.n_stimuli
     rows = np.concatenate([np.tile(np.arange(n_test, n), reps_train),
                            np.tile(np.arange(n_test), reps_test)])
     rng.shuffle(rows)
+    if repeats_last:  # every stimulus once first: the timed refreshes only see repetitions
+        first = np.zeros(rows.size, bool)
+        first[np.unique(rows, return_index=True)[1]] = True
+        rows = np.concatenate([rows[first], rows[~first]])
     ep = sig[rows] + 2.0 * rng.standard_normal((rows.size, C, T)).astype(np.float32)
     return fs.stimulus_ids[rows], ep
 
@@ -85,6 +89,9 @@ def main() -> None:
     ap.add_argument("--rsa-every", type=int, default=1,
                     help="RSA and noise ceilings every N refreshes (the engine's rsa_every)")
     ap.add_argument("--no-stats", action="store_true", help="time the maps only")
+    ap.add_argument("--repetitions", action="store_true",
+                    help="time refreshes once every stimulus has been seen (the training set "
+                         "no longer grows: kept eigendecompositions are reused)")
     ap.add_argument("--compare", action="store_true",
                     help="also time separate engines (no shared EEG side)")
     args = ap.parse_args()
@@ -96,13 +103,14 @@ def main() -> None:
     n_test = min(200, args.stimuli // 5)
     models = _models(rng, args.stimuli, args.dim, args.layers, args.models)
     first = next(iter(models.values()))
-    sids, ep = _epochs(rng, first, 2, 4, n_test)
+    sids, ep = _epochs(rng, first, 2, 4, n_test, repeats_last=args.repetitions)
     times = np.arange(T) / 100 - 0.2
     ch = [f"E{i}" for i in range(C)]
     test_ids = first.stimulus_ids[:n_test].tolist()
     print(f"{args.models} models x {args.layers} layers x {args.dim} features; {args.stimuli} "
           f"stimuli ({n_test} test), {sids.size} epochs, {C} x {T} targets; "
-          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads, {args.dtype}, RSA every {args.rsa_every} refresh(es)")
+          f"{os.cpu_count()} CPUs, BLAS 1 thread, layers on the engine's threads, {args.dtype}, RSA every {args.rsa_every} refresh(es)"
+          + ("; timed refreshes add repetitions only" if args.repetitions else ""))
     with threadpool_limits(limits=1, user_api="blas"):
         runs = [("ModelGroup (shared EEG side)", True)]
         runs += [("separate engines", False)] if args.compare else []

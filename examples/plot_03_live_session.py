@@ -45,32 +45,34 @@ amp = subprocess.Popen(
      "--features", str(root / "features.npz"), "--schedule", "--design-out", str(design),
      "--n-test", "8", "--train-reps", "2", "--test-reps", "4", "--soa", "0.1",
      "--sfreq", "250", "--snr", "1.0", "--duration", "120"],
-    env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-for _ in range(300):
+    env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=open(root / "amp.log", "w"))
+for _ in range(600):  # up to a minute on a busy machine
     if design.exists() or amp.poll() is not None:
         break
     time.sleep(0.1)
 
 # %%
-# Run the session. ``latest()`` never blocks; ``result()`` holds the maps of the last
-# refresh, which plot themselves.
+# Run the session: ``with`` starts it and stops it at the end of the block, whatever
+# happens (stopping flushes the recording and refreshes the maps once more). ``latest()``
+# never blocks; its ``result`` holds the maps of the last refresh, which plot themselves.
 live = neuralign.LiveSession(root / "features.npz", eeg_stream=name,
                              marker_stream=f"{name}-markers", design=design,
-                             out_dir=root / "session", refresh_every=1.0)
+                             out_dir=root / "session", refresh_every=1.0,
+                             connect_timeout=60.0)
 n_shown = sum(load_design(design).reps.values())  # presentations scheduled
 try:
-    live.start()
-    live.wait(epochs=40, timeout=60)
-    print(live.status())
-    fig = live.latest().result.plot_encoding()  # the maps so far
-    while live.latest().epochs_accepted < n_shown and amp.poll() is None:
-        time.sleep(1.0)
-        snap = live.latest()
-        print(f"{snap.epochs_accepted} of {n_shown} epochs, {snap.n_refreshes} refreshes")
+    with live:
+        live.wait(epochs=40, timeout=120)
+        print(live.status())
+        fig = live.latest().result.plot_encoding()  # the maps so far
+        while live.latest().epochs_accepted < n_shown and amp.poll() is None:
+            time.sleep(1.0)
+            snap = live.latest()
+            print(f"{snap.epochs_accepted} of {n_shown} epochs, {snap.n_refreshes} refreshes")
 finally:
-    result = live.stop()
     amp.terminate()
     amp.wait()
+result = live.result()  # the final maps
 
 # %%
 # The final maps (the session is recorded in ``session/recording/session.xdf``; replaying

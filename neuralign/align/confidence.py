@@ -24,7 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .quantiles import percentile_interval
+from .hierarchy import latency_hierarchy  # re-exported: the statistics of a map live here
+from .quantiles import bootstrap_weights, percentile_interval
+
+__all__ = ["HeldOut", "MapMask", "PeakIntervals", "bootstrap_peaks", "bootstrap_weights",
+           "compare_models", "latency_hierarchy", "permutation_mask"]
 
 
 @dataclass
@@ -156,19 +160,8 @@ def _peaks(m: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, times[j], np.nan), np.where(ok, val, np.nan)
 
 
-def _interval(x: np.ndarray, ci: float) -> np.ndarray:
-    return percentile_interval(x, ci)
-
-
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """``(n_boot, n)`` multinomial resampling counts (a stable function of ``seed``)."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-
-
 def _eeg_side(held: HeldOut, n_boot: int, seed: int, shared: dict | None):
-    """Weights, EEG sums and ceilings of a bootstrap (reused from ``shared`` when the same
-    stimuli, EEG and seed were resampled for another model)."""
+    """Weights, EEG sums and ceilings of a bootstrap (from ``shared`` if already made)."""
     key = (held.n, n_boot, seed, held.stimulus_ids.tobytes())
     got = None if shared is None else shared.get(key)
     if got is not None and np.array_equal(got[0], held.y):
@@ -254,9 +247,9 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
         ok = np.isfinite(r0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pkn0 = _peaks(np.where(ok, r0, 0.0).sum(1) / ok.sum(1), times)[1]
-    return PeakIntervals(lat0, _interval(lat, ci), pk0, _interval(pk, ci), pkn0,
-                         _interval(pkn, ci), np.moveaxis(_interval(maps, ci), -1, 1),
-                         n_boot, ci, lat, pk, held.stimulus_ids)
+    iv = percentile_interval
+    return PeakIntervals(lat0, iv(lat, ci), pk0, iv(pk, ci), pkn0, iv(pkn, ci),
+                         np.moveaxis(iv(maps, ci), -1, 1), n_boot, ci, lat, pk, held.stimulus_ids)
 
 
 def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
@@ -354,58 +347,6 @@ def compare_models(a: HeldOut, layer_a: int, b: HeldOut, layer_b: int, *,
     d = out[0] - out[1]
     boot = d[1:]
     p = 2 * min((boot <= 0).mean(), (boot >= 0).mean())
-    return {"diff": float(d[0]), "ci": _interval(boot, ci).tolist(),
+    return {"diff": float(d[0]), "ci": percentile_interval(boot, ci).tolist(),
             "p": float(min(1.0, max(p, 1.0 / (n_boot + 1)))), "n_stimuli": n,
             "n_boot": n_boot}
-
-
-def latency_hierarchy(peaks: PeakIntervals, *, significant: np.ndarray | None = None,
-                      n_perm: int = 10000, seed: int = 0) -> dict:
-    """Do peak latencies increase with depth? Spearman rho of latency vs layer index.
-
-    Only layers with a significant peak take part (a noise peak has no latency). The p-value
-    is one-sided, from permutations of the layers' depth order (all of them when there are at
-    most 8 layers); the interval is the bootstrap percentile interval of rho.
-
-    Returns
-    -------
-    dict
-        ``rho``, ``p``, ``ci`` (2,), ``layers`` (indices used), ``n_perm``, and ``note`` when
-        fewer than three layers are significant or they all peak together (rho is then NaN).
-    """
-    from itertools import permutations
-
-    from scipy.stats import rankdata
-
-    lat = np.asarray(peaks.latency_s, float)
-    use = np.isfinite(lat) if significant is None else (np.asarray(significant, bool)
-                                                        & np.isfinite(lat))
-    idx = np.nonzero(use)[0]
-    out = {"layers": idx.tolist(), "rho": float("nan"), "p": float("nan"),
-           "ci": [float("nan"), float("nan")], "n_perm": 0}
-    if idx.size < 3:
-        out["note"] = "fewer than three layers with a significant peak: no hierarchy to test"
-        return out
-
-    def rho(x):
-        rx, rd = rankdata(x), rankdata(np.arange(x.size))
-        rx, rd = rx - rx.mean(), rd - rd.mean()
-        den = np.sqrt((rx * rx).sum() * (rd * rd).sum())
-        return float((rx * rd).sum() / den) if den > 0 else float("nan")
-
-    x = lat[idx]
-    r0 = rho(x)
-    if not np.isfinite(r0):
-        out["note"] = "the significant layers all peak at the same latency: no order to test"
-        return out
-    if idx.size <= 8:
-        null = np.array([rho(x[list(p)]) for p in permutations(range(idx.size))])
-    else:
-        rng = np.random.default_rng(seed)
-        null = np.array([rho(x[rng.permutation(idx.size)]) for _ in range(n_perm)])
-    out.update(rho=r0, p=float((1 + np.sum(null >= r0 - 1e-12)) / (null.size + 1)),
-               n_perm=int(null.size))
-    if peaks.latency_samples is not None:
-        boot = np.array([rho(b[idx]) for b in peaks.latency_samples])
-        out["ci"] = _interval(boot, peaks.ci).tolist()
-    return out

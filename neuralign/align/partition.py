@@ -142,8 +142,38 @@ def _banded_predictions(grams: list[np.ndarray], train: np.ndarray, predict: np.
     return out
 
 
+def _banded_primal(xs: list[np.ndarray], train: np.ndarray, predict: np.ndarray,
+                   y: np.ndarray, alphas: np.ndarray, idx: list[np.ndarray]):
+    """The same predictions as :func:`_banded_predictions` in the primal form: each band's
+    weights penalised by its own alpha, one ``D x D`` factorisation per alpha combination
+    (``D``: the bands' total width; cheaper than the dual form when ``D`` < training stimuli).
+
+    ``xs``: the bands' features (N, D_s), rows as the engines standardise them.
+    """
+    M = y.shape[1]
+    out = np.empty((predict.size, M))
+    X = np.hstack([x[train] for x in xs])
+    mu = X.mean(0)
+    X -= mu
+    Xp = np.hstack([x[predict] for x in xs]) - mu
+    yt = y[train]
+    ybar = yt.mean(0)
+    G = X.T @ X
+    XY = X.T @ (yt - ybar)
+    dims = [x.shape[1] for x in xs]
+    key = np.stack(idx, axis=1)
+    groups, inv = np.unique(key, axis=0, return_inverse=True)
+    for g, combo in enumerate(groups):
+        cols = np.nonzero(inv.ravel() == g)[0]
+        pen = np.concatenate([np.full(d, alphas[a]) for d, a in zip(dims, combo)])
+        cf = sla.cho_factor(G + np.diag(pen), lower=True, check_finite=False)
+        out[:, cols] = Xp @ sla.cho_solve(cf, XY[:, cols], check_finite=False) + ybar[cols]
+    return out
+
+
 def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 500,
-                       n_perm: int = 500, seed: int = 0, progress=None) -> PartitionResult:
+                       n_perm: int = 500, seed: int = 0, progress=None,
+                       form: str = "auto") -> PartitionResult:
     """Partition held-out variance between 2 or 3 feature sets.
 
     Parameters
@@ -160,6 +190,9 @@ def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 5
     progress : callable, optional
         Called with 1 after each subset's fit and each unique part's test
         (``2 ** n_sets - 1 + n_sets`` calls).
+    form : str
+        ``"auto"`` (per subset: primal when its total width is below the training stimuli,
+        else dual), ``"dual"`` or ``"primal"``; the predictions are the same.
 
     Returns
     -------
@@ -182,17 +215,33 @@ def variance_partition(engines: dict, layers: dict[str, int], *, n_boot: int = 5
     seen = ref.store.count > 0
     y = np.zeros((ids.size, ref.n_targets))
     y[seen] = ref.store.means(np.nonzero(seen)[0])
-    grams = [e.layers[layers[lab]].gram(np.arange(ids.size)) for lab, e in zip(labels, engs)]
+    if form not in ("auto", "dual", "primal"):
+        raise NeuralignError(f"form must be 'auto', 'dual' or 'primal', got {form!r}")
     splits = ref.outer_splits()
+    n_train = min(sp.train.size for sp in splits)
+    dims = [e.layers[layers[lab]].dim for lab, e in zip(labels, engs)]
+    everything = np.arange(ids.size)
+    bands: dict[int, np.ndarray] = {}  # built when first needed, kept for the other subsets
+
+    def band(i: int, primal: bool) -> np.ndarray:
+        k = i if primal else -1 - i
+        if k not in bands:
+            ly = engs[i].layers[layers[labels[i]]]
+            bands[k] = ly.rows(everything) if primal else ly.gram(everything)
+        return bands[k]
+
     rows = np.concatenate([sp.predict for sp in splits])
     preds: dict[str, np.ndarray] = {}
     for sub in _subsets(labels):
         members = [labels.index(s) for s in sub]
         pieces = []
+        primal = form == "primal" or (form == "auto"
+                                      and sum(dims[i] for i in members) < n_train)
+        fit = _banded_primal if primal else _banded_predictions
         for o, sp in enumerate(splits):
             idx = [engs[i].alpha_indices(layers[labels[i]])[o] for i in members]
-            pieces.append(_banded_predictions([grams[i] for i in members], sp.train,
-                                              sp.predict, y, ref.alphas, idx))
+            pieces.append(fit([band(i, primal) for i in members], sp.train, sp.predict, y,
+                              ref.alphas, idx))
         preds[_key(sub)] = np.concatenate(pieces)
         if progress is not None:
             progress(1)

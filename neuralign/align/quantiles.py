@@ -1,4 +1,5 @@
-"""Percentiles of bootstrap samples, fast where NumPy is slow (columns with NaN)."""
+"""Bootstrap resampling weights, and percentiles of bootstrap samples (fast where NumPy is
+slow: columns with NaN)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,9 @@ def percentile_interval(x: np.ndarray, ci: float) -> np.ndarray:
     """
     lo, hi = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
     return np.stack(nan_percentiles(np.asarray(x, float), (lo, hi)), -1)
+
+
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` multinomial resampling counts (a stable function of ``seed``)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)

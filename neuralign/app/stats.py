@@ -165,6 +165,7 @@ class RankingPanel(QtWidgets.QGroupBox):
                      f"{fmt(1000 * lci[1], '.0f')}]")
             for j, text in enumerate(cells):
                 self.table.setItem(k, j, QtWidgets.QTableWidgetItem(str(text)))
+        self.table.resizeColumnsToContents()
         pairs = stats.ranking.pairs if stats.ranking is not None else {}
         self.comparisons.setText("<br>".join(
             f"{a} &gt; {b}: &Delta;r {fmt(v['diff'])} [{fmt(v['ci'][0])}, {fmt(v['ci'][1])}], "

@@ -226,5 +226,9 @@ def make_monitor(args: argparse.Namespace):
     if rule is not None and any(c.kind in ("latency", "significant") for c in rule.conditions) \
             and (args.n_boot == 0 or args.n_perm == 0):
         raise NeuralignError("--stop-when on latency intervals needs --n-boot and --n-perm > 0")
+    n_models = len(args.features) if isinstance(args.features, list | tuple) else 1
+    if rule is not None and n_models < 2 and any(c.kind == "ranking" for c in rule.conditions):
+        raise NeuralignError("--stop-when 'ranking p<...' compares models: give two --features "
+                             "or more")
     return StatisticsMonitor(rule=rule, n_boot=args.n_boot, n_perm=args.n_perm,
                              seed=args.stats_seed)

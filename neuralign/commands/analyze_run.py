@@ -71,8 +71,9 @@ def check_options(args: argparse.Namespace):
         raise NeuralignError(f"--partition needs 2 or 3 --features, got {len(specs)}")
     if chosen and not args.partition:
         raise NeuralignError("--partition-layer is only used with --partition")
-    if args.partition and args.permutations == 0 and args.bootstrap == 0:
-        raise NeuralignError("--partition needs --permutations or --bootstrap above 0")
+    if args.partition and (args.permutations == 0 or args.bootstrap == 0):
+        raise NeuralignError("--partition needs --permutations and --bootstrap above 0 (its "
+                             "unique parts are tested and given intervals)")
     return specs, opts, chosen
 
 

@@ -170,7 +170,8 @@ def _extra(data, fpath, spec) -> dict:
     return extra
 
 
-def _summary(snap, out=sys.stdout) -> None:
+def _summary(snap, out=None) -> None:
+    out = sys.stdout if out is None else out  # the stdout of now (pytest swaps it)
     res = snap.result
     print(f"replayed {snap.epochs_accepted} epochs ({snap.epochs_rejected} rejected), "
           f"{snap.stimuli_seen} stimuli", file=out)

@@ -8,7 +8,7 @@ Everything resamples the engine's held-out predictions (nothing is refitted):
   the maximum statistic over every layer and time point
   (:func:`~neuralign.align.confidence.permutation_mask`);
 - the latency hierarchy over the significant layers: Spearman rho of peak latency with depth
-  and its permutation p (:func:`~neuralign.align.confidence.latency_hierarchy`).
+  and its permutation p (:func:`~neuralign.align.hierarchy.latency_hierarchy`).
 
 :class:`LayerStatistics` holds them, writes them to JSON + arrays and reads them back (the
 stat cache), and says in plain words what they allow one to conclude (:meth:`statements`).
@@ -96,7 +96,7 @@ class LayerStatistics:
     threshold : float
         Null maximum above which a cell is significant.
     hierarchy : dict
-        :func:`~neuralign.align.confidence.latency_hierarchy` over the significant layers.
+        :func:`~neuralign.align.hierarchy.latency_hierarchy` over the significant layers.
     options : StatOptions
         The settings.
     notes : list of str

@@ -215,7 +215,13 @@ def partition_statements(res: PartitionResult, *, alpha: float) -> list[str]:
             k = int((res.p_unique[part] <= alpha).sum())
             text += (f"; permutation p (channel x time mean) = {p:.3g}, {k} of {M} channel x "
                      "time targets significant (max-statistic corrected)")
-            text += " -> above chance" if p <= alpha or k else " -> not above chance"
+            if p <= alpha:
+                text += " -> above chance"
+            elif k:
+                text += (" -> not above chance on the channel x time mean (the per-target "
+                         "test is slightly liberal: docs/offline-analyze.md)")
+            else:
+                text += " -> not above chance"
         neg = res.negative.get(part, 0)
         if neg:
             text += f"; NEGATIVE in {neg} of {M} targets (kept as is)"

@@ -213,7 +213,8 @@ def run_unit_analyses(plan: UnitPlan, data, features: FeatureSet, result, *, out
     steps = len(u_layers or []) + len(r_layers or []) + 1
     bar = tqdm(total=steps, desc="units and readouts", unit="step", disable=quiet, leave=False)
     try:
-        eng.add_epochs(data.stimulus_ids, data.epochs)
+        for start in range(0, data.epochs.shape[0], 2000):  # as analyze_epochs: bounded copies
+            eng.add_epochs(data.stimulus_ids[start:start + 2000], data.epochs[start:start + 2000])
         eng.refresh()
         bar.update(1)
         out = Path(out)

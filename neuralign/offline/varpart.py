@@ -84,7 +84,8 @@ def variance_partition(
         eng = AlignmentEngine(fs, times=data.times, ch_names=data.ch_names,
                               test_ids=data.test_ids or None, alphas=alphas, n_folds=n_folds,
                               incremental=False, max_rsa_stimuli=20, **kw)
-        eng.add_epochs(data.stimulus_ids, data.epochs)
+        for start in range(0, data.epochs.shape[0], 2000):  # bounded float64 copies
+            eng.add_epochs(data.stimulus_ids[start:start + 2000], data.epochs[start:start + 2000])
         eng.refresh()
         if eng.held_out is None:
             raise NeuralignError("too few stimuli for held-out variance partitioning")

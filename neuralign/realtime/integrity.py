@@ -1,6 +1,6 @@
 """Integrity of a recording: what a read of its XDF skipped, in seconds, samples and markers.
 
-:class:`IntegrityTracker` watches the chunks of one read (:func:`~neuralign.realtime.xdf.iter_chunks`
+:class:`IntegrityTracker` watches the chunks of one read (:func:`~neuralign.realtime.xdfread.read_chunks`
 with a :class:`~neuralign.realtime.xdfread.ReadReport`) and turns every damaged byte range
 into the EEG time span it cost (from the last EEG sample before it to the first after it),
 the samples that span held at the nominal rate, and, when the file was closed (stream footers
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import xdf
-from .xdfread import Chunk, ReadReport, channel_info
+from .xdfread import Chunk, ReadReport, channel_info, read_chunks
 
 
 @dataclass
@@ -178,6 +178,6 @@ def check_recording(path: str | Path, *, hints: dict | None = None) -> Integrity
     tracker = IntegrityTracker(rep)
     if hints and 1 in hints:
         tracker.sfreq = hints[1][2]
-    for ch in xdf.iter_chunks(path, report=rep, hints=hints):
+    for ch in read_chunks(path, report=rep, hints=hints):
         tracker.see(ch)
     return tracker.finish(path)

@@ -32,7 +32,7 @@ from .core import EEG, MARKERS, SessionCore
 from .epocher import MarkerClassifier
 from .integrity import Integrity, IntegrityTracker
 from .settings import EpochSettings
-from .xdfread import ReadReport
+from .xdfread import ReadReport, read_chunks
 
 EEG_ID, MARKER_ID, LOG_ID = 1, 2, 3
 FORMAT = "neuralign-recording"
@@ -166,7 +166,7 @@ def read_meta(xdf_path: Path) -> dict:
         except json.JSONDecodeError:
             pass
     try:
-        for ch in xdf.iter_chunks(xdf_path):
+        for ch in read_chunks(xdf_path):
             if ch.tag == xdf.TAG_SAMPLES and ch.stream_id == LOG_ID:
                 msg = json.loads(ch.data[0][0])
                 if msg.get("event") == "settings":
@@ -187,7 +187,7 @@ def stream_hints(meta: dict) -> dict:
     Returns
     -------
     dict
-        For :func:`~neuralign.realtime.xdf.iter_chunks`: a damaged stream header costs nothing.
+        For :func:`~neuralign.realtime.xdfread.read_chunks`: a damaged stream header costs nothing.
     """
     out = {}
     for sid, key, srate in ((EEG_ID, "eeg", None), (MARKER_ID, "markers", 0.0)):
@@ -235,7 +235,7 @@ def replay(path: str | Path, *, on_event=None,
     hints = stream_hints(meta)
     tracker.sfreq = hints.get(EEG_ID, ("", 0, 0.0))[2]
     try:
-        chunks = xdf.iter_chunks(xp, report=rep, hints=hints)
+        chunks = read_chunks(xp, report=rep, hints=hints)
         for ch in chunks:
             tracker.see(ch)
             if ch.tag == xdf.TAG_CLOCKOFFSET:

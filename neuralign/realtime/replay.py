@@ -11,6 +11,7 @@ source drives the window and ``replay --headless``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
@@ -133,6 +134,7 @@ class ReplaySource(SnapshotSource):
                                            stats_every=stats_every, on_stats=self._on_stats)
         self.rule_met = threading.Event()
         self.stop_reason: str | None = None
+        self._final = False  # the last refresh was a final one
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -246,9 +248,12 @@ class ReplaySource(SnapshotSource):
         return self.publisher.snapshot
 
     def final_result(self):
-        """Stop, wait for a running refresh, refresh once more if epochs came in since.
+        """Stop, wait for a running refresh, and make the final maps (and statistics).
 
-        Blocks for up to one refresh: call it after the window has closed (or headless).
+        An engine's final maps are those of a live session's end (alphas re-selected,
+        eigendecompositions rebuilt: what ``analyze`` computes); a refresh runs unless the
+        last one already was that. Blocks for up to one refresh: call it after the window
+        has closed (or headless).
 
         Returns
         -------
@@ -258,8 +263,11 @@ class ReplaySource(SnapshotSource):
         self.stop(timeout=None)
         pub = self.publisher
         n_in_result = -1 if pub.result is None else int(pub.result.counts.get("n_epochs", -1))
-        if self.engine.n_epochs and n_in_result != int(self.engine.n_epochs):
-            pub.refresh(stats=True)
+        kw = self._final_kw()
+        if self.engine.n_epochs and (n_in_result != int(self.engine.n_epochs)
+                                     or (kw and not self._final)):
+            pub.refresh(stats=True, **kw)
+            self._final = True
             self._publish()
         elif pub.monitor is not None and pub.result is not None and (
                 pub.stats is None or pub.stats.n_epochs != int(self.engine.n_epochs)):
@@ -364,10 +372,22 @@ class ReplaySource(SnapshotSource):
             if ref_thread is not None:
                 ref_thread.join()
             elif not self._stop.is_set() and self.engine.n_epochs:
-                self.publisher.refresh()
+                self.publisher.refresh(**self._final_kw())
+                self._final = True
             if self._i >= n and not self._stop.is_set():
                 self.finished = True
             self._publish()
+
+    def _final_kw(self) -> dict:
+        """Options of a final refresh, for the engines that take them."""
+        eng = self.engine
+        try:
+            params = inspect.signature(eng.refresh).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if hasattr(eng, "engines") or "reanchor" in params:
+            return {"select_alphas": True, "reanchor": True}
+        return {}
 
     def _feed(self, i: int) -> None:
         epoch = self.data.epochs[i]

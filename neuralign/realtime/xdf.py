@@ -11,7 +11,7 @@ error) and only appends. Every ``boundary_s`` seconds (1 s) and every ``boundary
 every stream, so a reader can
 resynchronise after a damaged chunk and still knows the clock offsets in force.
 
-:func:`iter_chunks` reads the chunks back *in file order* (pyxdf regroups them per stream),
+:func:`neuralign.realtime.xdfread.read_chunks` reads the chunks back *in file order* (pyxdf regroups them per stream),
 which the re-epocher needs to replay clock offsets and samples exactly as the live session
 applied them. A chunk that does not parse (a damaged length, tag, stream id, sample count or
 timestamp) is skipped up to the next Boundary chunk; :class:`ReadReport` lists the damaged
@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -217,26 +216,3 @@ class XDFWriter:
         os.fsync(self._fd)
         os.close(self._fd)
         self.closed = True
-
-
-# ---------------------------------------------------------------------- reading
-def iter_chunks(path: str | Path, *, report=None, hints: dict | None = None) -> Iterator:
-    """Yield the chunks of an XDF file in file order (:func:`~.xdfread.read_chunks`).
-
-    Parameters
-    ----------
-    path : str | Path
-        The XDF file.
-    report : ReadReport | None
-        Filled with the damaged byte ranges skipped and a truncated tail.
-    hints : dict | None
-        Stream id -> ``(format, channels, rate)`` for streams whose header may be damaged.
-
-    Returns
-    -------
-    iterator of Chunk
-        The chunks that parsed.
-    """
-    from .xdfread import read_chunks
-
-    return read_chunks(path, report=report, hints=hints)

@@ -111,3 +111,18 @@ def test_random_features_get_no_significant_unique_variance():
         res = variance_partition(engs, {"A": 0, "B": 0}, n_boot=10, n_perm=200, seed=s)
         hits += res.p_unique_mean["unique B"] <= 0.05
     assert hits <= 3  # expected 1 of 20 at the 5% level; P(>3 | 5%) < 2%
+
+
+def test_primal_and_dual_banded_ridge_agree():
+    """Narrow sets (n > D) are solved in the primal form by default: the same predictions as
+    the dual (kernel) form, with and without a test set."""
+    ids, sids, ep, xa, xb, test_ids = _planted(seed=5, n=120)
+    for tid in (test_ids, None):
+        engs = _engines({"A": xa, "B": xb}, sids, ep, ids, tid)
+        res = {f: variance_partition(engs, {"A": 0, "B": 0}, n_boot=10, n_perm=10, form=f)
+               for f in ("dual", "primal", "auto")}
+        for k in ("A", "B", "A+B"):
+            np.testing.assert_allclose(res["primal"].r2[k], res["dual"].r2[k], atol=1e-9)
+            np.testing.assert_array_equal(res["auto"].r2[k], res["primal"].r2[k])
+    with pytest.raises(NeuralignError, match="form"):
+        variance_partition(engs, {"A": 0, "B": 0}, form="other")

@@ -28,7 +28,8 @@ def amp(tmp_path_factory):
     save_features(d / "f.npz", fs)
     name = unique("sig")
     proc = neuralign(["simulate-amp", "--eeg-stream", name, "--source-id", name, "--features",
-                      str(d / "f.npz"), "--schedule", "--channels", "8", "--sfreq", "250",
+                      str(d / "f.npz"), "--schedule", "--design-out", str(d / "design.json"),
+                      "--channels", "8", "--sfreq", "250",
                       "--train-reps", "50", "--soa", "0.1", "--duration", "170"],
                      d / "amp.log")
     wait_for_stream(name)

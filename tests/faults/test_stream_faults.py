@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from neuralign.realtime import xdf
+from neuralign.realtime import xdf, xdfread
 from neuralign.realtime.recording import LOG_ID
 from neuralign.realtime.session import LiveSession
 from neuralign.sim.features import hierarchical_features
@@ -24,7 +24,7 @@ def features():
 
 
 def _log(out):
-    return [json.loads(c.data[0][0]) for c in xdf.iter_chunks(out / "recording" / "session.xdf")
+    return [json.loads(c.data[0][0]) for c in xdfread.read_chunks(out / "recording" / "session.xdf")
             if c.tag == xdf.TAG_SAMPLES and c.stream_id == LOG_ID]
 
 

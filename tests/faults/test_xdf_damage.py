@@ -9,7 +9,7 @@ from neuralign.errors import NeuralignError
 from neuralign.realtime import xdf
 from neuralign.realtime.integrity import check_recording
 from neuralign.realtime.recording import check_new_recording
-from neuralign.realtime.xdfread import ReadReport
+from neuralign.realtime.xdfread import ReadReport, read_chunks
 
 pytestmark = pytest.mark.faults
 FS, N_CH, CHUNK = 250.0, 4, 25
@@ -45,7 +45,7 @@ def _write(path, *, n_chunks=40, boundary_s=0.0, close=True):
 
 
 def _eeg(path, report=None):
-    ch = [c for c in xdf.iter_chunks(path, report=report)
+    ch = [c for c in read_chunks(path, report=report)
           if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
     return np.concatenate([c.ts for c in ch]), np.concatenate([c.data for c in ch])
 
@@ -110,7 +110,7 @@ def test_writer_puts_a_boundary_and_the_offsets_every_second(tmp_path, monkeypat
         clock[0] = 0.1 * (k + 1)
         w.write_numeric(1, np.zeros((1, 1), np.float32), np.array([float(k)]))
     w.close()
-    chunks = list(xdf.iter_chunks(p))
+    chunks = list(read_chunks(p))
     where = [i for i, c in enumerate(chunks) if c.tag == xdf.TAG_BOUNDARY]
     assert len(where) >= 10 + 1  # every second (plus the header's and the close's)
     after = [chunks[i + 1] for i in where[1:-1]]
@@ -143,7 +143,7 @@ def test_damaged_stream_header_costs_nothing_with_the_session_hints(tmp_path):
     integ = check_recording(p, hints=hints)
     assert integ.eeg_samples == ts.size
     assert len(integ.damaged_ranges) == 1  # the header chunk alone, no resynchronisation
-    chunks = [c for c in xdf.iter_chunks(p, hints=hints)
+    chunks = [c for c in read_chunks(p, hints=hints)
               if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
     np.testing.assert_array_equal(np.concatenate([c.data for c in chunks]), data)
 
@@ -159,7 +159,7 @@ def test_a_backlog_written_at_once_still_gets_boundaries(tmp_path, monkeypatch):
     for k in range(100):  # 10 s of 64 ch x 1 kHz in 0.1 s chunks, ~2.6 MB
         w.write_numeric(1, np.zeros((100, 64), np.float32), 5.0 + (k * 100 + np.arange(100)) / 1e3)
     w.close()
-    starts = [i for i, c in enumerate(xdf.iter_chunks(p)) if c.tag == xdf.TAG_BOUNDARY]
+    starts = [i for i, c in enumerate(read_chunks(p)) if c.tag == xdf.TAG_BOUNDARY]
     assert len(starts) >= 30  # one per 3 chunks of 25.6 kB
     raw = bytearray(p.read_bytes())
     raw[len(raw) // 2] ^= 0xFF

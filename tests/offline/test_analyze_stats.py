@@ -234,6 +234,8 @@ BAD = [
      "expected LABEL=LAYER"),
     (["--features", "b=FEAT", "--partition", "--partition-layer", "b=nope"],
      "--partition-layer b=nope: no such layer"),
+    (["--features", "b=FEAT", "--partition", "--permutations", "0"],
+     "--partition needs --permutations and --bootstrap above 0"),
     (["--features", "b=FEAT", "--partition", "--memory", "100KB"],
      "--partition of 2 feature sets over 72 stimuli needs about 0.2 MB"),
 ]

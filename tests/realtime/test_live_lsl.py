@@ -14,7 +14,7 @@ from neuralign.base import load_design
 from neuralign.cli import main
 from neuralign.errors import NeuralignError
 from neuralign.io.features import save_features
-from neuralign.realtime import xdf
+from neuralign.realtime import xdf, xdfread
 from neuralign.realtime.recording import EEG_ID, load_recording
 from neuralign.realtime.session import LiveSession
 from neuralign.sim.features import hierarchical_features
@@ -33,7 +33,7 @@ def features_file(tmp_path_factory):
 
 
 def _recorded_eeg(out):
-    chunks = [c for c in xdf.iter_chunks(out / "recording" / "session.xdf")
+    chunks = [c for c in xdfread.read_chunks(out / "recording" / "session.xdf")
               if c.tag == xdf.TAG_SAMPLES and c.stream_id == EEG_ID]
     return np.concatenate([c.data for c in chunks]), np.concatenate([c.ts for c in chunks])
 
@@ -239,7 +239,7 @@ def test_eeg_stream_lost_and_back_resumes_and_rejects_gap_epochs(tmp_path, featu
     assert restart[0] + 1 >= n_before  # nothing received before the loss was lost
     assert ts[restart[0] + 1] - ts[restart[0]] > 1.0  # the gap is in the timestamps
     log = [json.loads(c.data[0][0])["event"] for c in
-           xdf.iter_chunks(tmp_path / "recording" / "session.xdf")
+           xdfread.read_chunks(tmp_path / "recording" / "session.xdf")
            if c.tag == xdf.TAG_SAMPLES and c.stream_id == 3]
     assert "eeg_lost" in log
     assert "eeg_back" in log

@@ -114,3 +114,17 @@ def test_two_models_ranked_auto_stop_and_offline_intervals(tmp_path, two_models)
                                    np.array(b["peak_r_ci"], float), atol=1e-6)
         assert saved["models"][label]["mask"]["mask"] == offs["models"][label]["mask"]["mask"]
     assert offs["ranking"]["models"][0]["label"] == "planted"
+    # and a replay of the recording (in-process, same order) ends on the same intervals
+    rep = tmp_path / "replayed"
+    assert main(["replay", "--recording", str(out), "--features", f"random={rpath}",
+                 "--features", f"planted={ppath}", "--headless", "--out", str(rep),
+                 "--n-boot", "200", "--n-perm", "100", "--stats-seed", "7"]) == 0
+    reps = json.loads((rep / "results.json").read_text())["statistics"]
+    assert reps["n_epochs"] == st.n_epochs
+    for label in ("planted", "random"):
+        a, b = saved["models"][label]["peaks"], reps["models"][label]["peaks"]
+        np.testing.assert_allclose(np.array(a["latency_ci"], float),
+                                   np.array(b["latency_ci"], float), atol=1e-9)
+        np.testing.assert_allclose(np.array(a["peak_r_ci"], float),
+                                   np.array(b["peak_r_ci"], float), atol=1e-6)
+        assert saved["models"][label]["mask"]["mask"] == reps["models"][label]["mask"]["mask"]

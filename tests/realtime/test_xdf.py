@@ -7,7 +7,7 @@ import pytest
 
 pyxdf = pytest.importorskip("pyxdf")
 
-from neuralign.realtime import xdf  # noqa: E402
+from neuralign.realtime import xdf, xdfread  # noqa: E402
 
 
 def _write(path, *, close=True):
@@ -57,7 +57,7 @@ def test_pyxdf_reads_what_the_writer_wrote(tmp_path):
 def test_own_reader_keeps_chunk_order_and_values(tmp_path):
     p = tmp_path / "s.xdf"
     data, ts, _ = _write(p)
-    chunks = list(xdf.iter_chunks(p))
+    chunks = list(xdfread.read_chunks(p))
     eeg = [c for c in chunks if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
     np.testing.assert_array_equal(np.concatenate([c.data for c in eeg]), data)
     tags = [c.tag for c in chunks]
@@ -75,7 +75,7 @@ def test_truncated_file_loads_with_pyxdf_and_own_reader(tmp_path):
     for cut in cuts:
         q = tmp_path / f"cut{cut}.xdf"
         q.write_bytes(raw[:cut])
-        own = [c for c in xdf.iter_chunks(q) if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
+        own = [c for c in xdfread.read_chunks(q) if c.tag == xdf.TAG_SAMPLES and c.stream_id == 1]
         n_own = sum(c.ts.size for c in own)
         if n_own:
             np.testing.assert_array_equal(np.concatenate([c.data for c in own]), data[:n_own])
