@@ -55,7 +55,8 @@ class RefreshInput:
 def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
 
-    A constant column (no variance in the predictions or in the EEG) has no correlation: NaN.
+    A constant column (no variance in the predictions or in the EEG, the EEG's up to float32
+    round-off) has no correlation: NaN.
     """
     n = pred.shape[0]
     out = np.full(pred.shape[1], np.nan)
@@ -66,9 +67,11 @@ def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     vh = np.einsum("ij,ij->j", pc, pc)
     vy = np.einsum("ij,ij->j", yc, yc)
     cov = np.einsum("ij,ij->j", pc, yc)
-    # relative tolerance: variance that is round-off of a constant is no variance
+    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
+    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
+    # differs between epochs only by float32 round-off (relative variance ~1e-14).
     tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
-    tol_y = 1e-20 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
     ok = (vh > tol_h) & (vy > tol_y)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])

@@ -214,6 +214,26 @@ def test_constant_target_is_nan():
     assert np.isfinite(res.encoding_r[:, 0, :]).all()
 
 
+def test_ramp_channel_is_nan():
+    """A ramp or counter channel (an amplifier's sample counter) cut into baselined epochs is
+    the same curve in every epoch up to float32 rounding: no variance over stimuli, so NaN,
+    not the random r in [-1, 1] the rounding would give (issue 16, item 6)."""
+    fs, sids, epochs, times, ch = _problem(60, (30,), seed=8)
+    rng = np.random.default_rng(3)
+    epochs = epochs.astype(np.float32)
+    # a baselined counter is one curve for every epoch; float32 processing (filters, baseline)
+    # leaves it different only in the last bits
+    curve = 1000.0 + 10.0 * np.arange(times.size)
+    jitter = 1.0 + 2e-7 * rng.standard_normal((len(sids), times.size))
+    epochs[:, 1, :] = (curve[None, :] * jitter).astype(np.float32)
+    assert np.ptp(epochs[:, 1, :], axis=0).max() > 0  # not exactly constant: rounding differs
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=fs.stimulus_ids[:12].tolist())
+    eng.add_epochs(sids, epochs)
+    res = eng.refresh()
+    assert np.isnan(res.encoding_r[:, 1, :]).all()
+    assert np.isfinite(res.encoding_r[:, 0, :]).all()
+
+
 @pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
 def test_extended_refit_equals_rebuilt_refit(design):
     """A refit with the alphas kept, through extended eigendecompositions (stimuli added since
