@@ -271,10 +271,9 @@ def run_models(data: EpochData, features: dict, *, progress: bool, options: dict
     stat_options : StatOptions
         The statistics settings applied.
     """
-    from ..align.batch import analyze_models
     from ..base.resources import parse_memory
     from ..commands.analyze_common import Bars, check_inputs
-    from ..commands.analyze_run import check_options, common_features
+    from ..commands.analyze_run import check_options, common_features, solve_models
     from ..commands.analyze_stats import StatsRunner
 
     paths = {label: Path(f) if isinstance(f, str | Path) else None
@@ -291,13 +290,7 @@ def run_models(data: EpochData, features: dict, *, progress: bool, options: dict
     sets, _ = common_features(sets)
     bars = Bars({"epochs": data.n_epochs, "layers": sum(fs.n_layers for fs in sets.values())},
                 quiet=not progress)
-    try:
-        group, results = analyze_models(
-            data, sets, progress=bars, alphas=args.alphas, n_folds=args.folds,
-            backend=args.backend, dtype=args.dtype, alpha_selection=args.alpha_selection,
-            max_rsa_stimuli=args.max_rsa_stimuli or None, memory=memory)
-    finally:
-        bars.close()
+    group, results = solve_models(args, data, sets, memory=memory, bars=bars)
     stats = StatsRunner(args, data, specs, stat_options,
                         quiet=not progress).layer_statistics(group, results)
     out = {}

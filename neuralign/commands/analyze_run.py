@@ -128,6 +128,39 @@ def common_features(sets: dict) -> tuple[dict, list[str]]:
              f"{len(order)} they share"])
 
 
+def solve_models(args: argparse.Namespace, data, sets: dict, *, memory: int | None, bars):
+    """The engines of ``analyze`` (command and Python API): every feature set on ``data``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The command's options (``alphas``, ``folds``, ``backend``, ``dtype``,
+        ``alpha_selection``, ``max_rsa_stimuli``).
+    data : EpochData
+        The epochs.
+    sets : dict of str to FeatureSet
+        Label -> features (the same stimuli in every set).
+    memory : int | None
+        Memory budget in bytes.
+    bars : Bars
+        Progress bars (closed here).
+
+    Returns
+    -------
+    group : ModelGroup
+    results : dict of str to AlignmentResult
+    """
+    from ..align.batch import analyze_models
+
+    try:
+        return analyze_models(
+            data, sets, progress=bars, alphas=args.alphas, n_folds=args.folds,
+            backend=args.backend, dtype=args.dtype, alpha_selection=args.alpha_selection,
+            max_rsa_stimuli=args.max_rsa_stimuli or None, memory=memory)
+    finally:
+        bars.close()
+
+
 def run_analysis(args: argparse.Namespace) -> int:
     """``neuralign analyze``: see :mod:`neuralign.commands.analyze`.
 
@@ -136,7 +169,6 @@ def run_analysis(args: argparse.Namespace) -> int:
     args : argparse.Namespace
         The parsed command line.
     """
-    from ..align.batch import analyze_models
     from ..align.memory import parse_memory
     from ..io.features import load_features
     from ..offline.analysis import rsa_notes
@@ -177,13 +209,7 @@ def run_analysis(args: argparse.Namespace) -> int:
               file=sys.stderr)
     bars = Bars({"epochs": data.epochs.shape[0], "layers": n_layers,
                  "statistics": 0}, quiet=quiet)
-    try:
-        group, results = analyze_models(
-            data, sets, progress=bars, alphas=args.alphas, n_folds=args.folds,
-            backend=args.backend, dtype=args.dtype, alpha_selection=args.alpha_selection,
-            max_rsa_stimuli=args.max_rsa_stimuli or None, memory=memory)
-    finally:
-        bars.close()
+    group, results = solve_models(args, data, sets, memory=memory, bars=bars)
     runner = StatsRunner(args, data, specs, opts, quiet=quiet)
     stats = runner.layer_statistics(group, results)
     ranking = group.ranking(n_boot=opts.n_boot or 200, seed=opts.seed) \
