@@ -36,7 +36,8 @@ save_features(root / "features.npz", hierarchical_features(ids, n_layers=4, dim=
 
 # %%
 # Start the simulated amplifier in its own process, as a real one would be. It writes the
-# session design (which images are train and test) before it streams, and waits for us;
+# session design (which images are train and test) before it streams, and waits (up to
+# ``--wait-consumer`` s) until we listen to both streams before it shows the first image;
 # it streams on (``--duration``) until we stop it.
 name = f"example-amp-{uuid.uuid4().hex[:8]}"
 design = root / "design.json"
@@ -44,7 +45,8 @@ amp = subprocess.Popen(
     [sys.executable, "-m", "neuralign", "simulate-amp", "--eeg-stream", name,
      "--features", str(root / "features.npz"), "--schedule", "--design-out", str(design),
      "--n-test", "8", "--train-reps", "2", "--test-reps", "4", "--soa", "0.1",
-     "--sfreq", "250", "--snr", "1.0", "--duration", "120"],
+     "--sfreq", "250", "--snr", "1.0", "--duration", "180",
+     "--wait-consumer", "120"],
     env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=open(root / "amp.log", "w"))
 for _ in range(600):  # up to a minute on a busy machine
     if design.exists() or amp.poll() is not None:

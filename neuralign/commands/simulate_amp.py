@@ -66,7 +66,8 @@ def register(subparsers) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to stream (default: until Ctrl-C; with --schedule: its end + 2 s)")
     p.add_argument("--wait-consumer", type=float, default=30.0, metavar="SECONDS",
-                   help="with --schedule: wait this long for a marker consumer before starting")
+                   help="with --schedule: wait this long for consumers of both streams "
+                        "before starting")
     add_alias(p, "--wait-consumers", dest="wait_consumer", convert=float)
     p.set_defaults(func=run)
 
@@ -130,5 +131,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     print(f"stopped: {amp.produced} samples, {amp.markers_pushed} markers pushed, "
-          f"{amp.markers_seen} seen, {amp.late_markers} late", file=sys.stderr)
+          f"{amp.markers_seen} seen, {amp.late_markers} late, "
+          f"{amp.markers_unheard} sent with no consumer", file=sys.stderr)
     return 0

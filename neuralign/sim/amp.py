@@ -11,6 +11,7 @@ design file.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -128,7 +129,8 @@ class SimulatedAmp:
     lead_s : float
         Seconds between a consumer connecting and the first scheduled marker.
     wait_consumers_s : float
-        Seconds to wait for a marker consumer before the schedule starts anyway.
+        Seconds to wait for consumers of both streams before the schedule starts anyway
+        (with a warning on stderr; ``markers_unheard`` counts the markers nobody received).
     codes : dict | None
         Integer marker code -> stimulus id for an integer stream on ``listen``.
     """
@@ -172,6 +174,8 @@ class SimulatedAmp:
         self.late_markers = 0
         self.markers_seen = 0
         self.markers_pushed = 0
+        self.markers_unheard = 0  # pushed while no marker consumer was connected
+        self.started_unheard = False
         self._mk_inlet = None
         self._mk_offset = 0.0
         self.codes = {str(k): str(v) for k, v in (codes or {}).items()}
@@ -255,9 +259,17 @@ class SimulatedAmp:
             now = clock()
             if end is not None and now >= end:
                 break
-            if pending and (self.mk_outlet.have_consumers()
+            # the schedule starts once someone listens to both streams (a session opens its
+            # EEG inlet and then its marker inlet; under load the two can be seconds apart)
+            if pending and ((self.mk_outlet.have_consumers() and self.outlet.have_consumers())
                             or now - self.t0 > self.wait_consumers_s):
                 pending = False
+                if not self.mk_outlet.have_consumers():
+                    self.started_unheard = True
+                    print(f"warning: no marker consumer after {self.wait_consumers_s:g} s: "
+                          "starting the schedule anyway (markers sent before a session "
+                          "connects are not recorded; raise --wait-consumer)",
+                          file=sys.stderr, flush=True)
                 sched_t0 = now + self.lead_s
                 sch = self.schedule
                 queue = sorted([(sched_t0 + t, s) for t, s in zip(sch.onsets, sch.ids)]
@@ -268,6 +280,8 @@ class SimulatedAmp:
                     end = sched_t0 + sch.duration + 1.0
             while queue and queue[0][0] <= now:
                 t, m = queue.pop(0)
+                if not self.mk_outlet.have_consumers():
+                    self.markers_unheard += 1  # nobody was connected: this marker is lost
                 self.mk_outlet.push(m, stamp=t)
                 self.markers_pushed += 1
             if self._mk_inlet is not None:
