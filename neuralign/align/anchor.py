@@ -45,10 +45,12 @@ class DualAnchor:
         Their current targets (float64).
     alphas : ndarray (K,)
         The alpha grid (fixed for the anchor's life).
+    expect_k : int
+        Rows expected to be added before re-anchoring (buffers are sized for them).
     """
 
     def __init__(self, gram: np.ndarray, rows0: np.ndarray, y0: np.ndarray,
-                 alphas: np.ndarray) -> None:
+                 alphas: np.ndarray, *, expect_k: int = 0) -> None:
         self.gram = gram
         self.alphas = np.asarray(alphas, dtype=float)
         self.rows0 = np.asarray(rows0, dtype=np.int64)
@@ -66,12 +68,16 @@ class DualAnchor:
         self.ybar0 = y0.mean(0)
         self.V1 = U0.T @ (y0 - self.ybar0)  # (n0, M), kept up to date as targets change
         self.q = U0.sum(0)  # U0' 1
-        M = self.V1.shape[1]
-        # the extension: rows added since the anchor, their G columns and G' D_a V1, G' D_a^2 V1
+        # the extension: rows added since the anchor, their G columns, and per alpha
+        # G' D_a V1, G' D_a^2 V1 (k x M) and G' D_a G, G' D_a^2 G (k x k), kept in buffers
+        # that grow by doubling (a refresh appends a few rows; no copy of the k x M blocks)
         self.ext = np.zeros(0, dtype=np.int64)
         self.G = np.zeros((self.n0, 0))
-        self.GDV = np.zeros((self.alphas.size, 0, M))
-        self.GD2V = np.zeros((self.alphas.size, 0, M))
+        self._cap = 0
+        self._buf_v = np.zeros((2, self.alphas.size, 0, self.V1.shape[1]))
+        self._buf_g = np.zeros((2, self.alphas.size, 0, 0))
+        self._reserve(int(expect_k))
+        self._v1_cast: tuple | None = None  # (dtype, order bytes, V1 in dtype, columns in order)
         self._E: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ geometry
@@ -90,20 +96,60 @@ class DualAnchor:
         """Rows of ``train`` added since the anchor."""
         return train[~self.in0[train]]
 
-    def _gdv(self, g: np.ndarray, V: np.ndarray, power: int) -> np.ndarray:
-        """``G' D_a^power V`` for every alpha: (K, k, M)."""
+    @property
+    def k(self) -> int:
+        """Rows added since the anchor."""
+        return int(self.ext.size)
+
+    @property
+    def GDV(self) -> np.ndarray:
+        """``G' D_a V1`` for every alpha, (K, k, M)."""
+        return self._buf_v[0, :, :self.k]
+
+    @property
+    def GD2V(self) -> np.ndarray:
+        """``G' D_a^2 V1`` for every alpha, (K, k, M)."""
+        return self._buf_v[1, :, :self.k]
+
+    @property
+    def GDG(self) -> np.ndarray:
+        """``G' D_a G`` for every alpha, (K, k, k)."""
+        return self._buf_g[0, :, :self.k, :self.k]
+
+    @property
+    def GD2G(self) -> np.ndarray:
+        """``G' D_a^2 G`` for every alpha, (K, k, k)."""
+        return self._buf_g[1, :, :self.k, :self.k]
+
+    def _gdx(self, g: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """``g' D_a^p X`` for p = 1, 2 and every alpha in one product: (2, K, k, cols)."""
         K, k = self.alphas.size, g.shape[1]
-        gd = (g.T[None, :, :] * (self.D ** power)[:, None, :]).reshape(K * k, -1)
-        return (gd @ V).reshape(K, k, -1)
+        gd = g.T[None, None, :, :] * np.stack([self.D, self.D * self.D])[:, :, None, :]
+        return (gd.reshape(2 * K * k, -1) @ X).reshape(2, K, k, -1)
+
+    def _reserve(self, k: int) -> None:
+        if k <= self._cap:
+            return
+        cap = max(k, 2 * self._cap, 8)
+        n = self.k
+        bv = np.zeros(self._buf_v.shape[:2] + (cap, self._buf_v.shape[3]))
+        bg = np.zeros(self._buf_g.shape[:2] + (cap, cap))
+        bv[:, :, :n] = self._buf_v[:, :, :n]
+        bg[:, :, :n, :n] = self._buf_g[:, :, :n, :n]
+        self._buf_v, self._buf_g, self._cap = bv, bg, cap
 
     def extend(self, A: np.ndarray) -> np.ndarray:
         """Take in the added rows ``A`` (a superset of those taken so far); return their order."""
         new = A[~np.isin(A, self.ext)]
         if new.size:
+            k0, k1 = self.k, self.k + new.size
+            self._reserve(k1)
             g = self.U0.T @ self.khat(self.rows0, new)
             self.G = np.concatenate([self.G, g], axis=1)
-            self.GDV = np.concatenate([self.GDV, self._gdv(g, self.V1, 1)], axis=1)
-            self.GD2V = np.concatenate([self.GD2V, self._gdv(g, self.V1, 2)], axis=1)
+            self._buf_v[:, :, k0:k1] = self._gdx(g, self.V1)
+            cross = self._gdx(g, self.G)  # (2, K, new, k1): new rows against every row
+            self._buf_g[:, :, k0:k1, :k1] = cross
+            self._buf_g[:, :, :k0, k0:k1] = np.swapaxes(cross[:, :, :, :k0], 2, 3)
             self.ext = np.concatenate([self.ext, new])
         return self.ext
 
@@ -115,9 +161,18 @@ class DualAnchor:
         Z = self.U0[self.pos0[rows[sel]]]  # (r, n0)
         d = delta[sel]
         self.V1 += Z.T @ d
-        if self.ext.size:
-            for GD, power in ((self.GDV, 1), (self.GD2V, 2)):
-                GD += self._gdv(self.G, Z.T, power) @ d
+        self._v1_cast = None
+        if self.k:
+            self._buf_v[:, :, :self.k] += self._gdx(self.G, Z.T) @ d
+
+    def v1_sorted(self, order: np.ndarray, dtype: str) -> np.ndarray:
+        """``V1[:, order]`` in ``dtype``, kept while ``V1`` and ``order`` are unchanged (a refit
+        with the alphas kept reuses it)."""
+        key = (dtype, order.tobytes())
+        if self._v1_cast is None or self._v1_cast[:2] != key:
+            v = self.V1.astype(dtype)[:, order] if dtype != "float64" else self.V1[:, order]
+            self._v1_cast = key + (v,)
+        return self._v1_cast[2]
 
     def embedding(self, predict: np.ndarray) -> np.ndarray:
         """``Kh[predict, T0] U0``, rows kept across refreshes."""
@@ -129,6 +184,11 @@ class DualAnchor:
         return np.stack([self._E[int(i)] for i in predict.tolist()])
 
     # ------------------------------------------------------------------ solve
+    def gcv_scores(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
+        """GCV score of every alpha and target for ``train`` (K, M), float64."""
+        A = self.extend(self.added(train))
+        return _Context(self, A, y_of(A) - self.ybar0 if A.size else None).gcv(self.n0 + A.size)
+
     def solve(self, train: np.ndarray, predict: np.ndarray,
               y_of: Callable[[np.ndarray], np.ndarray], idx: np.ndarray | None, dtype: str):
         """Alphas (GCV, when ``idx`` is None) and predictions of ``predict`` for ``train``.
@@ -171,90 +231,131 @@ class _Context:
         if self.k:
             self.C = anchor.khat(A, A)
 
-    def terms(self, ai: np.ndarray, cols: np.ndarray | None = None) -> dict:
-        """Everything GCV and prediction need for alphas ``ai`` (and targets ``cols``)."""
-        an, k = self.an, self.k
-        a = an.alphas[ai]
-        D = an.D[ai]  # (Ka, n0)
-        V1 = an.V1 if cols is None else an.V1[:, cols]
-        q = an.q
-        dq = D * q[None, :]
-        t = {"a": a, "D": D, "V1": V1, "one_u": dq @ V1}
-        if not k:
-            t.update(x2=None, x2v=None, z1v=dq, one_v=(q[None, :] * dq).sum(1))
-            return t
-        G = an.G
-        GDV = an.GDV[ai] if cols is None else an.GDV[ai][:, :, cols]
-        y2 = self.y2 if cols is None else self.y2[:, cols]
-        GDt = G.T[None, :, :] * D[:, None, :]  # G' D_a, (Ka, k, n0)
-        S = self.C[None] + a[:, None, None] * np.eye(k)[None] - GDt @ G
-        # S_a >= a I: batched Cholesky, inverse from the triangular factor
-        Li = np.linalg.inv(np.linalg.cholesky(S))
-        Sinv = np.swapaxes(Li, 1, 2) @ Li
-        x2 = Sinv @ (y2[None] - GDV)
-        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
-        z1v = D * (q[None, :] - x2v @ G.T)
-        t.update(G=G, GDt=GDt, Sinv=Sinv, x2=x2, x2v=x2v, z1v=z1v,
-                 one_u=t["one_u"] - np.einsum("ak,akm->am", dq @ G, x2) + x2.sum(1),
-                 one_v=(q[None, :] * z1v).sum(1) + x2v.sum(1))
-        return t
-
     def gcv(self, n: int) -> np.ndarray:
-        """GCV score of every alpha and target, (K, M)."""
-        an = self.an
-        t = self._all = self.terms(np.arange(an.alphas.size))
-        a, D, V1, z1v = t["a"], t["D"], t["V1"], t["z1v"]
-        zz = (D * D) @ (V1 * V1)  # |D V1|^2
+        """GCV score of every alpha and target, (K, M).
+
+        The products with ``V1`` (``n0 x M``) run once for every alpha together; the terms of
+        the added rows (``k x M`` per alpha) alpha by alpha, so their temporaries stay small.
+        """
+        an, k = self.an, self.k
+        a, D, q, V1 = an.alphas, an.D, an.q, an.V1
+        K, M = a.size, V1.shape[1]
+        dq = D * q[None, :]
+        if k:
+            G = an.G
+            S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG
+            # S_a >= a I: batched Cholesky, inverse from the triangular factor
+            Li = np.linalg.inv(np.linalg.cholesky(S))
+            Sinv = np.swapaxes(Li, 1, 2) @ Li
+            x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
+            z1v = D * (q[None, :] - x2v @ G.T)
+            GD2G = an.GD2G
+        else:
+            z1v = dq
         dz = D * z1v
-        cross = dz @ V1
+        uc = np.concatenate([dq, dz]) @ V1  # (2K, M): 1'H applied to y, and D z1v . V1
+        one_u, cross = uc[:K], uc[K:]
+        zz = (D * D) @ (V1 * V1)  # |D V1|^2
         trh = D.sum(1)
         hv2 = (z1v * z1v).sum(1)
-        b = t["one_u"] / t["one_v"][:, None]
-        nx = 0.0
-        if self.k:
-            G, x2, x2v = t["G"], t["x2"], t["x2v"]
-            GD2G = (t["GDt"] * D[:, None, :]) @ G
-            zz = zz - 2.0 * (x2 * an.GD2V).sum(1) + (x2 * (GD2G @ x2)).sum(1)
-            cross = cross - np.einsum("ak,akm->am", dz @ G, x2)
-            nx = ((x2 - x2v[:, :, None] * b[:, None, :]) ** 2).sum(1)
-            trh = trh + np.trace(t["Sinv"] @ (np.eye(self.k)[None] + GD2G), axis1=1, axis2=2)
+        one_v = (q[None, :] * z1v).sum(1)
+        nx = np.zeros((K, M))
+        x2_all = None
+        if k:
+            one_v = one_v + x2v.sum(1)
+            dqG, dzG = dq @ G, dz @ G  # (K, k)
+            x2_all = np.empty((K, k, M))
+            for j in range(K):
+                x2 = np.matmul(Sinv[j], self.y2 - an.GDV[j], out=x2_all[j])
+                one_u[j] += x2.sum(0) - dqG[j] @ x2
+                cross[j] -= dzG[j] @ x2
+                quad = GD2G[j] @ x2
+                quad -= 2.0 * an.GD2V[j]
+                zz[j] += np.einsum("km,km->m", x2, quad)
+                res = x2 - np.outer(x2v[j], one_u[j] / one_v[j])
+                nx[j] = np.einsum("km,km->m", res, res)
+            # tr(Sinv (I + GD2G)); both symmetric
+            trh = trh + np.trace(Sinv, axis1=1, axis2=2) + (Sinv * GD2G).sum((1, 2))
             hv2 = hv2 + (x2v * x2v).sum(1)
+        self._all = {"one_u": one_u, "one_v": one_v, "z1v": z1v, "x2": x2_all,
+                     "x2v": x2v if k else None}
+        b = one_u / one_v[:, None]
         nz = zz - 2.0 * b * cross + b * b * (z1v * z1v).sum(1)[:, None]
         rss = (a * a)[:, None] * np.maximum(nz + nx, 0.0)
-        rdof = a * trh - a * hv2 / t["one_v"]
+        rdof = a * trh - a * hv2 / one_v
         return n * rss / np.maximum(rdof * rdof, 1e-300)[:, None]
 
+    def groups(self, idx: np.ndarray):
+        """Per alpha used: ``(alpha index, its targets, b, z1v, x2, x2v)`` for :meth:`predict`.
+
+        After :meth:`gcv` every alpha's terms are at hand; for a refit (alphas kept) they are
+        computed for the alphas in use only, the ``k x M`` solves for each alpha's own
+        targets.
+        """
+        an, k = self.an, self.k
+        used = np.unique(idx)
+        if self._all is not None:
+            t = self._all
+            for ai in used.tolist():
+                cols = np.nonzero(idx == ai)[0]
+                yield (ai, cols, t["one_u"][ai, cols] / t["one_v"][ai], t["z1v"][ai],
+                       t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
+            return
+        a, D, q = an.alphas[used], an.D[used], an.q
+        dq = D * q[None, :]
+        one_u = dq @ an.V1  # (Ku, M): cheaper over every target than gathering columns
+        if k:
+            G = an.G
+            S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
+            Li = np.linalg.inv(np.linalg.cholesky(S))
+            Sinv = np.swapaxes(Li, 1, 2) @ Li
+            x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
+            z1v = D * (q[None, :] - x2v @ G.T)
+            dqG = dq @ G
+        else:
+            z1v = dq
+        one_v = (q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
+        for j, ai in enumerate(used.tolist()):
+            cols = np.nonzero(idx == ai)[0]
+            ou = one_u[j, cols]
+            x2 = None
+            if k:
+                x2 = Sinv[j] @ (self.y2[:, cols] - an.GDV[ai][:, cols])
+                ou = ou + x2.sum(0) - dqG[j] @ x2
+            yield ai, cols, ou / one_v[j], z1v[j], x2, x2v[j] if k else None
+
     def predict(self, idx: np.ndarray, E0: np.ndarray, K_RA: np.ndarray, dtype: str):
-        """Centred predictions ``Kh_RT c + b`` with alpha ``idx[m]`` for target ``m``."""
+        """Centred predictions ``Kh_RT c + b`` with alpha ``idx[m]`` for target ``m``.
+
+        Target by target the coefficients are ``z = D_a (V1 - G x2) - z1v_a b`` (anchor
+        coordinates) and ``x2 - x2v_a b`` (added rows). The prediction is assembled per alpha
+        group from products with the ``R x n0`` matrix ``E0 D_a``, so no ``n0 x M`` array is
+        formed or gathered: per group ``(E0 D_a) V1[:, cols] + (K_RA - E0 D_a G) x2[:, cols]
+        - (E0 z1v_a + K_RA x2v_a) b[cols]``; the large products run in ``dtype``.
+        """
         an = self.an
         M = an.V1.shape[1]
-        k, n0 = self.k, an.n0
-        if self._all is not None:  # alphas were just selected: every alpha's terms are here
-            t, slot = self._all, idx
-            cols = np.arange(M)
-            b = (t["one_u"] / t["one_v"][:, None])[slot, cols]
-            z1v = np.ascontiguousarray(t["z1v"].T)[:, slot]
+        k = self.k
+        idx = np.asarray(idx)
+        E0 = np.asarray(E0, dtype=dtype)
+        K_RA = np.asarray(K_RA, dtype=dtype) if k else None
+        # targets sorted by alpha: each group's columns of V1 are one contiguous slice
+        order = np.argsort(idx, kind="stable")
+        V1 = an.v1_sorted(order, dtype)
+        G = an.G.astype(dtype) if k and dtype != "float64" else an.G
+        pred = np.empty((E0.shape[0], M), dtype=dtype)
+        b_all = np.empty(M)
+        start = 0
+        for ai, cols, b, z1v, x2, x2v in self.groups(idx):
+            sl = slice(start, start + cols.size)
+            start += cols.size
+            W = E0 * np.asarray(an.D[ai], dtype=dtype)[None, :]  # E0 D_a, (R, n0)
+            part = W @ V1[:, sl]
+            ones = E0 @ np.asarray(z1v, dtype=dtype)
             if k:
-                x2 = np.ascontiguousarray(t["x2"][slot, :, cols].T)  # (k, M)
-                x2v = np.ascontiguousarray(t["x2v"].T)[:, slot]
-        else:  # a refit: each alpha's terms for its own targets only
-            b = np.empty(M)
-            z1v = np.empty((n0, M))
-            x2 = np.empty((k, M))
-            x2v = np.empty((k, M))
-            for ai in np.unique(idx).tolist():
-                cols = np.nonzero(idx == ai)[0]
-                t = self.terms(np.array([ai]), cols)
-                b[cols] = t["one_u"][0] / t["one_v"][0]
-                z1v[:, cols] = t["z1v"][0][:, None]
-                if k:
-                    x2[:, cols] = t["x2"][0]
-                    x2v[:, cols] = t["x2v"][0][:, None]
-        zc = np.ascontiguousarray(an.D.T)[:, idx]  # (n0, M): d_{a_m}
-        zc *= an.V1 - an.G @ x2 if k else an.V1
-        zc -= z1v * b[None, :]
-        pred = np.asarray(E0, dtype=dtype) @ np.asarray(zc, dtype=dtype)
-        if k:
-            xc = x2 - x2v * b[None, :]
-            pred = pred + np.asarray(K_RA, dtype=dtype) @ np.asarray(xc, dtype=dtype)
-        return np.asarray(pred, dtype=float) + b[None, :]
+                part += (K_RA - W @ G) @ np.asarray(x2, dtype=dtype)
+                ones += K_RA @ np.asarray(x2v, dtype=dtype)
+            part -= ones[:, None] * np.asarray(b, dtype=dtype)[None, :]
+            pred[:, cols] = part
+            b_all[cols] = b
+        return np.asarray(pred, dtype=float) + b_all[None, :]

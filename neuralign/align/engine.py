@@ -41,7 +41,7 @@ from .backends import get_backend
 from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
 from .folds import BlockChanges, FoldGeometry, stable_fold
-from .layer import BlockTargets, LayerSolver, RefreshInput
+from .layer import BlockTargets, HeldOutTargets, LayerSolver, RefreshInput
 from .memory import MemoryPlan, TaskRunner, available_memory, peak_rss_bytes
 from .store import StimulusStore, check_flat_epochs
 
@@ -395,6 +395,11 @@ class AlignmentEngine:
         inner = (self.geometry.inner_splits(mask, outer)
                  if reselect and self.alpha_selection == "kfold" else [])
         seen = np.nonzero(mask)[0]
-        return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
+        y = self.store.means(seen)
+        held = None
+        if outer:  # the EEG side of every layer's held-out correlations, once
+            rows = np.concatenate([sp.predict for sp in outer])
+            held = HeldOutTargets(y[np.searchsorted(seen, rows)])
+        return RefreshInput(seen=seen, y=y, outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,
-                            alpha_selection=self.alpha_selection, previous=None)
+                            alpha_selection=self.alpha_selection, previous=None, held=held)

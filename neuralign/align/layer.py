@@ -50,32 +50,48 @@ class RefreshInput:
     alpha_selection: str  # "gcv" | "kfold"
     previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
     reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
+    held: HeldOutTargets | None = None  # targets of the outer splits' predicted rows, in order
 
 
-def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
+class HeldOutTargets:
+    """The EEG side of the held-out correlations: centred once per refresh, shared by layers.
 
     A constant column (no variance in the predictions or in the EEG, the EEG's up to float32
     round-off) has no correlation: NaN.
+
+    Parameters
+    ----------
+    y : ndarray (n, M)
+        The held-out stimuli's targets, in the order the predictions come.
     """
-    n = pred.shape[0]
-    out = np.full(pred.shape[1], np.nan)
-    if n < 2:
-        return out
-    pc = pred - pred.mean(0)
-    yc = y - y.mean(0)
-    vh = np.einsum("ij,ij->j", pc, pc)
-    vy = np.einsum("ij,ij->j", yc, yc)
-    cov = np.einsum("ij,ij->j", pc, yc)
-    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
-    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
-    # differs between epochs only by float32 round-off (relative variance ~1e-14).
-    tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
-    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
-    ok = (vh > tol_h) & (vy > tol_y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
-    return np.clip(out, -1.0, 1.0)
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.n = int(y.shape[0])
+        self.yc = y - y.mean(0)
+        self.vy = np.einsum("ij,ij->j", self.yc, self.yc)
+        # relative tolerance: variance that is round-off of a constant is no variance. The
+        # EEG side uses the statistics' threshold (confidence.py): a baselined counter or ramp
+        # channel differs between epochs only by float32 round-off (relative variance ~1e-14).
+        self.ok_y = self.vy > 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+
+    def pearson(self, pred: np.ndarray) -> np.ndarray:
+        """Pearson r of every column of ``pred`` (n, M) with the targets; NaN where undefined."""
+        out = np.full(pred.shape[1], np.nan)
+        if self.n < 2:
+            return out
+        pc = pred - pred.mean(0)
+        vh = np.einsum("ij,ij->j", pc, pc)
+        cov = np.einsum("ij,ij->j", pc, self.yc)
+        tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
+        ok = (vh > tol_h) & self.ok_y
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[ok] = cov[ok] / np.sqrt(vh[ok] * self.vy[ok])
+        return np.clip(out, -1.0, 1.0)
+
+
+def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined."""
+    return HeldOutTargets(y).pearson(pred)
 
 
 class LayerSolver:
@@ -263,7 +279,8 @@ class LayerSolver:
         self._spectra = new_spectra if keep_spectra else {}
         rows = np.concatenate([sp.predict for sp in ri.outer])
         pred = np.concatenate(preds)
-        r = pearson_columns(pred, ri.y[pos[rows]])
+        held = ri.held if ri.held is not None else HeldOutTargets(ri.y[pos[rows]])
+        r = held.pearson(pred)
         # kept centred: float32 then holds the variation of even nearly constant predictions
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
                         pred=(pred - pred.mean(0)).astype(np.float32))
@@ -274,7 +291,8 @@ class LayerSolver:
         if (an is None or ri.reanchor or not an.covers(split.train)
                 or an.added(split.train).size > self.k_max
                 or not np.array_equal(an.alphas, ri.alphas)):
-            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas)
+            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas,
+                            expect_k=self.k_max + 16)
         return an
 
     # ------------------------------------------------------------------ primal statistics

@@ -52,7 +52,8 @@ def test_schedule_waits_for_eeg_and_marker_consumers():
             got.extend(v[0] for v in vals)
             eeg.pull_chunk(timeout=0.0)
         assert len(got) == n == amp.markers_pushed
-        assert amp.markers_unheard == 0 and not amp.started_unheard
+        assert amp.markers_unheard == 0
+        assert not amp.started_unheard
     finally:
         amp.stop()
         th.join(10)

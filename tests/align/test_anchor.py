@@ -1,0 +1,66 @@
+"""The live anchor (Schur-complement extension of a kept eigendecomposition) against fresh
+solves and scikit-learn, over several extensions with target changes in between."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from neuralign.align import solvers
+from neuralign.align.anchor import DualAnchor
+from neuralign.align.backends import get_backend
+
+ALPHAS = np.logspace(-1, 4, 6)
+
+
+def _fresh(gram, train, predict, y, alphas, idx=None):
+    """GCV scores and predictions from a fresh eigendecomposition of the training Gram."""
+    B = get_backend("numpy")
+    spec = solvers.dual_spectrum(B, gram[np.ix_(train, train)])
+    basis = solvers.dual_basis(B, spec, y[train], "float64")
+    scores = solvers.gcv_scores(B, basis, alphas)
+    if idx is None:
+        idx = np.argmin(scores, 0)
+    E = solvers.embed(B, basis, gram[np.ix_(predict, train)], "float64")
+    return scores, idx, solvers.predict(B, basis, E, alphas, idx, "float64")
+
+
+@pytest.mark.parametrize("dim", [40, 130, 400], ids=["n>D", "n~D", "n<D"])
+def test_anchor_extensions_equal_fresh_solves_and_sklearn(dim):
+    rng = np.random.default_rng(dim)
+    n_all, M = 130, 7
+    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    gram = X @ X.T
+    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    predict = np.arange(100, 130)
+    rows0 = np.arange(60)
+    an = DualAnchor(gram, rows0, y[rows0], ALPHAS)
+    train = rows0
+    for new in (np.arange(60, 64), np.arange(64, 80), np.arange(80, 100)):
+        # targets of some anchored and some added rows change (new repetitions arrived)
+        changed = np.unique(np.concatenate([rng.choice(60, 5, replace=False), train[-2:]]))
+        delta = 0.3 * rng.standard_normal((changed.size, M))
+        y[changed] += delta
+        an.apply_changes(changed, delta)
+        train = np.concatenate([train, new])
+        idx, pred = an.solve(train, predict, lambda r: y[r], None, "float64")
+        scores, idx_ref, pred_ref = _fresh(gram, train, predict, y, ALPHAS)
+        assert an.k == train.size - rows0.size
+        np.testing.assert_array_equal(idx, idx_ref)
+        np.testing.assert_allclose(pred, pred_ref, rtol=1e-9, atol=1e-9)
+        # a refit with given alphas (every alpha used by some target), float64 and float32
+        fixed = np.arange(M) % ALPHAS.size
+        _, pred64 = an.solve(train, predict, lambda r: y[r], fixed, "float64")
+        _, _, pred_fixed = _fresh(gram, train, predict, y, ALPHAS, fixed)
+        np.testing.assert_allclose(pred64, pred_fixed, rtol=1e-9, atol=1e-9)
+        _, pred32 = an.solve(train, predict, lambda r: y[r], fixed, "float32")
+        scale = np.abs(pred_fixed).max()
+        np.testing.assert_allclose(pred32, pred_fixed, atol=1e-4 * scale)
+        # and scikit-learn's Ridge with each target's alpha, on the features themselves
+        for m in range(M):
+            ref = Ridge(alpha=ALPHAS[fixed[m]]).fit(X[train], y[train, m]).predict(X[predict])
+            np.testing.assert_allclose(pred64[:, m], ref, rtol=1e-7, atol=1e-7)
+    # the GCV scores themselves (not only their argmin) equal the fresh ones
+    scores, _, _ = _fresh(gram, train, predict, y, ALPHAS)
+    np.testing.assert_allclose(an.gcv_scores(train, lambda r: y[r]), scores, rtol=1e-8)
