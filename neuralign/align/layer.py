@@ -15,7 +15,7 @@ features, then dropped, so memory does not grow with depth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,28 +51,44 @@ class RefreshInput:
     alpha_selection: str  # "gcv" | "kfold"
     previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
     reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
+    # what every layer computes alike (the scored EEG's centred side), shared by the copies
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def scored_side(self, rows: np.ndarray) -> tuple:
+        """The EEG side of :func:`pearson_columns` for the scored ``rows`` (computed once)."""
+        key = rows.tobytes()
+        side = self.memo.get(key)
+        if side is None:
+            side = self.memo.setdefault(key, eeg_side(self.y[np.searchsorted(self.seen, rows)]))
+        return side
 
 
-def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+def eeg_side(y: np.ndarray) -> tuple:
+    """``(y, centred y, column sums of squares, variance threshold)`` of the EEG ``y``."""
+    yc = y - y.mean(0)
+    vy = np.einsum("ij,ij->j", yc, yc)
+    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
+    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
+    # differs between epochs only by float32 round-off (relative variance ~1e-14).
+    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+    return y, yc, vy, tol_y
+
+
+def pearson_columns(pred: np.ndarray, y: np.ndarray | tuple) -> np.ndarray:
     """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
 
-    A constant column (no variance in the predictions or in the EEG, the EEG's up to float32
-    round-off) has no correlation: NaN.
+    ``y`` may be given as :func:`eeg_side` of it. A constant column (no variance in the
+    predictions or in the EEG, the EEG's up to float32 round-off) has no correlation: NaN.
     """
     n = pred.shape[0]
     out = np.full(pred.shape[1], np.nan)
     if n < 2:
         return out
+    _, yc, vy, tol_y = y if isinstance(y, tuple) else eeg_side(y)
     pc = pred - pred.mean(0)
-    yc = y - y.mean(0)
     vh = np.einsum("ij,ij->j", pc, pc)
-    vy = np.einsum("ij,ij->j", yc, yc)
     cov = np.einsum("ij,ij->j", pc, yc)
-    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
-    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
-    # differs between epochs only by float32 round-off (relative variance ~1e-14).
     tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
-    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
     ok = (vh > tol_h) & (vy > tol_y)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
@@ -283,7 +299,7 @@ class LayerSolver:
             self._refits.clear()
         rows = np.concatenate([sp.predict for sp in ri.outer])
         pred = np.concatenate(preds)
-        r = pearson_columns(pred, ri.y[pos[rows]])
+        r = pearson_columns(pred, ri.scored_side(rows))
         # kept centred: float32 then holds the variation of even nearly constant predictions
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
                         pred=(pred - pred.mean(0)).astype(np.float32))

@@ -60,6 +60,9 @@ class Basis:
     p_select : array (r, M), optional
         Float64 projections for the selection criterion when ``P`` is float32 (primal form,
         where the criterion divides by ``sqrt(s)``).
+    p_sq : array (r, M), optional
+        Squared float64 projections (primal form: computed once for ``resid0`` and the
+        criterion).
     """
 
     form: str
@@ -71,6 +74,7 @@ class Basis:
     dof_rest: float
     embed_parts: tuple
     p_select: object = None
+    p_sq: object = None
 
 
 @dataclass
@@ -151,13 +155,14 @@ def primal_basis(B, spec: Spectrum, *, sy, syy, sxy, dtype: str) -> Basis:
     cxy = sxy - mx[:, None] * sy[None, :]
     syy_c = syy - sy * my
     root = B.sqrt(spec.s)
-    # Projections in float64: the criterion divides by sqrt(s).
-    P64 = (Vk.T @ cxy) / root[:, None]
-    resid0 = B.clip_min(syy_c - B.sum(P64 * P64, 0), 0.0)
+    # Projections in float64: the criterion divides by sqrt(s) (folded into the D x r factor).
+    P64 = (Vk / root[None, :]).T @ cxy
+    p_sq = P64 * P64
+    resid0 = B.clip_min(syy_c - B.sum(p_sq, 0), 0.0)
     r = int(spec.s.shape[0])
     return Basis("primal", n, my, spec.s, B.astype(P64, dtype), resid0, float(n - 1 - r),
                  (mx, B.astype(Vk, dtype), B.astype(root, dtype)),
-                 p_select=None if dtype == "float64" else P64)
+                 p_select=None if dtype == "float64" else P64, p_sq=p_sq)
 
 
 def embed(B, basis: Basis, cross, dtype: str):
@@ -197,8 +202,12 @@ def gcv_scores(B, basis: Basis, alphas: np.ndarray):
     """
     a = B.asarray(np.asarray(alphas, dtype=float), "float64")
     filt = a[:, None] / (basis.s[None, :] + a[:, None])  # (K, r)
-    p = basis.p_select if basis.p_select is not None else B.astype(basis.P, "float64")
-    rss = basis.resid0[None, :] + (filt * filt) @ (p * p)
+    if basis.p_sq is not None:
+        p_sq = basis.p_sq
+    else:
+        p = basis.p_select if basis.p_select is not None else B.astype(basis.P, "float64")
+        p_sq = p * p
+    rss = basis.resid0[None, :] + (filt * filt) @ p_sq
     rdof = basis.dof_rest + B.sum(filt, 1)  # (K,)
     return basis.n * rss / B.clip_min(rdof * rdof, 1e-300)[:, None]
 
@@ -280,7 +289,8 @@ def primal_refit(st: tuple, xp: np.ndarray, alphas: np.ndarray, idx: np.ndarray,
     idx = np.asarray(idx)
     for k in np.unique(idx).tolist():
         g = np.nonzero(idx == k)[0]
-        cxy = sxy[:, g] - mx[:, None] * sy[None, g]
+        cxy = np.take(sxy, g, axis=1)
+        cxy -= mx[:, None] * sy[None, g]
         z = solves.get(k) if solves is not None else None
         if z is None:
             if cxx is None:
@@ -300,4 +310,6 @@ def primal_refit(st: tuple, xp: np.ndarray, alphas: np.ndarray, idx: np.ndarray,
                 out[:, g] = (xc @ w).astype(dtype, copy=False)
                 continue
         out[:, g] = z @ cxy.astype(dtype, copy=False)
-    return out.astype(float, copy=False) + (sy / n)[None, :]
+    out = out.astype(float, copy=False)
+    out += (sy / n)[None, :]
+    return out
