@@ -41,8 +41,9 @@ from .backends import get_backend
 from .confidence import HeldOut, bootstrap_peaks, permutation_mask
 from .data import AlignmentResult
 from .folds import BlockChanges, FoldGeometry, stable_fold
-from .layer import BlockTargets, HeldOutTargets, LayerSolver, RefreshInput
+from .layer import LayerSolver, RefreshInput
 from .memory import MemoryPlan, TaskRunner, available_memory, peak_rss_bytes
+from .primal import BlockTargets, slot_layout
 from .store import StimulusStore, check_flat_epochs
 
 DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
@@ -184,7 +185,10 @@ class AlignmentEngine:
         self.layers = [LayerSolver(features, li, standardize_rows=train_rows if standardize
                                    else None, backend=self._B, dtype=dtype)
                        for li in range(features.n_layers)]
-        self.block_targets = BlockTargets(self.geometry.n_blocks, self.n_targets)
+        self.block_targets = BlockTargets(
+            self.geometry.n_blocks, self.n_targets,
+            slot_layout(self.n_folds, design=self.design,
+                        per_fold=not self.design or alpha_selection == "kfold"))
         self.plan = MemoryPlan.make(self, budget=self.memory)
         if self.incremental:
             self.plan.enable_caches(self)
@@ -395,11 +399,6 @@ class AlignmentEngine:
         inner = (self.geometry.inner_splits(mask, outer)
                  if reselect and self.alpha_selection == "kfold" else [])
         seen = np.nonzero(mask)[0]
-        y = self.store.means(seen)
-        held = None
-        if outer:  # the EEG side of every layer's held-out correlations, once
-            rows = np.concatenate([sp.predict for sp in outer])
-            held = HeldOutTargets(y[np.searchsorted(seen, rows)])
-        return RefreshInput(seen=seen, y=y, outer=outer, inner=inner,
+        return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,
-                            alpha_selection=self.alpha_selection, previous=None, held=held)
+                            alpha_selection=self.alpha_selection, previous=None)

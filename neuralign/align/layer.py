@@ -15,7 +15,7 @@ features, then dropped, so memory does not grow with depth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ..base import FeatureSet
 from . import solvers
 from .anchor import DualAnchor
 from .folds import BlockChanges, Split
+from .primal import BlockStats, BlockTargets, RefitCache
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
 
@@ -50,48 +51,48 @@ class RefreshInput:
     alpha_selection: str  # "gcv" | "kfold"
     previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
     reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
-    held: HeldOutTargets | None = None  # targets of the outer splits' predicted rows, in order
+    # what every layer computes alike (the scored EEG's centred side), shared by the copies
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def scored_side(self, rows: np.ndarray) -> tuple:
+        """The EEG side of :func:`pearson_columns` for the scored ``rows`` (computed once)."""
+        key = rows.tobytes()
+        side = self.memo.get(key)
+        if side is None:
+            side = self.memo.setdefault(key, eeg_side(self.y[np.searchsorted(self.seen, rows)]))
+        return side
 
 
-class HeldOutTargets:
-    """The EEG side of the held-out correlations: centred once per refresh, shared by layers.
+def eeg_side(y: np.ndarray) -> tuple:
+    """``(y, centred y, column sums of squares, variance threshold)`` of the EEG ``y``."""
+    yc = y - y.mean(0)
+    vy = np.einsum("ij,ij->j", yc, yc)
+    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
+    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
+    # differs between epochs only by float32 round-off (relative variance ~1e-14).
+    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
+    return y, yc, vy, tol_y
 
-    A constant column (no variance in the predictions or in the EEG, the EEG's up to float32
-    round-off) has no correlation: NaN.
 
-    Parameters
-    ----------
-    y : ndarray (n, M)
-        The held-out stimuli's targets, in the order the predictions come.
+def pearson_columns(pred: np.ndarray, y: np.ndarray | tuple) -> np.ndarray:
+    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
+
+    ``y`` may be given as :func:`eeg_side` of it. A constant column (no variance in the
+    predictions or in the EEG, the EEG's up to float32 round-off) has no correlation: NaN.
     """
-
-    def __init__(self, y: np.ndarray) -> None:
-        self.n = int(y.shape[0])
-        self.yc = y - y.mean(0)
-        self.vy = np.einsum("ij,ij->j", self.yc, self.yc)
-        # relative tolerance: variance that is round-off of a constant is no variance. The
-        # EEG side uses the statistics' threshold (confidence.py): a baselined counter or ramp
-        # channel differs between epochs only by float32 round-off (relative variance ~1e-14).
-        self.ok_y = self.vy > 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
-
-    def pearson(self, pred: np.ndarray) -> np.ndarray:
-        """Pearson r of every column of ``pred`` (n, M) with the targets; NaN where undefined."""
-        out = np.full(pred.shape[1], np.nan)
-        if self.n < 2:
-            return out
-        pc = pred - pred.mean(0)
-        vh = np.einsum("ij,ij->j", pc, pc)
-        cov = np.einsum("ij,ij->j", pc, self.yc)
-        tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
-        ok = (vh > tol_h) & self.ok_y
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[ok] = cov[ok] / np.sqrt(vh[ok] * self.vy[ok])
-        return np.clip(out, -1.0, 1.0)
-
-
-def pearson_columns(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined."""
-    return HeldOutTargets(y).pearson(pred)
+    n = pred.shape[0]
+    out = np.full(pred.shape[1], np.nan)
+    if n < 2:
+        return out
+    _, yc, vy, tol_y = y if isinstance(y, tuple) else eeg_side(y)
+    pc = pred - pred.mean(0)
+    vh = np.einsum("ij,ij->j", pc, pc)
+    cov = np.einsum("ij,ij->j", pc, yc)
+    tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
+    ok = (vh > tol_h) & (vy > tol_y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
+    return np.clip(out, -1.0, 1.0)
 
 
 class LayerSolver:
@@ -131,6 +132,7 @@ class LayerSolver:
         self.stats: BlockStats | None = None
         self._spectra: dict[bytes, solvers.Spectrum] = {}
         self._anchors: dict[tuple, DualAnchor] = {}
+        self._refits = RefitCache()  # kept-alpha primal refits (live caches)
         # stimuli added to an anchor before re-anchoring; staggered over layers so that not
         # every layer pays for its eigendecomposition in the same refresh
         self.k_max = 64 + 8 * (li % 8)
@@ -164,10 +166,13 @@ class LayerSolver:
             g[start:start + _READ_ROWS] = x[start:start + _READ_ROWS] @ x.T
         self.gram_all = g
 
-    def cache_bytes(self, *, n_blocks: int, n_targets: int) -> dict[str, int]:
-        """Bytes the optional caches would take."""
+    def cache_bytes(self, *, n_blocks: int, n_targets: int, n_predict: int = 0,
+                    n_alphas: int = 0) -> dict[str, int]:
+        """Bytes the optional caches would take (``n_blocks``: slots of statistics; the
+        primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli)."""
         N, D = self.n_candidates, self.dim
-        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * n_targets + D)}
+        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * n_targets + D)
+                + 8 * n_predict * D * n_alphas}
 
     # ------------------------------------------------------------------ form
     def choose_form(self, ri: RefreshInput) -> str:
@@ -262,6 +267,7 @@ class LayerSolver:
             idx = list(ri.previous)
         preds = []
         anchors: dict[tuple, DualAnchor] = {}
+        self._refits.start()
         for o, sp in enumerate(ri.outer):
             if anchored:
                 an = self._anchor(sp, ri, pos)
@@ -270,6 +276,16 @@ class LayerSolver:
                                         self.dtype)
                 preds.append(pred)
                 continue
+            if form == "primal":  # the split's kept solves stay valid while it is unchanged
+                self._refits.entry(RefitCache.key(sp.train, sp.predict, ri.alphas))
+            if form == "primal" and not ri.reselect and idx[o] is not None and not ri.reanchor:
+                pred = self._primal_refit(sp, ri, idx[o], stats_fn)
+                if pred is not None:
+                    key = form.encode() + sp.train.tobytes()
+                    if key in self._spectra:  # still this training set's: keep it
+                        new_spectra[key] = self._spectra[key]
+                    preds.append(pred)
+                    continue
             basis = basis_of(sp)
             if idx[o] is None:
                 idx[o] = solvers.gcv_select(B, basis, ri.alphas)
@@ -277,10 +293,13 @@ class LayerSolver:
             preds.append(solvers.predict(B, basis, E, ri.alphas, idx[o], self.dtype))
         self._anchors = anchors
         self._spectra = new_spectra if keep_spectra else {}
+        if keep_spectra and not ri.reanchor:
+            self._refits.finish()
+        else:
+            self._refits.clear()
         rows = np.concatenate([sp.predict for sp in ri.outer])
         pred = np.concatenate(preds)
-        held = ri.held if ri.held is not None else HeldOutTargets(ri.y[pos[rows]])
-        r = held.pearson(pred)
+        r = pearson_columns(pred, ri.scored_side(rows))
         # kept centred: float32 then holds the variation of even nearly constant predictions
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
                         pred=(pred - pred.mean(0)).astype(np.float32))
@@ -294,6 +313,24 @@ class LayerSolver:
             an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas,
                             expect_k=self.k_max + 16)
         return an
+
+    def _primal_refit(self, split: Split, ri: RefreshInput, idx: np.ndarray, stats_fn):
+        """A kept-alpha refit by Cholesky factorisations (:func:`solvers.primal_refit`), or
+        None when refitting from the eigendecomposition is cheaper (or needed)."""
+        if self.B.name != "numpy":
+            return None
+        solves, unchanged = self._refits.entry(RefitCache.key(split.train, split.predict,
+                                                              ri.alphas))
+        if not unchanged:  # compare operation counts with the eigendecomposition's route
+            D, M, n_new = self.dim, ri.y.shape[1], split.predict.size
+            counts = np.bincount(np.asarray(idx), minlength=ri.alphas.size)
+            chol = sum(D**3 / 3.0 + 4.0 * D * D * min(n_new, int(c)) for c in counts if c)
+            cached = (b"primal" + split.train.tobytes()) in self._spectra
+            if chol > (0.0 if cached else 10.0 * D**3) + 2.0 * D * D * M:
+                return None
+        st = tuple(self.B.to_numpy(a) if i else a for i, a in enumerate(stats_fn(split)))
+        return solvers.primal_refit(st, self.rows(split.predict), ri.alphas, idx, self.dtype,
+                                    solves=solves, keep_all=unchanged)
 
     # ------------------------------------------------------------------ primal statistics
     def _stats_fn(self, ri: RefreshInput, pos: np.ndarray):
@@ -327,61 +364,9 @@ class LayerSolver:
         if not changes.rows.size:
             return
         if self.stats is not None:
-            self.stats.update(self.rows(changes.rows), changes)
+            self.stats.update(self.rows, changes)
         for an in self._anchors.values():
             an.apply_changes(changes.rows, changes.delta)
-
-
-class BlockTargets:
-    """Per-block target statistics (count, sum, sum of squares), shared by every layer."""
-
-    def __init__(self, n_blocks: int, n_targets: int) -> None:
-        self.n = np.zeros(n_blocks)
-        self.sy = np.zeros((n_blocks, n_targets))
-        self.syy = np.zeros((n_blocks, n_targets))
-
-    def update(self, changes: BlockChanges) -> None:
-        """Add the increments of a refresh's changes."""
-        self.n += changes.dn
-        self.sy += changes.dsy
-        self.syy += changes.dsyy
-
-
-class BlockStats:
-    """Per-block feature statistics of one layer, updated as stimulus means change."""
-
-    def __init__(self, targets: BlockTargets, dim: int) -> None:
-        self.targets = targets
-        nb, M = targets.sy.shape
-        self.sx = np.zeros((nb, dim))
-        self.sxx = np.zeros((nb, dim, dim))
-        self.sxy = np.zeros((nb, dim, M))
-
-    def update(self, x: np.ndarray, ch: BlockChanges) -> None:
-        """``S_xy += x' (new - old)``; new stimuli also add to ``sum x`` and ``S_xx``."""
-        for b in range(self.sx.shape[0]):
-            s = slice(ch.bounds[b], ch.bounds[b + 1])
-            if s.start == s.stop:
-                continue
-            xb = x[s]
-            self.sxy[b] += xb.T @ ch.delta[s]
-            fresh = ch.first_seen[s]
-            if fresh.any():
-                xf = xb[fresh]
-                self.sx[b] += xf.sum(0)
-                self.sxx[b] += xf.T @ xf
-
-    def training(self, left_out: tuple[int, ...]) -> tuple:
-        """Statistics of every block but ``left_out``: ``(n, sx, sxx, sy, syy, sxy)``."""
-        t = self.targets
-        keep = [b for b in range(self.sx.shape[0]) if b not in left_out]
-        out = [float(t.n[keep].sum())]
-        for a in (self.sx, self.sxx, t.sy, t.syy, self.sxy):
-            acc = a[keep[0]].copy()
-            for b in keep[1:]:
-                acc += a[b]
-            out.append(acc)
-        return tuple(out)
 
 
 def _mean_sd(a: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,14 +58,16 @@ class MemoryPlan:
         room = (self.budget - self.shared - self.n_parallel * self.per_layer) // 2
         layers = engine.layers
         N, M = engine.features.n_stimuli, engine.n_targets
-        nb = engine.geometry.n_blocks
+        nb = engine.block_targets.n_slots
+        n_pred = int(engine.geometry.scoring.sum()) if engine.design else N
         wide = [i for i, ly in enumerate(layers) if ly.dim >= N]
         narrow = sorted((i for i, ly in enumerate(layers) if ly.dim < N),
                         key=lambda i: layers[i].dim)
         wanted = [(i, "gram") for i in wide] + [(i, "stats") for i in narrow]
         wanted += [(i, "gram") for i in narrow]
         for i, kind in wanted:
-            need = layers[i].cache_bytes(n_blocks=nb, n_targets=M)[kind]
+            need = layers[i].cache_bytes(n_blocks=nb, n_targets=M, n_predict=n_pred,
+                                         n_alphas=engine.alphas.size)[kind]
             if self.cache_bytes + need > room:
                 continue
             self.cache_bytes += need

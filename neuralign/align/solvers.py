@@ -60,6 +60,9 @@ class Basis:
     p_select : array (r, M), optional
         Float64 projections for the selection criterion when ``P`` is float32 (primal form,
         where the criterion divides by ``sqrt(s)``).
+    p_sq : array (r, M), optional
+        Squared float64 projections (primal form: computed once for ``resid0`` and the
+        criterion).
     """
 
     form: str
@@ -71,6 +74,7 @@ class Basis:
     dof_rest: float
     embed_parts: tuple
     p_select: object = None
+    p_sq: object = None
 
 
 @dataclass
@@ -151,13 +155,14 @@ def primal_basis(B, spec: Spectrum, *, sy, syy, sxy, dtype: str) -> Basis:
     cxy = sxy - mx[:, None] * sy[None, :]
     syy_c = syy - sy * my
     root = B.sqrt(spec.s)
-    # Projections in float64: the criterion divides by sqrt(s).
-    P64 = (Vk.T @ cxy) / root[:, None]
-    resid0 = B.clip_min(syy_c - B.sum(P64 * P64, 0), 0.0)
+    # Projections in float64: the criterion divides by sqrt(s) (folded into the D x r factor).
+    P64 = (Vk / root[None, :]).T @ cxy
+    p_sq = P64 * P64
+    resid0 = B.clip_min(syy_c - B.sum(p_sq, 0), 0.0)
     r = int(spec.s.shape[0])
     return Basis("primal", n, my, spec.s, B.astype(P64, dtype), resid0, float(n - 1 - r),
                  (mx, B.astype(Vk, dtype), B.astype(root, dtype)),
-                 p_select=None if dtype == "float64" else P64)
+                 p_select=None if dtype == "float64" else P64, p_sq=p_sq)
 
 
 def embed(B, basis: Basis, cross, dtype: str):
@@ -197,8 +202,12 @@ def gcv_scores(B, basis: Basis, alphas: np.ndarray):
     """
     a = B.asarray(np.asarray(alphas, dtype=float), "float64")
     filt = a[:, None] / (basis.s[None, :] + a[:, None])  # (K, r)
-    p = basis.p_select if basis.p_select is not None else B.astype(basis.P, "float64")
-    rss = basis.resid0[None, :] + (filt * filt) @ (p * p)
+    if basis.p_sq is not None:
+        p_sq = basis.p_sq
+    else:
+        p = basis.p_select if basis.p_select is not None else B.astype(basis.P, "float64")
+        p_sq = p * p
+    rss = basis.resid0[None, :] + (filt * filt) @ p_sq
     rdof = basis.dof_rest + B.sum(filt, 1)  # (K,)
     return basis.n * rss / B.clip_min(rdof * rdof, 1e-300)[:, None]
 
@@ -232,3 +241,75 @@ def predict(B, basis: Basis, E, alphas: np.ndarray, idx: np.ndarray, dtype: str)
     G = 1.0 / (B.astype(basis.s, dtype)[:, None] + a_t[None, :])
     yhat = E @ (G * basis.P)
     return B.to_numpy(yhat).astype(float) + B.to_numpy(basis.ybar)[None, :]
+
+
+def primal_refit(st: tuple, xp: np.ndarray, alphas: np.ndarray, idx: np.ndarray, dtype: str,
+                 *, solves: dict | None = None, keep_all: bool = False) -> np.ndarray | None:
+    """Predictions with alpha ``alphas[idx[m]]`` for target ``m``, without an eigendecomposition.
+
+    Per distinct alpha ``a``: one Cholesky factorisation of ``Cxx + a I`` (``D^3 / 3``), then
+    whichever is cheaper: solve for that alpha's targets (``W = (Cxx + a I)^-1 C_xy``, then
+    ``X_p W``) or for the predicted stimuli (``Z_a = X_p (Cxx + a I)^-1``, then ``Z_a C_xy``).
+    The same ridge fit as :func:`primal_basis` and :func:`predict` (which keep only the
+    directions above a rank cutoff; the others carry no data: ``C_xy`` has no component
+    there) in NumPy, float64 factorisations and solves.
+
+    Parameters
+    ----------
+    st : tuple
+        Training statistics ``(n, sum x, S_xx, sum y, sum y^2, S_xy)`` (float64 NumPy).
+    xp : ndarray (n_new, D)
+        Standardised features of the predicted stimuli (float64).
+    alphas : ndarray (K,)
+        Ridge alphas.
+    idx : ndarray (M,)
+        Index into ``alphas`` of every target's alpha.
+    dtype : str
+        Precision of the products with ``C_xy``.
+    solves : dict, optional
+        Kept ``Z_a`` by alpha index (read, and filled with the ones computed here).
+    keep_all : bool
+        Compute ``Z_a`` for every alpha (to keep), even where solving for the targets is
+        cheaper.
+
+    Returns
+    -------
+    ndarray (n_new, M), float64, or None
+        None when ``Cxx + a I`` is not numerically positive definite (then use the
+        eigendecomposition).
+    """
+    from scipy import linalg
+
+    n, sx, sxx, sy, _syy, sxy = st
+    mx = sx / n
+    xc = xp - mx[None, :]
+    D, n_new = sxx.shape[0], xp.shape[0]
+    cxx = None
+    out = np.empty((n_new, sxy.shape[1]), dtype=dtype)
+    idx = np.asarray(idx)
+    for k in np.unique(idx).tolist():
+        g = np.nonzero(idx == k)[0]
+        cxy = np.take(sxy, g, axis=1)
+        cxy -= mx[:, None] * sy[None, g]
+        z = solves.get(k) if solves is not None else None
+        if z is None:
+            if cxx is None:
+                cxx = sxx - n * (mx[:, None] * mx[None, :])
+            a = cxx.copy()
+            a.flat[:: D + 1] += float(alphas[k])
+            try:
+                fac = linalg.cho_factor(a, lower=True, overwrite_a=True, check_finite=False)
+            except linalg.LinAlgError:
+                return None
+            if keep_all or g.size >= n_new:
+                z = linalg.cho_solve(fac, xc.T, check_finite=False).T.astype(dtype)
+                if solves is not None:
+                    solves[k] = z
+            else:
+                w = linalg.cho_solve(fac, cxy, check_finite=False)
+                out[:, g] = (xc @ w).astype(dtype, copy=False)
+                continue
+        out[:, g] = z @ cxy.astype(dtype, copy=False)
+    out = out.astype(float, copy=False)
+    out += (sy / n)[None, :]
+    return out
