@@ -78,6 +78,7 @@ class DualAnchor:
         self._buf_g = np.zeros((2, self.alphas.size, 0, 0))
         self._reserve(int(expect_k))
         self._v1_cast: tuple | None = None  # (dtype, order bytes, V1 in dtype, columns in order)
+        self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
         self._E: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ geometry
@@ -161,9 +162,20 @@ class DualAnchor:
         Z = self.U0[self.pos0[rows[sel]]]  # (r, n0)
         d = delta[sel]
         self.V1 += Z.T @ d
-        self._v1_cast = None
+        self._v1_cast = self._v1_sums = None
         if self.k:
             self._buf_v[:, :, :self.k] += self._gdx(self.G, Z.T) @ d
+
+    def v1_sums(self) -> tuple:
+        """``(D_a q)' V1``, ``(D_a^2 q)' V1`` and ``|D_a V1|^2`` per alpha and target (K, M)
+        each, kept while ``V1`` is unchanged (new stimuli do not change it; repetitions of
+        anchor rows do)."""
+        if self._v1_sums is None:
+            dq = self.D * self.q[None, :]
+            u = np.concatenate([dq, self.D * dq]) @ self.V1
+            K = self.alphas.size
+            self._v1_sums = (u[:K], u[K:], (self.D * self.D) @ (self.V1 * self.V1))
+        return self._v1_sums
 
     def v1_sorted(self, order: np.ndarray, dtype: str) -> np.ndarray:
         """``V1[:, order]`` in ``dtype``, kept while ``V1`` and ``order`` are unchanged (a refit
@@ -234,12 +246,13 @@ class _Context:
     def gcv(self, n: int) -> np.ndarray:
         """GCV score of every alpha and target, (K, M).
 
-        The products with ``V1`` (``n0 x M``) run once for every alpha together; the terms of
-        the added rows (``k x M`` per alpha) alpha by alpha, so their temporaries stay small.
+        What depends on ``V1`` alone (``n0 x M``) is kept by the anchor (:meth:`DualAnchor.v1_sums`);
+        the terms of the added rows (``k x M`` per alpha) run alpha by alpha, so their
+        temporaries stay small.
         """
         an, k = self.an, self.k
-        a, D, q, V1 = an.alphas, an.D, an.q, an.V1
-        K, M = a.size, V1.shape[1]
+        a, D, q = an.alphas, an.D, an.q
+        K, M = a.size, an.V1.shape[1]
         dq = D * q[None, :]
         if k:
             G = an.G
@@ -253,9 +266,11 @@ class _Context:
         else:
             z1v = dq
         dz = D * z1v
-        uc = np.concatenate([dq, dz]) @ V1  # (2K, M): 1'H applied to y, and D z1v . V1
-        one_u, cross = uc[:K], uc[K:]
-        zz = (D * D) @ (V1 * V1)  # |D V1|^2
+        dqv, d2qv, zz = an.v1_sums()
+        one_u = dqv.copy()  # 1'H applied to y, before the added rows' terms
+        # (D z1v)' V1 = (D^2 q)' V1 - x2v' G' D^2 V1
+        cross = d2qv - np.einsum("ak,akm->am", x2v, an.GD2V) if k else d2qv.copy()
+        zz = zz.copy()  # |D V1|^2, before the added rows' terms
         trh = D.sum(1)
         hv2 = (z1v * z1v).sum(1)
         one_v = (q[None, :] * z1v).sum(1)
