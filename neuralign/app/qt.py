@@ -55,6 +55,51 @@ def ensure_app(*, offscreen: bool = False):
     return app
 
 
+# ---------------------------------------------------------------------------- garbage collection
+# CPython collects reference cycles in whichever thread crosses the allocation threshold. The
+# window runs Python threads beside the GUI (refresh worker, statistics, exports): a collection
+# there can free a PySide wrapper, whose C++ deletion shiboken then queues to the GUI thread,
+# which waits on a Qt lock while the worker waits for the GIL (a deadlock seen in
+# tests/app: an export thread in matplotlib, the GUI thread in ~QMenu). pyqtgraph's
+# GarbageCollector (the pattern of pyqtgraph and calibre) turns automatic collection off and
+# collects on a GUI-thread QTimer instead.
+_gc_pin = None
+
+
+def pin_gc_to_gui_thread(interval_s: float = 1.0):
+    """Collect reference cycles in the GUI thread only, on a timer (idempotent).
+
+    Parameters
+    ----------
+    interval_s : float
+        Seconds between checks of the collection thresholds.
+
+    Returns
+    -------
+    pyqtgraph.util.garbage_collector.GarbageCollector
+        The collector (its QTimer runs while the Qt event loop does).
+    """
+    global _gc_pin
+    if _gc_pin is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gc_pin = GarbageCollector(interval=interval_s)
+    return _gc_pin
+
+
+def release_gc() -> None:
+    """Undo :func:`pin_gc_to_gui_thread`: collect now (in this thread) and turn automatic
+    collection back on (when the windows are gone and Python code goes on without Qt)."""
+    global _gc_pin
+    import gc
+
+    if _gc_pin is not None:
+        _gc_pin.timer.stop()
+        _gc_pin = None
+    gc.collect()
+    gc.enable()
+
+
 _QUIET = ("propagateSizeHints",)
 _previous_handler = None
 

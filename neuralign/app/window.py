@@ -67,6 +67,7 @@ class MainWindow(QtWidgets.QMainWindow):
         discover: Callable[[], list[dict]] = visible_streams,
     ) -> None:
         super().__init__()
+        qt.pin_gc_to_gui_thread()  # Qt objects are freed in this (the GUI) thread only
         self.setWindowTitle(title)
         self.source = _checked(source)
         self.source_factory = source_factory

@@ -19,6 +19,16 @@ TIMES = np.round(np.arange(-20, 80) / 100.0, 2)
 
 
 @pytest.fixture(autouse=True)
+def _gc_back_in_main_thread(qapp):
+    """Windows pin cycle collection to the GUI thread; after each test the test's windows are
+    collected here (the GUI thread) and automatic collection is on again for later tests."""
+    yield
+    from neuralign.app import qt
+
+    qt.release_gc()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path, monkeypatch):
     """Every test gets its own settings file (never the user's ~/.config)."""
     monkeypatch.setenv("NEURALIGN_GUI_SETTINGS", str(tmp_path / "gui.json"))

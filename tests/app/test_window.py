@@ -294,3 +294,42 @@ def test_visible_streams_finds_a_local_outlet():
     assert mine[0]["channels"] == 3
     assert mine[0]["type"] == "EEG"
     assert math.isclose(mine[0]["rate"], 100.0)
+
+
+def test_cycles_are_collected_in_the_gui_thread_only(window, qtbot):
+    """A reference cycle holding a Qt object survives allocations in a worker thread (where a
+    collection could free it off the GUI thread and deadlock) and is collected by the GUI
+    thread's timer."""
+    import gc
+    import threading
+    import weakref
+
+    from PySide6 import QtWidgets
+
+    assert not gc.isenabled()
+    gc.collect()
+    freed_in: list[str] = []
+
+    class Holder:
+        pass
+
+    h = Holder()
+    h.menu = QtWidgets.QMenu()
+    h.self = h  # a cycle: only the cycle collector frees it
+    h.menu.destroyed.connect(lambda *_: freed_in.append(threading.current_thread().name))
+    ref = weakref.ref(h)
+    del h
+
+    kept: list = []
+
+    def churn():  # containers kept alive: far past the first generation's threshold (700)
+        kept.extend([i] for i in range(20_000))
+
+    t = threading.Thread(target=churn, name="worker")
+    t.start()
+    t.join()
+    assert ref() is not None, "collected in the worker thread"
+    qtbot.waitUntil(lambda: ref() is None, timeout=10000)
+    qtbot.waitUntil(lambda: bool(freed_in), timeout=10000)
+    assert freed_in == [threading.main_thread().name]
+    kept.clear()
