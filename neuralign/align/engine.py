@@ -185,10 +185,9 @@ class AlignmentEngine:
         self.layers = [LayerSolver(features, li, standardize_rows=train_rows if standardize
                                    else None, backend=self._B, dtype=dtype)
                        for li in range(features.n_layers)]
-        self.block_targets = BlockTargets(
-            self.geometry.n_blocks, self.n_targets,
-            slot_layout(self.n_folds, design=self.design,
-                        per_fold=not self.design or alpha_selection == "kfold"))
+        slots = slot_layout(self.n_folds, design=self.design,
+                            per_fold=not self.design or alpha_selection == "kfold")
+        self.block_targets = BlockTargets(self.geometry.n_blocks, self.n_targets, slots)
         self.plan = MemoryPlan.make(self, budget=self.memory)
         if self.incremental:
             self.plan.enable_caches(self)
@@ -205,7 +204,6 @@ class AlignmentEngine:
         #: held-out predictions of the last refresh (what :meth:`confidence` resamples)
         self.held_out: HeldOut | None = None
 
-    # ------------------------------------------------------------------ accumulation
     @property
     def n_epochs(self) -> int:
         """Epochs accumulated so far."""
@@ -258,7 +256,6 @@ class AlignmentEngine:
             raise NeuralignError(f"{ids.size} stimulus ids for {flat.shape[0]} epochs")
         return self.store.add_many(ids, flat)
 
-    # ------------------------------------------------------------------ refresh
     def refresh(self, *, select_alphas: bool | None = None, reanchor: bool = False,
                 progress: Callable[[int], None] | None = None) -> AlignmentResult:
         """Solve every layer from what has been accumulated; return the maps.
@@ -300,8 +297,7 @@ class AlignmentEngine:
                     layer.update(changes)
                 if ri is None:
                     return None
-                ri_l = ri if ri.reselect else dataclasses.replace(ri,
-                                                                  previous=self._alpha_idx[li])
+                ri_l = ri if ri.reselect else dataclasses.replace(ri, previous=self._alpha_idx[li])
                 fit = layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
                 if progress is not None:
                     progress(1)
