@@ -196,10 +196,15 @@ class DualAnchor:
         return np.stack([self._E[int(i)] for i in predict.tolist()])
 
     # ------------------------------------------------------------------ solve
+    def _context(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
+        """Take in ``train``'s added rows; the refresh's :class:`_Context` and those rows."""
+        A = self.extend(self.added(train))
+        return _Context(self, A, y_of(A) - self.ybar0 if A.size else None), A
+
     def gcv_scores(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
         """GCV score of every alpha and target for ``train`` (K, M), float64."""
-        A = self.extend(self.added(train))
-        return _Context(self, A, y_of(A) - self.ybar0 if A.size else None).gcv(self.n0 + A.size)
+        ctx, A = self._context(train, y_of)
+        return ctx.gcv(self.n0 + A.size)
 
     def solve(self, train: np.ndarray, predict: np.ndarray,
               y_of: Callable[[np.ndarray], np.ndarray], idx: np.ndarray | None, dtype: str):
@@ -223,8 +228,7 @@ class DualAnchor:
         idx : ndarray (M,)
         pred : ndarray (len(predict), M), float64
         """
-        A = self.extend(self.added(train))
-        ctx = _Context(self, A, y_of(A) - self.ybar0 if A.size else None)
+        ctx, A = self._context(train, y_of)
         if idx is None:
             idx = ctx.gcv(self.n0 + A.size).argmin(0)
         pred = ctx.predict(np.asarray(idx), self.embedding(predict), self.khat(predict, A),
@@ -243,6 +247,22 @@ class _Context:
         if self.k:
             self.C = anchor.khat(A, A)
 
+    def alpha_terms(self, used: np.ndarray) -> tuple:
+        """For alphas ``used``: ``D_a q`` and ``z1v`` (Ku, n0); with added rows also ``S_a^-1``
+        (Ku, k, k) and ``x2v`` (Ku, k), else None."""
+        an, k = self.an, self.k
+        a, D, q = an.alphas[used], an.D[used], an.q
+        dq = D * q[None, :]
+        if not k:
+            return dq, dq, None, None
+        G = an.G
+        S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
+        # S_a >= a I: batched Cholesky, inverse from the triangular factor
+        Li = np.linalg.inv(np.linalg.cholesky(S))
+        Sinv = np.swapaxes(Li, 1, 2) @ Li
+        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
+        return dq, D * (q[None, :] - x2v @ G.T), Sinv, x2v
+
     def gcv(self, n: int) -> np.ndarray:
         """GCV score of every alpha and target, (K, M).
 
@@ -253,18 +273,7 @@ class _Context:
         an, k = self.an, self.k
         a, D, q = an.alphas, an.D, an.q
         K, M = a.size, an.V1.shape[1]
-        dq = D * q[None, :]
-        if k:
-            G = an.G
-            S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG
-            # S_a >= a I: batched Cholesky, inverse from the triangular factor
-            Li = np.linalg.inv(np.linalg.cholesky(S))
-            Sinv = np.swapaxes(Li, 1, 2) @ Li
-            x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
-            z1v = D * (q[None, :] - x2v @ G.T)
-            GD2G = an.GD2G
-        else:
-            z1v = dq
+        dq, z1v, Sinv, x2v = self.alpha_terms(np.arange(K))
         dz = D * z1v
         dqv, d2qv, zz = an.v1_sums()
         one_u = dqv.copy()  # 1'H applied to y, before the added rows' terms
@@ -277,6 +286,7 @@ class _Context:
         nx = np.zeros((K, M))
         x2_all = None
         if k:
+            G, GD2G = an.G, an.GD2G
             one_v = one_v + x2v.sum(1)
             dqG, dzG = dq @ G, dz @ G  # (K, k)
             x2_all = np.empty((K, k, M))
@@ -316,20 +326,10 @@ class _Context:
                 yield (ai, cols, t["one_u"][ai, cols] / t["one_v"][ai], t["z1v"][ai],
                        t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
             return
-        a, D, q = an.alphas[used], an.D[used], an.q
-        dq = D * q[None, :]
+        dq, z1v, Sinv, x2v = self.alpha_terms(used)
         one_u = dq @ an.V1  # (Ku, M): cheaper over every target than gathering columns
-        if k:
-            G = an.G
-            S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
-            Li = np.linalg.inv(np.linalg.cholesky(S))
-            Sinv = np.swapaxes(Li, 1, 2) @ Li
-            x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
-            z1v = D * (q[None, :] - x2v @ G.T)
-            dqG = dq @ G
-        else:
-            z1v = dq
-        one_v = (q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
+        dqG = dq @ an.G if k else None
+        one_v = (an.q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
         for j, ai in enumerate(used.tolist()):
             cols = np.nonzero(idx == ai)[0]
             ou = one_u[j, cols]
