@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import uuid
 from pathlib import Path
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.channels < 1:
         raise NeuralignError("--channels must be >= 1")
+    if not math.isfinite(args.wait_consumer) or args.wait_consumer < 0:
+        raise NeuralignError(f"--wait-consumer must be a number of seconds >= 0, "
+                             f"got {args.wait_consumer:g}")
     features = brain = None
     if args.features is not None:
         from ..io.features import load_features

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from neuralign.cli import main
 from neuralign.io.features import load_features, save_features
@@ -48,6 +49,16 @@ def test_simulate_bad_args(tmp_path, capsys):
     rc = main(["simulate", "--out", str(tmp_path / "x"), "--n-test", "0"])
     assert rc == 2
     assert capsys.readouterr().err.startswith("neuralign: error: --n-test")
+
+
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_simulate_amp_bad_wait_consumer_is_one_line(value, capsys):
+    """Before any stream exists: a negative wait would start unheard, NaN would never start."""
+    rc = main(["simulate-amp", "--wait-consumer", value, "--duration", "0.5"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuralign: error: --wait-consumer must be")
+    assert "streaming" not in err
 
 
 def test_demo_small(tmp_path, capsys):
