@@ -190,8 +190,13 @@ class LayerSolver:
         return "dual" if dual <= primal else "primal"
 
     # ------------------------------------------------------------------ solve
+    @staticmethod
+    def _spectrum_key(form: str, split: Split) -> bytes:
+        """Where a training set's eigendecomposition is kept in ``_spectra``."""
+        return form.encode() + split.train.tobytes()
+
     def _spectrum(self, form: str, split: Split, pos: np.ndarray, kseen, stats_fn):
-        key = form.encode() + split.train.tobytes()
+        key = self._spectrum_key(form, split)
         spec = self._spectra.get(key)
         if spec is None:
             if form == "dual":
@@ -281,7 +286,7 @@ class LayerSolver:
             if form == "primal" and not ri.reselect and idx[o] is not None and not ri.reanchor:
                 pred = self._primal_refit(sp, ri, idx[o], stats_fn)
                 if pred is not None:
-                    key = form.encode() + sp.train.tobytes()
+                    key = self._spectrum_key(form, sp)
                     if key in self._spectra:  # still this training set's: keep it
                         new_spectra[key] = self._spectra[key]
                     preds.append(pred)
@@ -325,7 +330,7 @@ class LayerSolver:
             D, M, n_new = self.dim, ri.y.shape[1], split.predict.size
             counts = np.bincount(np.asarray(idx), minlength=ri.alphas.size)
             chol = sum(D**3 / 3.0 + 4.0 * D * D * min(n_new, int(c)) for c in counts if c)
-            cached = (b"primal" + split.train.tobytes()) in self._spectra
+            cached = self._spectrum_key("primal", split) in self._spectra
             if chol > (0.0 if cached else 10.0 * D**3) + 2.0 * D * D * M:
                 return None
         st = tuple(self.B.to_numpy(a) if i else a for i, a in enumerate(stats_fn(split)))
