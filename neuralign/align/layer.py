@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base import FeatureSet
+from ..base.features import mean_sd
 from . import solvers
 from .anchor import DualAnchor
 from .folds import BlockChanges, Split
 from .primal import BlockStats, BlockTargets, RefitCache
+from .refit import CarriedRefit
+from .scoring import eeg_side, pearson_columns
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
 
@@ -63,38 +66,6 @@ class RefreshInput:
         return side
 
 
-def eeg_side(y: np.ndarray) -> tuple:
-    """``(y, centred y, column sums of squares, variance threshold)`` of the EEG ``y``."""
-    yc = y - y.mean(0)
-    vy = np.einsum("ij,ij->j", yc, yc)
-    # relative tolerance: variance that is round-off of a constant is no variance. The EEG
-    # side uses the statistics' threshold (confidence.py): a baselined counter or ramp channel
-    # differs between epochs only by float32 round-off (relative variance ~1e-14).
-    tol_y = 1e-12 * np.maximum(np.einsum("ij,ij->j", y, y), 1e-300)
-    return y, yc, vy, tol_y
-
-
-def pearson_columns(pred: np.ndarray, y: np.ndarray | tuple) -> np.ndarray:
-    """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
-
-    ``y`` may be given as :func:`eeg_side` of it. A constant column (no variance in the
-    predictions or in the EEG, the EEG's up to float32 round-off) has no correlation: NaN.
-    """
-    n = pred.shape[0]
-    out = np.full(pred.shape[1], np.nan)
-    if n < 2:
-        return out
-    _, yc, vy, tol_y = y if isinstance(y, tuple) else eeg_side(y)
-    pc = pred - pred.mean(0)
-    vh = np.einsum("ij,ij->j", pc, pc)
-    cov = np.einsum("ij,ij->j", pc, yc)
-    tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
-    ok = (vh > tol_h) & (vy > tol_y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
-    return np.clip(out, -1.0, 1.0)
-
-
 class LayerSolver:
     """Ridge encoding of one layer against the stimulus store.
 
@@ -126,13 +97,15 @@ class LayerSolver:
             self.mu = np.zeros(self.dim)
             self.sd = np.ones(self.dim)
         else:
-            self.mu, self.sd = _mean_sd(a, np.nonzero(standardize_rows)[0])
+            self.mu, self.sd = mean_sd(a, np.nonzero(standardize_rows)[0])
         self.gram_all: np.ndarray | None = None
         self.want_gram = False  # build gram_all at the first solve (live caches)
         self.stats: BlockStats | None = None
         self._spectra: dict[bytes, solvers.Spectrum] = {}
         self._anchors: dict[tuple, DualAnchor] = {}
-        self._refits = RefitCache()  # kept-alpha primal refits (live caches)
+        self._refits = RefitCache()  # kept-alpha primal refits without statistics
+        self._carried: dict[tuple, CarriedRefit] = {}  # ... with them (live caches)
+        self._carried_next: dict[tuple, CarriedRefit] = {}
         # stimuli added to an anchor before re-anchoring; staggered over layers so that not
         # every layer pays for its eigendecomposition in the same refresh
         self.k_max = 64 + 8 * (li % 8)
@@ -171,8 +144,11 @@ class LayerSolver:
         """Bytes the optional caches would take (``n_blocks``: slots of statistics; the
         primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli)."""
         N, D = self.n_candidates, self.dim
+        # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
+        # the predicted stimuli's solves, and their predictions
         return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * n_targets + D)
-                + 8 * n_predict * D * n_alphas}
+                + 8 * n_blocks * n_alphas * D * D
+                + 8 * n_predict * (D * n_alphas + n_targets)}
 
     # ------------------------------------------------------------------ form
     def choose_form(self, ri: RefreshInput) -> str:
@@ -273,6 +249,7 @@ class LayerSolver:
         preds = []
         anchors: dict[tuple, DualAnchor] = {}
         self._refits.start()
+        self._carried_next = {}
         for o, sp in enumerate(ri.outer):
             if anchored:
                 an = self._anchor(sp, ri, pos)
@@ -294,9 +271,14 @@ class LayerSolver:
             basis = basis_of(sp)
             if idx[o] is None:
                 idx[o] = solvers.gcv_select(B, basis, ri.alphas)
-            E = self._embed(form, basis, sp, pos, kseen)
-            preds.append(solvers.predict(B, basis, E, ri.alphas, idx[o], self.dtype))
+            pred = (self._primal_refit(sp, ri, idx[o], stats_fn, selected=True)
+                    if form == "primal" and not ri.reanchor else None)
+            if pred is None:  # the carried refit serves re-selected alphas too, when there is one
+                E = self._embed(form, basis, sp, pos, kseen)
+                pred = solvers.predict(B, basis, E, ri.alphas, idx[o], self.dtype)
+            preds.append(pred)
         self._anchors = anchors
+        self._carried = self._carried_next if keep_spectra and not ri.reanchor else {}
         self._spectra = new_spectra if keep_spectra else {}
         if keep_spectra and not ri.reanchor:
             self._refits.finish()
@@ -319,23 +301,56 @@ class LayerSolver:
                             expect_k=self.k_max + 16)
         return an
 
-    def _primal_refit(self, split: Split, ri: RefreshInput, idx: np.ndarray, stats_fn):
-        """A kept-alpha refit by Cholesky factorisations (:func:`solvers.primal_refit`), or
-        None when refitting from the eigendecomposition is cheaper (or needed)."""
+    def _primal_refit(self, split: Split, ri: RefreshInput, idx: np.ndarray, stats_fn, *,
+                      selected: bool = False):
+        """A refit without an eigendecomposition, or None when refitting from the
+        eigendecomposition is cheaper (or needed).
+
+        With kept statistics (live caches) the refit is carried forward from the last refresh
+        by low-rank updates (:class:`~neuralign.align.refit.CarriedRefit`); without them, by
+        Cholesky factorisations (:func:`solvers.primal_refit`). ``selected``: the alphas were
+        just re-selected; only a carried refit serves them (the targets whose alpha changed
+        are refitted), else None."""
         if self.B.name != "numpy":
+            return None
+        st = tuple(self.B.to_numpy(a) if i else a for i, a in enumerate(stats_fn(split)))
+        if self.stats is not None:
+            cr = self._carried.get(split.left_out)
+            if not (cr is not None and (cr.fits(ri.alphas, idx) or selected and np.array_equal(
+                    cr.alphas, ri.alphas)) and cr.advance(
+                    st, self.stats.changes(split.left_out), version=self.stats.version,
+                    train=split.train, predict=split.predict, xp_fn=self.rows)
+                    and cr.retarget(st, idx, self.rows)):
+                if selected or not self._worth_factorising(split, ri, idx, carried=True):
+                    return None
+                cr = CarriedRefit.build(st, train=split.train, predict=split.predict,
+                                        xp=self.rows(split.predict), alphas=ri.alphas, idx=idx,
+                                        version=self.stats.version)
+                if cr is None:
+                    return None
+            self._carried_next[split.left_out] = cr
+            return cr.predictions(st)
+        if selected:
             return None
         solves, unchanged = self._refits.entry(RefitCache.key(split.train, split.predict,
                                                               ri.alphas))
-        if not unchanged:  # compare operation counts with the eigendecomposition's route
-            D, M, n_new = self.dim, ri.y.shape[1], split.predict.size
-            counts = np.bincount(np.asarray(idx), minlength=ri.alphas.size)
-            chol = sum(D**3 / 3.0 + 4.0 * D * D * min(n_new, int(c)) for c in counts if c)
-            cached = self._spectrum_key("primal", split) in self._spectra
-            if chol > (0.0 if cached else 10.0 * D**3) + 2.0 * D * D * M:
-                return None
-        st = tuple(self.B.to_numpy(a) if i else a for i, a in enumerate(stats_fn(split)))
+        if not unchanged and not self._worth_factorising(split, ri, idx, carried=False):
+            return None
         return solvers.primal_refit(st, self.rows(split.predict), ri.alphas, idx, self.dtype,
                                     solves=solves, keep_all=unchanged)
+
+    def _worth_factorising(self, split: Split, ri: RefreshInput, idx: np.ndarray, *,
+                           carried: bool) -> bool:
+        """Whether factorising ``C_xx + a I`` per distinct alpha costs fewer operations than
+        refitting from the (kept or new) eigendecomposition."""
+        D, M, n_new = self.dim, ri.y.shape[1], split.predict.size
+        counts = np.bincount(np.asarray(idx), minlength=ri.alphas.size)
+        if carried:  # factor, explicit inverse, Z: then cheap refreshes while it is carried
+            chol = sum(D**3 + 2.0 * n_new * D * D for c in counts if c)
+        else:
+            chol = sum(D**3 / 3.0 + 4.0 * D * D * min(n_new, int(c)) for c in counts if c)
+        cached = self._spectrum_key("primal", split) in self._spectra
+        return chol <= (0.0 if cached else 10.0 * D**3) + 2.0 * D * D * M
 
     # ------------------------------------------------------------------ primal statistics
     def _stats_fn(self, ri: RefreshInput, pos: np.ndarray):
@@ -372,21 +387,3 @@ class LayerSolver:
             self.stats.update(self.rows, changes)
         for an in self._anchors.values():
             an.apply_changes(changes.rows, changes.delta)
-
-
-def _mean_sd(a: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation over ``rows`` of a (possibly memory-mapped) array, blockwise."""
-    if rows.size == 0:
-        rows = np.arange(a.shape[0])
-    s = np.zeros(a.shape[1])
-    ss = np.zeros(a.shape[1])
-    for start in range(0, rows.size, _READ_ROWS):
-        blk = np.asarray(a[rows[start:start + _READ_ROWS]], dtype=float)
-        s += blk.sum(0)
-    mu = s / rows.size
-    for start in range(0, rows.size, _READ_ROWS):
-        blk = np.asarray(a[rows[start:start + _READ_ROWS]], dtype=float) - mu
-        ss += (blk * blk).sum(0)
-    sd = np.sqrt(ss / rows.size)
-    sd[sd == 0] = 1.0
-    return mu, sd

@@ -86,6 +86,8 @@ class BlockStats:
         self.sx = np.zeros((ns, dim))
         self.sxx = np.zeros((ns, dim, dim))
         self.sxy = np.zeros((ns, dim, M))
+        self.version = 0  # updates so far; ``log`` holds the last one's changes per slot
+        self.log: dict[int, tuple] = {}
 
     def update(self, rows_fn, ch: BlockChanges) -> None:
         """``S_xy += x' (new - old)``; new stimuli also add to ``sum x`` and ``S_xx``.
@@ -94,6 +96,8 @@ class BlockStats:
         of blocks that enter training sets).
         """
         slots = self.targets.slots
+        self.version += 1
+        self.log = {}
         for s in range(self.sx.shape[0]):
             parts = [np.arange(ch.bounds[b], ch.bounds[b + 1])
                      for b in np.nonzero(slots == s)[0] if ch.bounds[b + 1] > ch.bounds[b]]
@@ -101,8 +105,10 @@ class BlockStats:
                 continue
             sel = parts[0] if len(parts) == 1 else np.concatenate(parts)
             x = rows_fn(ch.rows[sel])
-            self.sxy[s] += x.T @ ch.delta[sel]
+            delta = ch.delta[sel]
+            self.sxy[s] += x.T @ delta
             fresh = ch.first_seen[sel]
+            self.log[s] = (ch.rows[sel], x, delta, fresh)
             if fresh.any():
                 xf = x[fresh]
                 self.sx[s] += xf.sum(0)
@@ -130,6 +136,21 @@ class BlockStats:
                     acc += a[s]
             out[j] = acc
         return tuple(out)
+
+
+    def changes(self, left_out: tuple[int, ...]) -> tuple:
+        """The last update's changes to the training set of every block but ``left_out``:
+        ``(rows, x, delta, first_seen)`` (see :class:`~neuralign.align.refit.CarriedRefit`)."""
+        t = self.targets
+        gone = {int(t.slots[b]) for b in left_out if b < t.slots.size}
+        parts = [v for s, v in sorted(self.log.items()) if s not in gone]
+        if not parts:
+            M = self.sxy.shape[2]
+            return (np.zeros(0, np.int64), np.zeros((0, self.sx.shape[1])), np.zeros((0, M)),
+                    np.zeros(0, bool))
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(a) for a in zip(*parts, strict=True))
 
 
 class RefitCache:

@@ -245,3 +245,24 @@ class FeatureSet:
                     f"(e.g. {few(self.stimulus_ids[rows])})",
                     path=source,
                 )
+
+
+READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
+
+
+def mean_sd(a, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over ``rows`` of a (possibly memory-mapped) array, blockwise."""
+    if rows.size == 0:
+        rows = np.arange(a.shape[0])
+    s = np.zeros(a.shape[1])
+    ss = np.zeros(a.shape[1])
+    for start in range(0, rows.size, READ_ROWS):
+        blk = np.asarray(a[rows[start:start + READ_ROWS]], dtype=float)
+        s += blk.sum(0)
+    mu = s / rows.size
+    for start in range(0, rows.size, READ_ROWS):
+        blk = np.asarray(a[rows[start:start + READ_ROWS]], dtype=float) - mu
+        ss += (blk * blk).sum(0)
+    sd = np.sqrt(ss / rows.size)
+    sd[sd == 0] = 1.0
+    return mu, sd

@@ -10,6 +10,7 @@ from sklearn.linear_model import Ridge
 from neuralign.align import AlignmentEngine, solvers
 from neuralign.align.backends import get_backend
 from neuralign.align.primal import BlockStats, BlockTargets, slot_layout
+from neuralign.align.refit import CarriedRefit
 
 from .conftest import make_problem
 
@@ -126,26 +127,34 @@ def test_block_stats_slots_equal_sums_from_scratch():
 
 
 def _spy(monkeypatch):
+    """Record every kept-alpha refit of a live engine: ``"build"`` (from the statistics) or
+    ``"carried"`` (brought forward from the last refresh)."""
     calls = []
-    real = solvers.primal_refit
+    build, advance = CarriedRefit.build.__func__, CarriedRefit.advance
 
-    def spy(*a, **k):
-        reused = bool(k.get("solves"))  # solves kept from an earlier refresh
-        out = real(*a, **k)
-        calls.append((out is not None, reused))
+    def spy_build(cls, *a, **k):
+        out = build(cls, *a, **k)
+        calls.append("build" if out is not None else "none")
         return out
 
-    monkeypatch.setattr(solvers, "primal_refit", spy)
+    def spy_advance(self, *a, **k):
+        ok = advance(self, *a, **k)
+        if ok:
+            calls.append("carried")
+        return ok
+
+    monkeypatch.setattr(CarriedRefit, "build", classmethod(spy_build))
+    monkeypatch.setattr(CarriedRefit, "advance", spy_advance)
     return calls
 
 
 @pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_live_kept_alpha_refit_equals_eigh_refit(design, dtype, monkeypatch):
-    """In a live engine (narrow layers: the primal form), refits with the alphas kept go through
-    Cholesky factorisations, after new training stimuli and after repetitions only (kept
-    solves), and give the maps of the eigendecomposition route (a re-anchored refresh with the
-    same alphas)."""
+    """In a live engine (narrow layers: the primal form), refits with the alphas kept are built
+    once from the statistics, then carried forward by low-rank updates, after new training
+    stimuli and after repetitions only, and give the maps of the eigendecomposition route (a
+    re-anchored refresh with the same alphas)."""
     # many targets (as EEG has): the factorisations are cheaper than an eigendecomposition
     fs, sids, epochs, times, ch = make_problem(n=150, d=12, c=8, t=40, layers=2, reps=3,
                                                seed=5)
@@ -159,16 +168,15 @@ def test_live_kept_alpha_refit_equals_eigh_refit(design, dtype, monkeypatch):
     for e in engs:
         e.add_epochs(sids[:n1], epochs[:n1])
         e.refresh()
-    for a, b in ((n1, 160), (160, 300), (300, sids.size)):
+    steps = [(n1, 130), (130, 160), (160, 230), (230, 300), (300, 400), (400, sids.size)]
+    for i, (a, b) in enumerate(steps):
         got = []
         for e, reanchor in zip(engs, (False, True), strict=True):
             calls.clear()
             e.add_epochs(sids[a:b], epochs[a:b])
             got.append(e.refresh(select_alphas=False, reanchor=reanchor))
-            assert len(calls) == (0 if reanchor else 2 * len(e.outer_splits()))
-            assert all(done for done, _ in calls)
-            if a in (n1, 300):  # new training stimuli: nothing to reuse; repetitions: reused
-                assert all(reused == (a == 300) for _, reused in calls)
+            n_fits = 0 if reanchor else 2 * len(e.outer_splits())
+            assert calls == (["build"] if i == 0 else ["carried"]) * n_fits
         assert got[0].counts["solver_forms"] == ["primal", "primal"]
         np.testing.assert_array_equal(got[0].encoding_alpha, got[1].encoding_alpha)
         tol = 1e-10 if dtype == "float64" else 1e-4
@@ -204,3 +212,34 @@ def test_live_kept_alpha_refit_matches_sklearn():
     pc, yc = pred - pred.mean(0), y[test] - y[test].mean(0)
     r = (pc * yc).sum(0) / np.sqrt((pc * pc).sum(0) * (yc * yc).sum(0))
     np.testing.assert_allclose(res.encoding_r[0].reshape(-1), r, atol=1e-10)
+
+
+@pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
+def test_reselected_alphas_served_by_the_carried_refit(design, monkeypatch):
+    """With staggered re-selection a narrow layer that re-selects its alphas refits only the
+    targets whose alpha changed, from its carried refit; the maps and alphas equal those of
+    the eigendecomposition route (the same schedule with every refresh re-anchored)."""
+    fs, sids, epochs, times, ch = make_problem(n=150, d=12, c=8, t=40, layers=2, reps=3,
+                                               seed=7, noise=3.0)
+    test_ids = fs.stimulus_ids[:30].tolist() if design else None
+    moved = []
+    real = CarriedRefit.retarget
+
+    def spy(self, st, idx, xp_fn):
+        changed = int((np.asarray(idx) != self.idx).sum())
+        ok = real(self, st, idx, xp_fn)
+        if ok and changed:
+            moved.append(changed)
+        return ok
+
+    monkeypatch.setattr(CarriedRefit, "retarget", spy)
+    engs = [AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids, reselect_every=2,
+                            n_jobs=1) for _ in range(2)]
+    for part in np.array_split(np.arange(sids.size), 9):
+        got = []
+        for e, reanchor in zip(engs, (False, True), strict=True):
+            e.add_epochs(sids[part], epochs[part])
+            got.append(e.refresh(reanchor=reanchor))
+        np.testing.assert_array_equal(got[0].encoding_alpha, got[1].encoding_alpha)
+        np.testing.assert_allclose(got[0].encoding_r, got[1].encoding_r, atol=1e-10)
+    assert moved, "no re-selection changed an alpha: the test would not see the carried path"
