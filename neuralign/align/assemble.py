@@ -258,6 +258,8 @@ def engine_settings(eng, part: RSAPart) -> dict:
         "alphas": eng.alphas.tolist(),
         "n_folds": eng.n_folds,
         "alpha_selection": eng.alpha_selection,
+        "reselect_every": eng.reselect_every,  # live: staggered over layers; final: all layers
+        "rsa_every": eng.rsa_every,
         "alpha_selection_detail": (
             "per target, generalised CV on each training set (training data only)"
             if eng.alpha_selection == "gcv"

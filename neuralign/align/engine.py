@@ -79,8 +79,11 @@ class AlignmentEngine:
         Cap on the stimuli in the RDMs (chosen by stable hash); default 200 (the size of the
         THINGS-EEG2 test set). ``None``: no cap.
     reselect_every : int
-        Re-select alphas on every ``reselect_every``-th refresh (1 = every refresh). Between
-        reselections the alphas last chosen are reused (refitting and scoring still run).
+        Re-select every layer's alphas on every ``reselect_every``-th refresh (1 = every
+        refresh), staggered: each refresh re-selects about ``1 / reselect_every`` of the
+        layers, so refreshes cost alike. Between reselections a layer reuses the alphas last
+        chosen (refitting and scoring still run); ``refresh(select_alphas=True)`` re-selects
+        every layer.
     rsa_every : int
         Recompute RSA and the noise ceilings on every ``rsa_every``-th refresh (1 = every
         refresh; always on a refresh that re-selects alphas or re-anchors). RSA is sort-bound:
@@ -132,17 +135,14 @@ class AlignmentEngine:
     ) -> None:
         if not isinstance(features, FeatureSet):
             raise TypeError(f"features must be a FeatureSet, got {type(features).__name__}")
-        if n_folds < 2:
-            raise NeuralignError(f"n_folds must be at least 2, got {n_folds}")
-        if dtype not in ("float32", "float64"):
-            raise NeuralignError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if reselect_every < 1:
-            raise NeuralignError(f"reselect_every must be >= 1, got {reselect_every}")
-        if alpha_selection not in ("gcv", "kfold"):
-            raise NeuralignError(
-                f"alpha_selection must be 'gcv' or 'kfold', got {alpha_selection!r}")
-        if form not in ("auto", "dual", "primal"):
-            raise NeuralignError(f"form must be 'auto', 'dual' or 'primal', got {form!r}")
+        for name, v, low in (("n_folds", n_folds, 2), ("reselect_every", reselect_every, 1),
+                             ("rsa_every", rsa_every, 1)):
+            if v < low:
+                raise NeuralignError(f"{name} must be at least {low}, got {v}")
+        for name, v, ok in (("dtype", dtype, ("float32", "float64")), ("form", form, (
+                "auto", "dual", "primal")), ("alpha_selection", alpha_selection, ("gcv", "kfold"))):
+            if v not in ok:
+                raise NeuralignError(f"{name} must be one of {', '.join(ok)}; got {v!r}")
         self.features = features
         self.times = np.asarray(times, dtype=float)
         self.ch_names = [str(c) for c in ch_names]
@@ -161,8 +161,6 @@ class AlignmentEngine:
         self.standardize = standardize
         self.max_rsa_stimuli = max_rsa_stimuli
         self.reselect_every = int(reselect_every)
-        if rsa_every < 1:
-            raise NeuralignError(f"rsa_every must be >= 1, got {rsa_every}")
         self.rsa_every = int(rsa_every)
         self.alpha_selection = alpha_selection
         self.form = form
@@ -297,7 +295,9 @@ class AlignmentEngine:
                     layer.update(changes)
                 if ri is None:
                     return None
-                ri_l = ri if ri.reselect else dataclasses.replace(ri, previous=self._alpha_idx[li])
+                own = ri.reselect or (select_alphas is None  # staggered over the layers
+                                      and (self._n_refresh + li) % self.reselect_every == 0)
+                ri_l = dataclasses.replace(ri, reselect=own, previous=self._alpha_idx[li])
                 fit = layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
                 if progress is not None:
                     progress(1)
@@ -391,9 +391,9 @@ class AlignmentEngine:
         if select_alphas is not None and not stale:
             reselect = bool(select_alphas)
         else:
-            reselect = stale or self._n_refresh % self.reselect_every == 0
-        inner = (self.geometry.inner_splits(mask, outer)
-                 if reselect and self.alpha_selection == "kfold" else [])
+            reselect = stale or self.reselect_every == 1  # else layer by layer (refresh)
+        inner = (self.geometry.inner_splits(mask, outer) if self.alpha_selection == "kfold"
+                 and (reselect or select_alphas is None) else [])
         seen = np.nonzero(mask)[0]
         return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,

@@ -61,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--rsa-every", type=int, default=1, metavar="N",
                    help="recompute RSA and the noise ceilings every N map refreshes (1); the "
                         "final maps always have them")
+    p.add_argument("--reselect-every", type=int, default=4, metavar="N",
+                   help="re-select each layer's alphas every N map refreshes, staggered over "
+                        "the layers (4); the final maps re-select every layer")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
@@ -171,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
                              "set is fixed in advance)")
     memory = None if args.memory is None else parse_memory(args.memory)
     monitor = make_monitor(args)  # a bad --stop-when is one line before anything starts
-    if args.rsa_every < 1:
-        raise NeuralignError(f"--rsa-every must be >= 1, got {args.rsa_every}")
+    for opt, v in (("--rsa-every", args.rsa_every), ("--reselect-every", args.reselect_every)):
+        if v < 1:
+            raise NeuralignError(f"{opt} must be >= 1, got {v}")
     features = load_models(args.features)
     design = load_design(args.design) if args.design else None
     codes = read_codes(args.codes)
@@ -186,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
                        refresh_every=args.refresh_every,
                        connect_timeout=args.connect_timeout,
                        engine_kw={"backend": args.backend, "dtype": args.dtype,
-                                  "memory": memory, "rsa_every": args.rsa_every},
+                                  "memory": memory, "rsa_every": args.rsa_every,
+                                  "reselect_every": args.reselect_every},
                        blas_threads=args.blas_threads or None, statistics=monitor,
                        stats_every=args.stats_every, closed_loop=policy)
     say(f"connecting to {args.eeg_stream!r} + {args.marker_stream!r}...")

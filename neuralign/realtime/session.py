@@ -39,6 +39,10 @@ from .settings import EpochSettings
 from .snapshot import Snapshot, StreamHealth
 from .watch import StreamWatch
 
+#: A live session re-selects each layer's alphas every this many refreshes, staggered over the
+#: layers (alphas move slowly; a refit with kept alphas costs a fraction of a re-selection).
+LIVE_RESELECT_EVERY = 4
+
 
 def refresh_threads() -> int:
     """Threads a live refresh may use: one per core but one (at least one).
@@ -76,7 +80,9 @@ class LiveSession:
     connect_timeout : float
         Seconds to wait for each stream.
     engine_kw : dict | None
-        Passed to :class:`~neuralign.align.AlignmentEngine`.
+        Passed to :class:`~neuralign.align.AlignmentEngine`. ``reselect_every`` defaults to
+        :data:`LIVE_RESELECT_EVERY` (each layer re-selects its alphas every 4th refresh,
+        staggered; the final maps re-select every layer).
     scope_s : float
         Seconds of raw EEG in each snapshot.
     offset_every_s : float
@@ -161,6 +167,7 @@ class LiveSession:
         self.connect_timeout = float(connect_timeout)
         self.engine_kw = dict(engine_kw or {})
         self.engine_kw.setdefault("n_jobs", refresh_threads())
+        self.engine_kw.setdefault("reselect_every", LIVE_RESELECT_EVERY)
         self.scope_s = float(scope_s)
         self.offset_every_s = float(offset_every_s)
         self.stall_s = float(stall_s)

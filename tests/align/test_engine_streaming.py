@@ -134,3 +134,39 @@ def test_rsa_at_a_lower_cadence():
     a, b = eng.refresh(select_alphas=True), ref.refresh()
     assert a.counts["rsa_refresh"] == 5
     np.testing.assert_allclose(a.rsa_spearman, b.rsa_spearman, atol=1e-12)
+
+
+@pytest.mark.parametrize("selection", ["gcv", "kfold"])
+def test_reselection_staggered_over_layers(selection, monkeypatch):
+    """reselect_every=3: after the first refresh each refresh re-selects the alphas of the
+    layers ``li`` with ``(refresh + li) % 3 == 0`` only (the others keep theirs); a refresh
+    with select_alphas=True re-selects every layer and equals a fresh engine's answer."""
+    from neuralign.align.layer import LayerSolver
+
+    fs, sids, epochs, times, ch = make_problem(n=60, reps=4, layers=5, seed=4)
+    calls = []
+    real = LayerSolver.solve
+
+    def spy(self, ri, **kw):
+        calls.append((self.li, bool(ri.reselect)))
+        return real(self, ri, **kw)
+
+    monkeypatch.setattr(LayerSolver, "solve", spy)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, reselect_every=3,
+                          alpha_selection=selection, n_jobs=1)
+    parts = np.array_split(np.arange(len(sids)), 6)
+    for k, part in enumerate(parts[:5]):
+        eng.add_epochs(sids[part], epochs[part])
+        calls.clear()
+        eng.refresh()
+        got = sorted(li for li, re in calls if re)
+        assert got == (list(range(5)) if k == 0 else [li for li in range(5) if (k + li) % 3 == 0])
+    eng.add_epochs(sids[parts[5]], epochs[parts[5]])
+    calls.clear()
+    final = eng.refresh(select_alphas=True, reanchor=True)
+    assert sorted(li for li, re in calls if re) == list(range(5))
+    ref = AlignmentEngine(fs, times=times, ch_names=ch, alpha_selection=selection)
+    ref.add_epochs(sids, epochs)
+    want = ref.refresh()
+    np.testing.assert_array_equal(final.encoding_alpha, want.encoding_alpha)
+    np.testing.assert_allclose(final.encoding_r, want.encoding_r, atol=1e-10)

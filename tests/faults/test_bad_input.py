@@ -58,6 +58,7 @@ CASES = {
     "gap-negative": ({}, ["--gap", "-1"], ["--gap must be > 0"]),
     "reject-negative": ({}, ["--reject-ptp", "-5"], ["--reject-ptp must be > 0"]),
     "refresh-zero": ({}, ["--refresh-every", "0"], ["--refresh-every must be > 0"]),
+    "reselect-zero": ({}, ["--reselect-every", "0"], ["--reselect-every must be >= 1"]),
 }
 
 

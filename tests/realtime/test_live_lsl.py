@@ -181,6 +181,7 @@ def test_live_with_wide_layers_refreshes_in_dual_form_and_equals_offline(tmp_pat
     res = json.loads((out / "results.json").read_text())
     assert res["counts"]["solver_forms"] == ["dual"] * 3
     assert res["counts"]["n_refresh"] >= 3
+    assert res["settings"]["reselect_every"] == 4  # the live policy, as applied
     off = tmp_path / "offline"
     assert main(["analyze", "--dataset", f"recording:{out}", "--features", str(fpath),
                  "--out", str(off), "--quiet"]) == 0
