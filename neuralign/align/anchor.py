@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .anchor_terms import RefreshTerms
+
 
 class DualAnchor:
     """The eigendecomposition of one training set, extended exactly for stimuli added since.
@@ -80,6 +82,11 @@ class DualAnchor:
         self._v1_cast: tuple | None = None  # (dtype, order bytes, V1 in dtype, columns in order)
         self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
         self._E: dict[int, np.ndarray] = {}
+        self._E_last: tuple | None = None
+        # the predictions' anchor term (E0 D_a V1, per target with its alpha), carried across
+        # refreshes: (rows, alpha index per target, dtype, (R, M) float64)
+        self._base: tuple | None = None
+        self._edg: dict[tuple, tuple] = {}  # (alpha, dtype) -> (rows, E0 D_a G), see edg
 
     # ------------------------------------------------------------------ geometry
     def khat(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -163,6 +170,12 @@ class DualAnchor:
         d = delta[sel]
         self.V1 += Z.T @ d
         self._v1_cast = self._v1_sums = None
+        if self._base is not None:  # the anchor term moves by E0 D_a Z' d: rank len(d)
+            rows_p, idx, dtype, B = self._base
+            E0 = self.embedding(rows_p)
+            for ai in np.unique(idx).tolist():
+                cols = np.nonzero(idx == ai)[0]
+                B[:, cols] += ((E0 * self.D[ai][None, :]) @ Z.T) @ d[:, cols]
         if self.k:
             self._buf_v[:, :, :self.k] += self._gdx(self.G, Z.T) @ d
 
@@ -188,18 +201,96 @@ class DualAnchor:
 
     def embedding(self, predict: np.ndarray) -> np.ndarray:
         """``Kh[predict, T0] U0``, rows kept across refreshes."""
+        last = self._E_last
+        if last is not None and np.array_equal(last[0], predict):
+            return last[1]  # the same rows as last time (every call of a refresh): read only
         missing = [int(i) for i in predict.tolist() if int(i) not in self._E]
         if missing:
             m = np.asarray(missing, dtype=np.int64)
             E = self.khat(m, self.rows0) @ self.U0
             self._E.update(zip(missing, E))
-        return np.stack([self._E[int(i)] for i in predict.tolist()])
+        E = np.stack([self._E[int(i)] for i in predict.tolist()])
+        self._E_last = (np.array(predict, dtype=np.int64), E)
+        return E
+
+    def base_term(self, predict: np.ndarray, idx: np.ndarray, dtype: str) -> np.ndarray:
+        """``(E0 D_a) V1`` for the rows ``predict``, target by target with alpha ``idx[m]``
+        (R, M) float64: the predictions' largest product (``R x n0 x M``), carried across
+        refreshes. Only what changed is computed: targets whose alpha changed, rows newly
+        predicted; :meth:`apply_changes` folds changed targets in by a rank-``r`` product."""
+        idx = np.asarray(idx, dtype=np.int64)
+        old = self._base
+        if old is None or old[2] != dtype or not np.isin(old[0], predict).all():
+            B = self._base_block(predict, idx, dtype, np.arange(idx.size))
+        else:
+            rows0, idx0, _, B0 = old
+            B = B0
+            if rows0.size != predict.size:  # rows newly predicted: every target
+                at_old = np.searchsorted(predict, rows0)
+                new = np.setdiff1d(predict, rows0)
+                B = np.empty((predict.size, idx.size))
+                B[at_old] = B0
+                B[np.searchsorted(predict, new)] = self._base_block(new, idx0, dtype,
+                                                                    np.arange(idx.size))
+            moved = np.nonzero(idx0 != idx)[0]  # targets whose alpha changed
+            if moved.size:
+                B[:, moved] = self._base_block(predict, idx[moved], dtype, moved)
+        self._base = (np.array(predict, dtype=np.int64), idx.copy(), dtype, B)
+        return B
+
+    def edg(self, rows: np.ndarray, ai: int, dtype: str) -> np.ndarray:
+        """``E0 D_a G`` for ``rows`` (R, k) in ``dtype``: kept across refreshes (its entries
+        never change: ``G`` only gains columns), so a refresh computes only the columns of
+        rows added since and the rows newly predicted (``R x n0 x k_new``, not ``k``)."""
+        k = self.k
+        old = self._edg.get((ai, dtype))
+        d = np.asarray(self.D[ai], dtype=dtype)[None, :]
+        G = self.G if dtype == "float64" else self.G.astype(dtype)
+
+        def block(r, c0):
+            return (np.asarray(self.embedding(r), dtype=dtype) * d) @ G[:, c0:k]
+
+        if old is None or not np.isin(old[0], rows).all():
+            out = block(rows, 0)
+        else:
+            rows0, arr = old
+            out = np.empty((rows.size, k), dtype=dtype)
+            at_old = np.searchsorted(rows, rows0)
+            out[at_old, :arr.shape[1]] = arr
+            if arr.shape[1] < k:
+                out[at_old, arr.shape[1]:] = block(rows0, arr.shape[1])
+            if rows0.size != rows.size:
+                new = np.setdiff1d(rows, rows0)
+                out[np.searchsorted(rows, new)] = block(new, 0)
+        self._edg[(ai, dtype)] = (np.array(rows, dtype=np.int64), out)
+        return out
+
+    def _base_block(self, rows: np.ndarray, idx: np.ndarray, dtype: str,
+                    cols: np.ndarray) -> np.ndarray:
+        """``(E0 D_a) V1[:, cols]`` for ``rows`` (alpha ``idx[j]`` for column ``cols[j]``),
+        one contiguous slice of ``V1`` per alpha group; products in ``dtype``."""
+        E0 = np.asarray(self.embedding(rows), dtype=dtype)
+        order = np.argsort(idx, kind="stable")
+        if cols.size == idx.size == self.V1.shape[1]:
+            V1 = self.v1_sorted(order, dtype)
+        else:
+            V1 = np.asarray(self.V1[:, cols[order]], dtype=dtype)
+        out = np.empty((rows.size, cols.size))
+        bounds = np.flatnonzero(np.diff(idx[order])) + 1
+        for sl in np.split(np.arange(cols.size), bounds):
+            if not sl.size:
+                continue
+            ai = int(idx[order[sl[0]]])
+            W = E0 * np.asarray(self.D[ai], dtype=dtype)[None, :]
+            out[:, order[sl]] = W @ V1[:, sl[0]:sl[-1] + 1]
+        return out
 
     # ------------------------------------------------------------------ solve
     def _context(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
-        """Take in ``train``'s added rows; the refresh's :class:`_Context` and those rows."""
+        """Take in ``train``'s added rows; the refresh's
+        :class:`~neuralign.align.anchor_terms.RefreshTerms` and those rows."""
         A = self.extend(self.added(train))
-        return _Context(self, A, y_of(A) - self.ybar0 if A.size else None), A
+        return RefreshTerms(self, A, y_of(A) - self.ybar0 if A.size else None), A
 
     def gcv_scores(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
         """GCV score of every alpha and target for ``train`` (K, M), float64."""
@@ -231,146 +322,5 @@ class DualAnchor:
         ctx, A = self._context(train, y_of)
         if idx is None:
             idx = ctx.gcv(self.n0 + A.size).argmin(0)
-        pred = ctx.predict(np.asarray(idx), self.embedding(predict), self.khat(predict, A),
-                           dtype)
+        pred = ctx.predict(np.asarray(idx), predict, self.khat(predict, A), dtype)
         return np.asarray(idx, dtype=np.int64), pred + self.ybar0[None, :]
-
-
-class _Context:
-    """Per-refresh quantities of an anchor extended by ``A`` (all float64)."""
-
-    def __init__(self, anchor: DualAnchor, A: np.ndarray, y2: np.ndarray | None) -> None:
-        self.an = anchor
-        self.k = int(A.size)
-        self.y2 = y2
-        self._all: dict | None = None
-        if self.k:
-            self.C = anchor.khat(A, A)
-
-    def alpha_terms(self, used: np.ndarray) -> tuple:
-        """For alphas ``used``: ``D_a q`` and ``z1v`` (Ku, n0); with added rows also ``S_a^-1``
-        (Ku, k, k) and ``x2v`` (Ku, k), else None."""
-        an, k = self.an, self.k
-        a, D, q = an.alphas[used], an.D[used], an.q
-        dq = D * q[None, :]
-        if not k:
-            return dq, dq, None, None
-        G = an.G
-        S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
-        # S_a >= a I: batched Cholesky, inverse from the triangular factor
-        Li = np.linalg.inv(np.linalg.cholesky(S))
-        Sinv = np.swapaxes(Li, 1, 2) @ Li
-        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
-        return dq, D * (q[None, :] - x2v @ G.T), Sinv, x2v
-
-    def gcv(self, n: int) -> np.ndarray:
-        """GCV score of every alpha and target, (K, M).
-
-        What depends on ``V1`` alone (``n0 x M``) is kept by the anchor (:meth:`DualAnchor.v1_sums`);
-        the terms of the added rows (``k x M`` per alpha) run alpha by alpha, so their
-        temporaries stay small.
-        """
-        an, k = self.an, self.k
-        a, D, q = an.alphas, an.D, an.q
-        K, M = a.size, an.V1.shape[1]
-        dq, z1v, Sinv, x2v = self.alpha_terms(np.arange(K))
-        dz = D * z1v
-        dqv, d2qv, zz = an.v1_sums()
-        one_u = dqv.copy()  # 1'H applied to y, before the added rows' terms
-        # (D z1v)' V1 = (D^2 q)' V1 - x2v' G' D^2 V1
-        cross = d2qv - np.einsum("ak,akm->am", x2v, an.GD2V) if k else d2qv.copy()
-        zz = zz.copy()  # |D V1|^2, before the added rows' terms
-        trh = D.sum(1)
-        hv2 = (z1v * z1v).sum(1)
-        one_v = (q[None, :] * z1v).sum(1)
-        nx = np.zeros((K, M))
-        x2_all = None
-        if k:
-            G, GD2G = an.G, an.GD2G
-            one_v = one_v + x2v.sum(1)
-            dqG, dzG = dq @ G, dz @ G  # (K, k)
-            x2_all = np.empty((K, k, M))
-            for j in range(K):
-                x2 = np.matmul(Sinv[j], self.y2 - an.GDV[j], out=x2_all[j])
-                one_u[j] += x2.sum(0) - dqG[j] @ x2
-                cross[j] -= dzG[j] @ x2
-                quad = GD2G[j] @ x2
-                quad -= 2.0 * an.GD2V[j]
-                zz[j] += np.einsum("km,km->m", x2, quad)
-                res = x2 - np.outer(x2v[j], one_u[j] / one_v[j])
-                nx[j] = np.einsum("km,km->m", res, res)
-            # tr(Sinv (I + GD2G)); both symmetric
-            trh = trh + np.trace(Sinv, axis1=1, axis2=2) + (Sinv * GD2G).sum((1, 2))
-            hv2 = hv2 + (x2v * x2v).sum(1)
-        self._all = {"one_u": one_u, "one_v": one_v, "z1v": z1v, "x2": x2_all,
-                     "x2v": x2v if k else None}
-        b = one_u / one_v[:, None]
-        nz = zz - 2.0 * b * cross + b * b * (z1v * z1v).sum(1)[:, None]
-        rss = (a * a)[:, None] * np.maximum(nz + nx, 0.0)
-        rdof = a * trh - a * hv2 / one_v
-        return n * rss / np.maximum(rdof * rdof, 1e-300)[:, None]
-
-    def groups(self, idx: np.ndarray):
-        """Per alpha used: ``(alpha index, its targets, b, z1v, x2, x2v)`` for :meth:`predict`.
-
-        After :meth:`gcv` every alpha's terms are at hand; for a refit (alphas kept) they are
-        computed for the alphas in use only, the ``k x M`` solves for each alpha's own
-        targets.
-        """
-        an, k = self.an, self.k
-        used = np.unique(idx)
-        if self._all is not None:
-            t = self._all
-            for ai in used.tolist():
-                cols = np.nonzero(idx == ai)[0]
-                yield (ai, cols, t["one_u"][ai, cols] / t["one_v"][ai], t["z1v"][ai],
-                       t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
-            return
-        dq, z1v, Sinv, x2v = self.alpha_terms(used)
-        one_u = dq @ an.V1  # (Ku, M): cheaper over every target than gathering columns
-        dqG = dq @ an.G if k else None
-        one_v = (an.q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
-        for j, ai in enumerate(used.tolist()):
-            cols = np.nonzero(idx == ai)[0]
-            ou = one_u[j, cols]
-            x2 = None
-            if k:
-                x2 = Sinv[j] @ (self.y2[:, cols] - an.GDV[ai][:, cols])
-                ou = ou + x2.sum(0) - dqG[j] @ x2
-            yield ai, cols, ou / one_v[j], z1v[j], x2, x2v[j] if k else None
-
-    def predict(self, idx: np.ndarray, E0: np.ndarray, K_RA: np.ndarray, dtype: str):
-        """Centred predictions ``Kh_RT c + b`` with alpha ``idx[m]`` for target ``m``.
-
-        Target by target the coefficients are ``z = D_a (V1 - G x2) - z1v_a b`` (anchor
-        coordinates) and ``x2 - x2v_a b`` (added rows). The prediction is assembled per alpha
-        group from products with the ``R x n0`` matrix ``E0 D_a``, so no ``n0 x M`` array is
-        formed or gathered: per group ``(E0 D_a) V1[:, cols] + (K_RA - E0 D_a G) x2[:, cols]
-        - (E0 z1v_a + K_RA x2v_a) b[cols]``; the large products run in ``dtype``.
-        """
-        an = self.an
-        M = an.V1.shape[1]
-        k = self.k
-        idx = np.asarray(idx)
-        E0 = np.asarray(E0, dtype=dtype)
-        K_RA = np.asarray(K_RA, dtype=dtype) if k else None
-        # targets sorted by alpha: each group's columns of V1 are one contiguous slice
-        order = np.argsort(idx, kind="stable")
-        V1 = an.v1_sorted(order, dtype)
-        G = an.G.astype(dtype) if k and dtype != "float64" else an.G
-        pred = np.empty((E0.shape[0], M), dtype=dtype)
-        b_all = np.empty(M)
-        start = 0
-        for ai, cols, b, z1v, x2, x2v in self.groups(idx):
-            sl = slice(start, start + cols.size)
-            start += cols.size
-            W = E0 * np.asarray(an.D[ai], dtype=dtype)[None, :]  # E0 D_a, (R, n0)
-            part = W @ V1[:, sl]
-            ones = E0 @ np.asarray(z1v, dtype=dtype)
-            if k:
-                part += (K_RA - W @ G) @ np.asarray(x2, dtype=dtype)
-                ones += K_RA @ np.asarray(x2v, dtype=dtype)
-            part -= ones[:, None] * np.asarray(b, dtype=dtype)[None, :]
-            pred[:, cols] = part
-            b_all[cols] = b
-        return np.asarray(pred, dtype=float) + b_all[None, :]

@@ -117,14 +117,17 @@ class IncrementalRanker:
         no = np.argsort(nv, axis=-1)
         ns = np.take_along_axis(nv, no, axis=-1)
         ncol = c[no]
+        # where each changed value goes in its row's merged order (before equal unchanged
+        # values); the unchanged ones fill the other places, still in their order
+        at_new = np.zeros((R, P), dtype=bool)
+        ar_new = np.arange(c.size)
+        for r in range(R):
+            at_new[r, np.searchsorted(us[r], ns[r], side="left") + ar_new] = True
         order = np.empty_like(self.order)
         vals = np.empty_like(self.sorted)
-        ar_new, ar_old = np.arange(c.size), np.arange(P - c.size)
-        for r in range(R):
-            pos_new = np.searchsorted(us[r], ns[r], side="left") + ar_new
-            pos_old = np.searchsorted(ns[r], us[r], side="right") + ar_old
-            order[r, pos_new], order[r, pos_old] = ncol[r], uo[r]
-            vals[r, pos_new], vals[r, pos_old] = ns[r], us[r]
+        order[at_new], vals[at_new] = ncol.ravel(), ns.ravel()
+        at_old = ~at_new
+        order[at_old], vals[at_old] = uo.ravel(), us.ravel()
         self.order, self.sorted = order, vals
 
 

@@ -33,28 +33,31 @@ def test_anchor_extensions_equal_fresh_solves_and_sklearn(dim):
     X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
     gram = X @ X.T
     y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
-    predict = np.arange(100, 130)
     rows0 = np.arange(60)
     an = DualAnchor(gram, rows0, y[rows0], ALPHAS)
+    an32 = DualAnchor(gram, rows0, y[rows0], ALPHAS)  # the same session, float32 products
     train = rows0
-    for new in (np.arange(60, 64), np.arange(64, 80), np.arange(80, 100)):
+    news = (np.arange(60, 64), np.arange(64, 80), np.arange(80, 100))
+    for i, new in enumerate(news):
         # targets of some anchored and some added rows change (new repetitions arrived)
         changed = np.unique(np.concatenate([rng.choice(60, 5, replace=False), train[-2:]]))
         delta = 0.3 * rng.standard_normal((changed.size, M))
         y[changed] += delta
         an.apply_changes(changed, delta)
+        an32.apply_changes(changed, delta)
         train = np.concatenate([train, new])
+        predict = np.arange(100, 112 + 9 * i)  # more test stimuli are seen as time goes
         idx, pred = an.solve(train, predict, lambda r: y[r], None, "float64")
         scores, idx_ref, pred_ref = _fresh(gram, train, predict, y, ALPHAS)
         assert an.k == train.size - rows0.size
         np.testing.assert_array_equal(idx, idx_ref)
         np.testing.assert_allclose(pred, pred_ref, rtol=1e-9, atol=1e-9)
         # a refit with given alphas (every alpha used by some target), float64 and float32
-        fixed = np.arange(M) % ALPHAS.size
+        fixed = (np.arange(M) + i) % ALPHAS.size
         _, pred64 = an.solve(train, predict, lambda r: y[r], fixed, "float64")
         _, _, pred_fixed = _fresh(gram, train, predict, y, ALPHAS, fixed)
         np.testing.assert_allclose(pred64, pred_fixed, rtol=1e-9, atol=1e-9)
-        _, pred32 = an.solve(train, predict, lambda r: y[r], fixed, "float32")
+        _, pred32 = an32.solve(train, predict, lambda r: y[r], fixed, "float32")
         scale = np.abs(pred_fixed).max()
         np.testing.assert_allclose(pred32, pred_fixed, atol=1e-4 * scale)
         # and scikit-learn's Ridge with each target's alpha, on the features themselves

@@ -1,0 +1,147 @@
+"""One refresh of a :class:`~neuralign.align.anchor.DualAnchor`: GCV and predictions.
+
+The anchor keeps what lasts across refreshes (its eigendecomposition, the added rows' terms,
+the carried anchor term of the predictions); :class:`RefreshTerms` computes, for one
+training set, what depends on the current targets of the added rows: the ``k x k`` systems
+per alpha, the GCV scores of every alpha and target, and the predictions. The math is in the
+anchor module's docstring.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .anchor import DualAnchor
+
+
+class RefreshTerms:
+    """Per-refresh quantities of an anchor extended by ``A`` (all float64)."""
+
+    def __init__(self, anchor: DualAnchor, A: np.ndarray, y2: np.ndarray | None) -> None:
+        self.an = anchor
+        self.k = int(A.size)
+        self.y2 = y2
+        self._all: dict | None = None
+        if self.k:
+            self.C = anchor.khat(A, A)
+
+    def alpha_terms(self, used: np.ndarray) -> tuple:
+        """For alphas ``used``: ``D_a q`` and ``z1v`` (Ku, n0); with added rows also ``S_a^-1``
+        (Ku, k, k) and ``x2v`` (Ku, k), else None."""
+        an, k = self.an, self.k
+        a, D, q = an.alphas[used], an.D[used], an.q
+        dq = D * q[None, :]
+        if not k:
+            return dq, dq, None, None
+        G = an.G
+        S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
+        # S_a >= a I: batched Cholesky, inverse from the triangular factor
+        Li = np.linalg.inv(np.linalg.cholesky(S))
+        Sinv = np.swapaxes(Li, 1, 2) @ Li
+        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
+        return dq, D * (q[None, :] - x2v @ G.T), Sinv, x2v
+
+    def gcv(self, n: int) -> np.ndarray:
+        """GCV score of every alpha and target, (K, M).
+
+        What depends on ``V1`` alone (``n0 x M``) is kept by the anchor (:meth:`DualAnchor.v1_sums`);
+        the terms of the added rows (``k x M`` per alpha) run alpha by alpha, so their
+        temporaries stay small.
+        """
+        an, k = self.an, self.k
+        a, D, q = an.alphas, an.D, an.q
+        K, M = a.size, an.V1.shape[1]
+        dq, z1v, Sinv, x2v = self.alpha_terms(np.arange(K))
+        dz = D * z1v
+        dqv, d2qv, zz = an.v1_sums()
+        one_u = dqv.copy()  # 1'H applied to y, before the added rows' terms
+        # (D z1v)' V1 = (D^2 q)' V1 - x2v' G' D^2 V1
+        cross = d2qv - np.einsum("ak,akm->am", x2v, an.GD2V) if k else d2qv.copy()
+        zz = zz.copy()  # |D V1|^2, before the added rows' terms
+        trh = D.sum(1)
+        hv2 = (z1v * z1v).sum(1)
+        one_v = (q[None, :] * z1v).sum(1)
+        nx = np.zeros((K, M))
+        x2_all = None
+        if k:
+            G, GD2G = an.G, an.GD2G
+            one_v = one_v + x2v.sum(1)
+            dqG, dzG = dq @ G, dz @ G  # (K, k)
+            x2_all = np.empty((K, k, M))
+            for j in range(K):
+                x2 = np.matmul(Sinv[j], self.y2 - an.GDV[j], out=x2_all[j])
+                one_u[j] += x2.sum(0) - dqG[j] @ x2
+                cross[j] -= dzG[j] @ x2
+                quad = GD2G[j] @ x2
+                quad -= 2.0 * an.GD2V[j]
+                zz[j] += np.einsum("km,km->m", x2, quad)
+                res = x2 - np.outer(x2v[j], one_u[j] / one_v[j])
+                nx[j] = np.einsum("km,km->m", res, res)
+            # tr(Sinv (I + GD2G)); both symmetric
+            trh = trh + np.trace(Sinv, axis1=1, axis2=2) + (Sinv * GD2G).sum((1, 2))
+            hv2 = hv2 + (x2v * x2v).sum(1)
+        self._all = {"one_u": one_u, "one_v": one_v, "z1v": z1v, "x2": x2_all,
+                     "x2v": x2v if k else None}
+        b = one_u / one_v[:, None]
+        nz = zz - 2.0 * b * cross + b * b * (z1v * z1v).sum(1)[:, None]
+        rss = (a * a)[:, None] * np.maximum(nz + nx, 0.0)
+        rdof = a * trh - a * hv2 / one_v
+        return n * rss / np.maximum(rdof * rdof, 1e-300)[:, None]
+
+    def groups(self, idx: np.ndarray):
+        """Per alpha used: ``(alpha index, its targets, b, z1v, x2, x2v)`` for :meth:`predict`.
+
+        After :meth:`gcv` every alpha's terms are at hand; for a refit (alphas kept) they are
+        computed for the alphas in use only, the ``k x M`` solves for each alpha's own
+        targets.
+        """
+        an, k = self.an, self.k
+        used = np.unique(idx)
+        if self._all is not None:
+            t = self._all
+            for ai in used.tolist():
+                cols = np.nonzero(idx == ai)[0]
+                yield (ai, cols, t["one_u"][ai, cols] / t["one_v"][ai], t["z1v"][ai],
+                       t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
+            return
+        dq, z1v, Sinv, x2v = self.alpha_terms(used)
+        one_u = dq @ an.V1  # (Ku, M): cheaper over every target than gathering columns
+        dqG = dq @ an.G if k else None
+        one_v = (an.q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
+        for j, ai in enumerate(used.tolist()):
+            cols = np.nonzero(idx == ai)[0]
+            ou = one_u[j, cols]
+            x2 = None
+            if k:
+                x2 = Sinv[j] @ (self.y2[:, cols] - an.GDV[ai][:, cols])
+                ou = ou + x2.sum(0) - dqG[j] @ x2
+            yield ai, cols, ou / one_v[j], z1v[j], x2, x2v[j] if k else None
+
+    def predict(self, idx: np.ndarray, rows: np.ndarray, K_RA: np.ndarray, dtype: str):
+        """Centred predictions ``Kh_RT c + b`` of ``rows`` with alpha ``idx[m]`` for target ``m``.
+
+        Target by target the coefficients are ``z = D_a (V1 - G x2) - z1v_a b`` (anchor
+        coordinates) and ``x2 - x2v_a b`` (added rows), so per alpha group the prediction is
+        ``(E0 D_a) V1[:, cols] + (K_RA - E0 D_a G) x2[:, cols] - (E0 z1v_a + K_RA x2v_a)
+        b[cols]``. The first term, the only ``R x n0 x M`` product, is carried across refreshes
+        (:meth:`DualAnchor.base_term`); the others are ``O(R n0 k + R k M)``, in ``dtype``.
+        """
+        an = self.an
+        k = self.k
+        idx = np.asarray(idx)
+        pred = an.base_term(rows, idx, dtype).copy()
+        E0 = np.asarray(an.embedding(rows), dtype=dtype)
+        K_RA = np.asarray(K_RA, dtype=dtype) if k else None
+        for ai, cols, b, z1v, x2, x2v in self.groups(idx):
+            ones = E0 @ np.asarray(z1v, dtype=dtype)
+            part = -(ones[:, None] * np.asarray(b, dtype=dtype)[None, :])
+            if k:
+                part += (K_RA - an.edg(rows, ai, dtype)) @ np.asarray(x2, dtype=dtype)
+                part -= (K_RA @ np.asarray(x2v, dtype=dtype))[:, None] * np.asarray(
+                    b, dtype=dtype)[None, :]
+            pred[:, cols] += part
+            pred[:, cols] += b[None, :]
+        return pred
