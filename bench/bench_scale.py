@@ -210,15 +210,19 @@ def bench_narrow(quick: bool) -> None:
             f"x {reps} reps (n > D)", fs, sids, epochs, test_ids, ALTERNATIVES)
 
 
-def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16, new=10):
+def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16, new=10,
+                   reselect_every=None):
     """Times of refreshes that each bring ``new`` unseen stimuli, after a warm-up.
 
     16 refreshes bring 160 stimuli: every layer's kept eigendecompositions outgrow their bound
     and are rebuilt once inside the window (staggered over layers), so the mean is the steady
-    state of a session, rebuilds included."""
+    state of a session, rebuilds included. Without ``reselect_every``: each step times a
+    refresh that re-selects every layer's alphas, then a refit with the alphas kept. With it:
+    one refresh per step under that policy (what a live session does: each layer re-selects
+    every ``reselect_every``-th refresh, staggered)."""
     eng = AlignmentEngine(fs, times=np.arange(T) / 100 - 0.2,
                           ch_names=[f"E{i}" for i in range(C)], test_ids=test_ids,
-                          dtype="float32", backend=backend)
+                          dtype="float32", backend=backend, reselect_every=reselect_every or 1)
     n0 = len(sids) - n_refresh * new
     eng.add_epochs(sids[:n0], epochs[:n0])
     with Peak() as pk:
@@ -229,8 +233,10 @@ def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16,
         part = slice(n0 + k * new, n0 + (k + 1) * new)
         eng.add_epochs(sids[part], epochs[part])
         t0 = time.perf_counter()
-        res = eng.refresh(select_alphas=True)
+        res = eng.refresh(select_alphas=None if reselect_every else True)
         full.append(time.perf_counter() - t0)
+        if reselect_every:
+            continue
         t0 = time.perf_counter()
         eng.refresh(select_alphas=False)
         refit.append(time.perf_counter() - t0)
@@ -238,6 +244,8 @@ def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16,
 
 
 def bench_live(quick: bool) -> None:
+    from neuralign.realtime.session import LIVE_RESELECT_EVERY
+
     rng = np.random.default_rng(2)
     L, D, N, seen = (8, 1024, 400, 340) if quick else (32, 4096, 1200, 1000)
     n_refresh = 4 if quick else 16
@@ -259,11 +267,19 @@ def bench_live(quick: bool) -> None:
                             ids[test_rows].tolist()), ("nested CV", None)):
         first, full, refit, forms, eng = live_refreshes(fs, ids[order], epochs, test_ids,
                                                         n_refresh=n_refresh)
-        print(f"  {mode:22s}: first refresh (builds Gram caches) {first:.2f}s | full refresh "
-              f"median {np.median(full):.2f}s, mean {np.mean(full):.2f}s (max {max(full):.2f}) "
-              f"| refit with alphas kept median {np.median(refit):.2f}s, mean "
+        print(f"  {mode:22s}: first refresh (builds Gram caches) {first:.2f}s | every layer "
+              f"re-selects: median {np.median(full):.2f}s, mean {np.mean(full):.2f}s (max "
+              f"{max(full):.2f}) | refit with alphas kept median {np.median(refit):.2f}s, mean "
               f"{np.mean(refit):.2f}s | forms {sorted(set(forms))} | caches "
               f"{eng.plan.describe()['cache_gb']} GB | load {os.getloadavg()[0]:.1f}")
+        del eng
+        _, live, _, _, eng = live_refreshes(fs, ids[order], epochs, test_ids,
+                                            n_refresh=n_refresh,
+                                            reselect_every=LIVE_RESELECT_EVERY)
+        print(f"  {'':22s}  live policy (each layer re-selects every {LIVE_RESELECT_EVERY}th "
+              f"refresh, staggered): median {np.median(live):.2f}s, mean {np.mean(live):.2f}s "
+              f"(max {max(live):.2f}) | load {os.getloadavg()[0]:.1f}")
+        del eng
 
 
 def bench_memory(quick: bool, full: bool) -> None:
