@@ -79,7 +79,6 @@ class DualAnchor:
         self._buf_v = np.zeros((2, self.alphas.size, 0, self.V1.shape[1]))
         self._buf_g = np.zeros((2, self.alphas.size, 0, 0))
         self._reserve(int(expect_k))
-        self._v1_cast: tuple | None = None  # (dtype, order bytes, V1 in dtype, columns in order)
         self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
         self._E: dict[int, np.ndarray] = {}
         self._E_last: tuple | None = None
@@ -169,7 +168,7 @@ class DualAnchor:
         Z = self.U0[self.pos0[rows[sel]]]  # (r, n0)
         d = delta[sel]
         self.V1 += Z.T @ d
-        self._v1_cast = self._v1_sums = None
+        self._v1_sums = None
         if self._base is not None:  # the anchor term moves by E0 D_a Z' d: rank len(d)
             rows_p, idx, dtype, B = self._base
             E0 = self.embedding(rows_p)
@@ -190,14 +189,14 @@ class DualAnchor:
             self._v1_sums = (u[:K], u[K:], (self.D * self.D) @ (self.V1 * self.V1))
         return self._v1_sums
 
-    def v1_sorted(self, order: np.ndarray, dtype: str) -> np.ndarray:
-        """``V1[:, order]`` in ``dtype``, kept while ``V1`` and ``order`` are unchanged (a refit
-        with the alphas kept reuses it)."""
-        key = (dtype, order.tobytes())
-        if self._v1_cast is None or self._v1_cast[:2] != key:
-            v = self.V1.astype(dtype)[:, order] if dtype != "float64" else self.V1[:, order]
-            self._v1_cast = key + (v,)
-        return self._v1_cast[2]
+    def nbytes(self) -> int:
+        """Bytes held (what :meth:`~neuralign.align.layer.LayerSolver.cache_bytes` plans)."""
+        arrays = [self.U0, self.V1, self.G, self.D, self._buf_v, self._buf_g, self.kbar,
+                  self.in0, self.pos0, self.q, self.ybar0, *self._E.values()]
+        arrays += [self._E_last[1]] if self._E_last is not None else []
+        arrays += [self._base[3]] if self._base is not None else []
+        arrays += [e[1] for e in self._edg.values()]
+        return int(sum(a.nbytes for a in arrays))
 
     def embedding(self, predict: np.ndarray) -> np.ndarray:
         """``Kh[predict, T0] U0``, rows kept across refreshes."""
@@ -271,10 +270,7 @@ class DualAnchor:
         one contiguous slice of ``V1`` per alpha group; products in ``dtype``."""
         E0 = np.asarray(self.embedding(rows), dtype=dtype)
         order = np.argsort(idx, kind="stable")
-        if cols.size == idx.size == self.V1.shape[1]:
-            V1 = self.v1_sorted(order, dtype)
-        else:
-            V1 = np.asarray(self.V1[:, cols[order]], dtype=dtype)
+        V1 = np.asarray(self.V1[:, cols[order]], dtype=dtype)  # a copy: not kept
         out = np.empty((rows.size, cols.size))
         bounds = np.flatnonzero(np.diff(idx[order])) + 1
         for sl in np.split(np.arange(cols.size), bounds):

@@ -9,18 +9,14 @@ anchor module's docstring.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from .anchor import DualAnchor
 
 
 class RefreshTerms:
-    """Per-refresh quantities of an anchor extended by ``A`` (all float64)."""
+    """Per-refresh quantities of ``anchor`` (a :class:`~neuralign.align.anchor.DualAnchor`)
+    extended by the rows ``A`` with centred targets ``y2`` (all float64)."""
 
-    def __init__(self, anchor: DualAnchor, A: np.ndarray, y2: np.ndarray | None) -> None:
+    def __init__(self, anchor, A: np.ndarray, y2: np.ndarray | None) -> None:
         self.an = anchor
         self.k = int(A.size)
         self.y2 = y2
@@ -136,12 +132,11 @@ class RefreshTerms:
         E0 = np.asarray(an.embedding(rows), dtype=dtype)
         K_RA = np.asarray(K_RA, dtype=dtype) if k else None
         for ai, cols, b, z1v, x2, x2v in self.groups(idx):
-            ones = E0 @ np.asarray(z1v, dtype=dtype)
-            part = -(ones[:, None] * np.asarray(b, dtype=dtype)[None, :])
+            ones = E0 @ np.asarray(z1v, dtype=dtype)  # the intercept's coefficients
+            if k:
+                ones += K_RA @ np.asarray(x2v, dtype=dtype)
+            part = (1.0 - ones)[:, None] * np.asarray(b, dtype=dtype)[None, :]
             if k:
                 part += (K_RA - an.edg(rows, ai, dtype)) @ np.asarray(x2, dtype=dtype)
-                part -= (K_RA @ np.asarray(x2v, dtype=dtype))[:, None] * np.asarray(
-                    b, dtype=dtype)[None, :]
             pred[:, cols] += part
-            pred[:, cols] += b[None, :]
         return pred

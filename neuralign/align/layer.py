@@ -100,6 +100,7 @@ class LayerSolver:
             self.mu, self.sd = mean_sd(a, np.nonzero(standardize_rows)[0])
         self.gram_all: np.ndarray | None = None
         self.want_gram = False  # build gram_all at the first solve (live caches)
+        self.want_anchors = False  # keep anchors and dual spectra (live caches, with gram)
         self.stats: BlockStats | None = None
         self._spectra: dict[bytes, solvers.Spectrum] = {}
         self._anchors: dict[tuple, DualAnchor] = {}
@@ -140,15 +141,20 @@ class LayerSolver:
         self.gram_all = g
 
     def cache_bytes(self, *, n_blocks: int, n_targets: int, n_predict: int = 0,
-                    n_alphas: int = 0) -> dict[str, int]:
+                    n_alphas: int = 0, splits: tuple = ()) -> dict[str, int]:
         """Bytes the optional caches would take (``n_blocks``: slots of statistics; the
-        primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli)."""
-        N, D = self.n_candidates, self.dim
+        primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli;
+        ``splits``: ``(training, predicted)`` stimuli of every outer split, at most)."""
+        N, D, M, K = self.n_candidates, self.dim, n_targets, n_alphas
+        kc = self.k_max + 16  # rows an anchor's buffers hold
         # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
-        # the predicted stimuli's solves, and their predictions
-        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * n_targets + D)
-                + 8 * n_blocks * n_alphas * D * D
-                + 8 * n_predict * (D * n_alphas + n_targets)}
+        # the predicted stimuli's solves, and their predictions; anchors (anchor.py): per
+        # split the eigenvectors, V1, G, the added rows' terms per alpha, the embedding and
+        # carried terms of the predicted stimuli
+        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
+                + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
+                "anchors": 8 * sum(n0 * (n0 + M + K + kc) + 2 * K * kc * (M + kc)
+                                   + r * (2 * n0 + M + K * kc) + 3 * N for n0, r in splits)}
 
     # ------------------------------------------------------------------ form
     def choose_form(self, ri: RefreshInput) -> str:
@@ -218,6 +224,8 @@ class LayerSolver:
         form = self.choose_form(ri) if form == "auto" else form
         pos = np.full(self.n_candidates, -1, dtype=np.int64)
         pos[ri.seen] = np.arange(ri.seen.size)
+        if form == "dual" and not self.want_anchors:
+            keep_spectra = False  # not in the memory plan: nothing n0 x n0 is kept
         anchored = (form == "dual" and keep_spectra and self.gram_all is not None
                     and self.B.name == "numpy")
         need_kseen = form == "dual" and (not anchored or (ri.reselect and ri.alpha_selection

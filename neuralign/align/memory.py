@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..base.resources import available_memory, parse_memory, peak_rss_bytes
 
 _GB = 1024**3
@@ -54,8 +56,9 @@ class MemoryPlan:
         return cls(budget=budget, shared=shared, per_layer=per_layer, n_parallel=int(n_par))
 
     def enable_caches(self, engine) -> None:
-        """Choose the live caches of every layer, greedily, inside half the spare budget."""
-        room = (self.budget - self.shared - self.n_parallel * self.per_layer) // 2
+        """Choose the live caches of every layer, greedily, inside three quarters of the
+        spare budget (the rest: results, held-out predictions, RSA's model side)."""
+        room = 3 * (self.budget - self.shared - self.n_parallel * self.per_layer) // 4
         layers = engine.layers
         N, M = engine.features.n_stimuli, engine.n_targets
         nb = engine.block_targets.n_slots
@@ -65,17 +68,23 @@ class MemoryPlan:
                         key=lambda i: layers[i].dim)
         wanted = [(i, "gram") for i in wide] + [(i, "stats") for i in narrow]
         wanted += [(i, "gram") for i in narrow]
+        wanted += [(i, "anchors") for i in wide] + [(i, "anchors") for i in narrow]
+        splits = split_sizes(engine.geometry)
         for i, kind in wanted:
+            if kind == "anchors" and "gram" not in self.caches.get(i, []):
+                continue  # anchors extend the Gram matrix's eigendecompositions
             need = layers[i].cache_bytes(n_blocks=nb, n_targets=M, n_predict=n_pred,
-                                         n_alphas=engine.alphas.size)[kind]
+                                         n_alphas=engine.alphas.size, splits=splits)[kind]
             if self.cache_bytes + need > room:
                 continue
             self.cache_bytes += need
             self.caches.setdefault(i, []).append(kind)
             if kind == "stats":
                 layers[i].enable_stats(engine.block_targets)
-            else:
+            elif kind == "gram":
                 layers[i].want_gram = True
+            else:
+                layers[i].want_anchors = True
 
     def describe(self) -> dict:
         """What results.json records of the plan."""
@@ -87,6 +96,16 @@ class MemoryPlan:
             "cache_gb": round(self.cache_bytes / _GB, 3),
             "caches": {str(k): v for k, v in sorted(self.caches.items())},
         }
+
+
+def split_sizes(geometry) -> tuple:
+    """``(training, predicted)`` candidate stimuli of every outer split of ``geometry``: the
+    most each split can hold once every stimulus has been seen."""
+    counts = np.bincount(geometry.block, minlength=geometry.n_blocks)
+    if geometry.design:
+        test = int(counts[geometry.n_folds])
+        return ((int(counts.sum()) - test, test),)
+    return tuple((int(counts.sum() - c), int(c)) for c in counts)
 
 
 class TaskRunner:
