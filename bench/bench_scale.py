@@ -24,6 +24,7 @@ E. ``gpu``: the torch backend on CUDA when a GPU is present (says so when it is 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neuralign.align import AlignmentEngine  # noqa: E402
 from neuralign.base import FeatureSet, LayerFile  # noqa: E402
+from neuralign.base.resources import peak_rss_bytes  # noqa: E402
 
 C, T = 17, 100
 ALPHAS = np.logspace(-1, 6, 8)
@@ -211,7 +213,7 @@ def bench_narrow(quick: bool) -> None:
 
 
 def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16, new=10,
-                   reselect_every=None):
+                   reselect_every=None, memory=None):
     """Times of refreshes that each bring ``new`` unseen stimuli, after a warm-up.
 
     16 refreshes bring 160 stimuli: every layer's kept eigendecompositions outgrow their bound
@@ -222,7 +224,8 @@ def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16,
     every ``reselect_every``-th refresh, staggered)."""
     eng = AlignmentEngine(fs, times=np.arange(T) / 100 - 0.2,
                           ch_names=[f"E{i}" for i in range(C)], test_ids=test_ids,
-                          dtype="float32", backend=backend, reselect_every=reselect_every or 1)
+                          dtype="float32", backend=backend, reselect_every=reselect_every or 1,
+                          memory=memory)
     n0 = len(sids) - n_refresh * new
     eng.add_epochs(sids[:n0], epochs[:n0])
     with Peak() as pk:
@@ -261,24 +264,33 @@ def bench_live(quick: bool) -> None:
     # test stimuli first (shown from the start of a session), then training stimuli in order
     order = np.concatenate([test_rows, test_rows, train_rows])
     epochs = sig[order] + 2.0 * rng.standard_normal((order.size, C, T)).astype(np.float32)
+    from neuralign.base.resources import available_memory
+
+    # one budget for every engine below (each would otherwise plan for what the previous
+    # ones left free)
+    memory = int(0.8 * available_memory())
     print(f"\nC. live refresh: {L} layers x D={D}, {N} candidate stimuli, {seen} seen, "
-          f"10 new per refresh, {C}x{T} targets, float32")
+          f"10 new per refresh, {C}x{T} targets, float32, memory budget "
+          f"{memory / 1024**3:.1f} GB")
     for mode, test_ids in (("train/test (200 test)" if not quick else "train/test",
                             ids[test_rows].tolist()), ("nested CV", None)):
         first, full, refit, forms, eng = live_refreshes(fs, ids[order], epochs, test_ids,
-                                                        n_refresh=n_refresh)
+                                                        n_refresh=n_refresh, memory=memory)
         print(f"  {mode:22s}: first refresh (builds Gram caches) {first:.2f}s | every layer "
               f"re-selects: median {np.median(full):.2f}s, mean {np.mean(full):.2f}s (max "
               f"{max(full):.2f}) | refit with alphas kept median {np.median(refit):.2f}s, mean "
               f"{np.mean(refit):.2f}s | forms {sorted(set(forms))} | caches "
               f"{eng.plan.describe()['cache_gb']} GB | load {os.getloadavg()[0]:.1f}")
         del eng
+        gc.collect()
         _, live, _, _, eng = live_refreshes(fs, ids[order], epochs, test_ids,
-                                            n_refresh=n_refresh,
+                                            n_refresh=n_refresh, memory=memory,
                                             reselect_every=LIVE_RESELECT_EVERY)
         print(f"  {'':22s}  live policy (each layer re-selects every {LIVE_RESELECT_EVERY}th "
               f"refresh, staggered): median {np.median(live):.2f}s, mean {np.mean(live):.2f}s "
-              f"(max {max(live):.2f}) | load {os.getloadavg()[0]:.1f}")
+              f"(max {max(live):.2f}) | caches planned {eng.plan.describe()['cache_gb']} GB | "
+              f"process peak RSS so far {peak_rss_bytes() / 1024**3:.2f} GB | load "
+              f"{os.getloadavg()[0]:.1f}")
         del eng
 
 

@@ -74,13 +74,14 @@ class DualAnchor:
         # G' D_a V1, G' D_a^2 V1 (k x M) and G' D_a G, G' D_a^2 G (k x k), kept in buffers
         # that grow by doubling (a refresh appends a few rows; no copy of the k x M blocks)
         self.ext = np.zeros(0, dtype=np.int64)
-        self.G = np.zeros((self.n0, 0))
+        self._buf_G = np.zeros((self.n0, 0))  # G's columns, kept in a buffer like the rest
         self._cap = 0
         self._buf_v = np.zeros((2, self.alphas.size, 0, self.V1.shape[1]))
         self._buf_g = np.zeros((2, self.alphas.size, 0, 0))
         self._reserve(int(expect_k))
         self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
-        self._E: dict[int, np.ndarray] = {}
+        self._E_rows = np.zeros((0, self.n0))  # embeddings of the rows predicted so far
+        self._E_at = np.full(gram.shape[0], -1, dtype=np.int64)  # their place in _E_rows
         self._E_last: tuple | None = None
         # the predictions' anchor term (E0 D_a V1, per target with its alpha), carried across
         # refreshes: (rows, alpha index per target, dtype, (R, M) float64)
@@ -107,6 +108,11 @@ class DualAnchor:
     def k(self) -> int:
         """Rows added since the anchor."""
         return int(self.ext.size)
+
+    @property
+    def G(self) -> np.ndarray:
+        """``U0' Kh[T0, A]`` of the rows added so far, (n0, k) (a view)."""
+        return self._buf_G[:, :self.k]
 
     @property
     def GDV(self) -> np.ndarray:
@@ -141,9 +147,11 @@ class DualAnchor:
         n = self.k
         bv = np.zeros(self._buf_v.shape[:2] + (cap, self._buf_v.shape[3]))
         bg = np.zeros(self._buf_g.shape[:2] + (cap, cap))
+        bG = np.zeros((self.n0, cap))
         bv[:, :, :n] = self._buf_v[:, :, :n]
         bg[:, :, :n, :n] = self._buf_g[:, :, :n, :n]
-        self._buf_v, self._buf_g, self._cap = bv, bg, cap
+        bG[:, :n] = self._buf_G[:, :n]
+        self._buf_v, self._buf_g, self._buf_G, self._cap = bv, bg, bG, cap
 
     def extend(self, A: np.ndarray) -> np.ndarray:
         """Take in the added rows ``A`` (a superset of those taken so far); return their order."""
@@ -152,9 +160,9 @@ class DualAnchor:
             k0, k1 = self.k, self.k + new.size
             self._reserve(k1)
             g = self.U0.T @ self.khat(self.rows0, new)
-            self.G = np.concatenate([self.G, g], axis=1)
+            self._buf_G[:, k0:k1] = g
             self._buf_v[:, :, k0:k1] = self._gdx(g, self.V1)
-            cross = self._gdx(g, self.G)  # (2, K, new, k1): new rows against every row
+            cross = self._gdx(g, self._buf_G[:, :k1])  # (2, K, new, k1): new rows, every row
             self._buf_g[:, :, k0:k1, :k1] = cross
             self._buf_g[:, :, :k0, k0:k1] = np.swapaxes(cross[:, :, :, :k0], 2, 3)
             self.ext = np.concatenate([self.ext, new])
@@ -191,24 +199,25 @@ class DualAnchor:
 
     def nbytes(self) -> int:
         """Bytes held (what :meth:`~neuralign.align.layer.LayerSolver.cache_bytes` plans)."""
-        arrays = [self.U0, self.V1, self.G, self.D, self._buf_v, self._buf_g, self.kbar,
-                  self.in0, self.pos0, self.q, self.ybar0, *self._E.values()]
+        arrays = [self.U0, self.V1, self._buf_G, self.D, self._buf_v, self._buf_g, self.kbar,
+                  self.in0, self.pos0, self.q, self.ybar0, self._E_rows, self._E_at]
         arrays += [self._E_last[1]] if self._E_last is not None else []
         arrays += [self._base[3]] if self._base is not None else []
         arrays += [e[1] for e in self._edg.values()]
         return int(sum(a.nbytes for a in arrays))
 
     def embedding(self, predict: np.ndarray) -> np.ndarray:
-        """``Kh[predict, T0] U0``, rows kept across refreshes."""
+        """``Kh[predict, T0] U0``, rows kept across refreshes (``(R, n0)``, read only)."""
         last = self._E_last
         if last is not None and np.array_equal(last[0], predict):
-            return last[1]  # the same rows as last time (every call of a refresh): read only
-        missing = [int(i) for i in predict.tolist() if int(i) not in self._E]
-        if missing:
-            m = np.asarray(missing, dtype=np.int64)
-            E = self.khat(m, self.rows0) @ self.U0
-            self._E.update(zip(missing, E))
-        E = np.stack([self._E[int(i)] for i in predict.tolist()])
+            return last[1]  # the same rows as last time (every call of a refresh)
+        at = self._E_at[predict]
+        if (at < 0).any():
+            miss = np.unique(predict[at < 0])
+            self._E_at[miss] = self._E_rows.shape[0] + np.arange(miss.size)
+            self._E_rows = np.concatenate([self._E_rows, self.khat(miss, self.rows0) @ self.U0])
+            at = self._E_at[predict]
+        E = self._E_rows[at]
         self._E_last = (np.array(predict, dtype=np.int64), E)
         return E
 

@@ -154,7 +154,7 @@ class LayerSolver:
         return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
                 + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
                 "anchors": 8 * sum(n0 * (n0 + M + K + kc) + 2 * K * kc * (M + kc)
-                                   + r * (2 * n0 + M + K * kc) + 3 * N for n0, r in splits)}
+                                   + r * (2 * n0 + M + K * kc) + 4 * N for n0, r in splits)}
 
     # ------------------------------------------------------------------ form
     def choose_form(self, ri: RefreshInput) -> str:
