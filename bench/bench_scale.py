@@ -213,24 +213,30 @@ def bench_narrow(quick: bool) -> None:
 
 
 def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16, new=10,
-                   reselect_every=None, memory=None):
+                   reselect_every=None, memory=None, warm_step=40):
     """Times of refreshes that each bring ``new`` unseen stimuli, after a warm-up.
 
-    16 refreshes bring 160 stimuli: every layer's kept eigendecompositions outgrow their bound
-    and are rebuilt once inside the window (staggered over layers), so the mean is the steady
-    state of a session, rebuilds included. Without ``reselect_every``: each step times a
-    refresh that re-selects every layer's alphas, then a refit with the alphas kept. With it:
-    one refresh per step under that policy (what a live session does: each layer re-selects
-    every ``reselect_every``-th refresh, staggered)."""
+    The session grows as a live one does: a first refresh once 400 epochs are in, then one
+    every ``warm_step`` epochs up to the timed window, so that the layers' kept
+    eigendecompositions (rebuilt every 64-120 added stimuli, or a quarter of their size) are
+    at every stage of their life when timing starts, as in a long session. The timed
+    refreshes each bring ``new`` unseen stimuli; their mean is the steady state, rebuilds
+    included. Without ``reselect_every``: each step times a refresh that re-selects every
+    layer's alphas, then a refit with the alphas kept. With it: one refresh per step under
+    that policy (what a live session does)."""
     eng = AlignmentEngine(fs, times=np.arange(T) / 100 - 0.2,
                           ch_names=[f"E{i}" for i in range(C)], test_ids=test_ids,
                           dtype="float32", backend=backend, reselect_every=reselect_every or 1,
                           memory=memory)
     n0 = len(sids) - n_refresh * new
-    eng.add_epochs(sids[:n0], epochs[:n0])
-    with Peak() as pk:
-        eng.refresh()
-    first = pk.seconds
+    marks = [0] + list(range(min(400, n0), n0, warm_step)) + [n0]
+    first = None  # the first refresh that solves (it builds the Gram caches)
+    for a, b in zip(marks[:-1], marks[1:], strict=True):  # the session grows to n0 epochs
+        eng.add_epochs(sids[a:b], epochs[a:b])
+        with Peak() as pk:
+            eng.refresh()
+        if first is None and set(eng.last_forms) != {"-"}:
+            first = pk.seconds
     full, refit = [], []
     for k in range(n_refresh):
         part = slice(n0 + k * new, n0 + (k + 1) * new)

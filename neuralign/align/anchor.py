@@ -23,6 +23,16 @@ the anchor's mean ``ybar0``. For the training set ``T = T0 + A``::
 
 It agrees with a fresh eigendecomposition to round-off (tests: 1e-10). Everything that
 selects alphas is float64.
+
+GCV needs the added rows' terms for every alpha (``G' D_a V1`` and ``G' D_a^2 V1``: ``2 K``
+products of ``k x n0 x M``, the largest per-row cost of a refresh). A *lean* anchor keeps them
+for the alpha each target uses only (one ``k x n0 x M`` product in all, ``1 / 2K`` of the
+work): it refits with kept alphas (:meth:`DualAnchor.retarget` brings the terms of targets
+whose alpha moved) and selects alphas by GCV only before rows are added, where GCV needs
+nothing of them. Live sessions re-select a lean anchor's alphas when it is rebuilt. A lean
+anchor keeps its targets sorted by alpha (``perm``), so that each alpha's targets are one
+contiguous slice of every per-target array; its public methods take and return targets in
+their own order.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .anchor_carry import PredictionCarry, alpha_runs
 from .anchor_terms import RefreshTerms
 
 
@@ -49,10 +60,13 @@ class DualAnchor:
         The alpha grid (fixed for the anchor's life).
     expect_k : int
         Rows expected to be added before re-anchoring (buffers are sized for them).
+    lean : bool
+        Keep the added rows' terms for each target's own alpha only (see the module's
+        docstring); GCV is then available only while no row is added.
     """
 
     def __init__(self, gram: np.ndarray, rows0: np.ndarray, y0: np.ndarray,
-                 alphas: np.ndarray, *, expect_k: int = 0) -> None:
+                 alphas: np.ndarray, *, expect_k: int = 0, lean: bool = False) -> None:
         self.gram = gram
         self.alphas = np.asarray(alphas, dtype=float)
         self.rows0 = np.asarray(rows0, dtype=np.int64)
@@ -67,26 +81,28 @@ class DualAnchor:
         self.s0 = np.maximum(s0, 0.0)
         self.U0 = U0
         self.D = 1.0 / (self.s0[None, :] + self.alphas[:, None])  # (K, n0)
+        # targets in internal order (lean: sorted by alpha): position j is target perm[j]
+        self.perm: np.ndarray | None = None
         self.ybar0 = y0.mean(0)
-        self.V1 = U0.T @ (y0 - self.ybar0)  # (n0, M), kept up to date as targets change
+        # (n0, M), kept up to date as targets change; Fortran order: a target's column is
+        # contiguous (the carried predictions and lean terms take columns by alpha)
+        self.V1 = ((y0 - self.ybar0).T @ U0).T
         self.q = U0.sum(0)  # U0' 1
         # the extension: rows added since the anchor, their G columns, and per alpha
         # G' D_a V1, G' D_a^2 V1 (k x M) and G' D_a G, G' D_a^2 G (k x k), kept in buffers
-        # that grow by doubling (a refresh appends a few rows; no copy of the k x M blocks)
+        # that grow by doubling (a refresh appends a few rows; no copy of the k x M blocks).
+        # Lean: G' D_a G per alpha, and G' D_a V1 with each target's own alpha (k x M)
+        self.lean = bool(lean)
+        self.idx: np.ndarray | None = None  # lean: every target's alpha (internal order)
         self.ext = np.zeros(0, dtype=np.int64)
         self._buf_G = np.zeros((self.n0, 0))  # G's columns, kept in a buffer like the rest
         self._cap = 0
-        self._buf_v = np.zeros((2, self.alphas.size, 0, self.V1.shape[1]))
-        self._buf_g = np.zeros((2, self.alphas.size, 0, 0))
+        K, powers = self.alphas.size, 1 if self.lean else 2
+        self._buf_v = np.zeros((powers, 1 if self.lean else K, 0, self.V1.shape[1]))
+        self._buf_g = np.zeros((powers, K, 0, 0))
         self._reserve(int(expect_k))
         self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
-        self._E_rows = np.zeros((0, self.n0))  # embeddings of the rows predicted so far
-        self._E_at = np.full(gram.shape[0], -1, dtype=np.int64)  # their place in _E_rows
-        self._E_last: tuple | None = None
-        # the predictions' anchor term (E0 D_a V1, per target with its alpha), carried across
-        # refreshes: (rows, alpha index per target, dtype, (R, M) float64)
-        self._base: tuple | None = None
-        self._edg: dict[tuple, tuple] = {}  # (alpha, dtype) -> (rows, E0 D_a G), see edg
+        self.carry = PredictionCarry(gram.shape[0])
 
     # ------------------------------------------------------------------ geometry
     def khat(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -116,13 +132,13 @@ class DualAnchor:
 
     @property
     def GDV(self) -> np.ndarray:
-        """``G' D_a V1`` for every alpha, (K, k, M)."""
-        return self._buf_v[0, :, :self.k]
+        """``G' D_a V1`` for every alpha, (K, k, M) (not lean)."""
+        return self._full()[0, :, :self.k]
 
     @property
     def GD2V(self) -> np.ndarray:
-        """``G' D_a^2 V1`` for every alpha, (K, k, M)."""
-        return self._buf_v[1, :, :self.k]
+        """``G' D_a^2 V1`` for every alpha, (K, k, M) (not lean)."""
+        return self._full()[1, :, :self.k]
 
     @property
     def GDG(self) -> np.ndarray:
@@ -131,23 +147,88 @@ class DualAnchor:
 
     @property
     def GD2G(self) -> np.ndarray:
-        """``G' D_a^2 G`` for every alpha, (K, k, k)."""
+        """``G' D_a^2 G`` for every alpha, (K, k, k) (not lean)."""
+        self._full()
         return self._buf_g[1, :, :self.k, :self.k]
 
-    def _gdx(self, g: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """``g' D_a^p X`` for p = 1, 2 and every alpha in one product: (2, K, k, cols)."""
+    def _full(self) -> np.ndarray:
+        if self.lean:
+            raise ValueError("a lean anchor keeps the added rows' terms of the alphas in use "
+                             "only")
+        return self._buf_v
+
+    def gdv(self, ai: int, cols) -> np.ndarray:
+        """``G' D_a V1`` of the targets ``cols`` (internal order) with alpha index ``ai``,
+        (k, len(cols)) (lean: ``cols`` must use alpha ``ai``)."""
+        return self._buf_v[0, 0 if self.lean else ai, :self.k][:, cols]
+
+    def _gdx(self, g: np.ndarray, X: np.ndarray, powers: int = 2) -> np.ndarray:
+        """``g' D_a^p X`` for p = 1 (.. 2) and every alpha in one product: (powers, K, k,
+        cols)."""
         K, k = self.alphas.size, g.shape[1]
-        gd = g.T[None, None, :, :] * np.stack([self.D, self.D * self.D])[:, :, None, :]
-        return (gd.reshape(2 * K * k, -1) @ X).reshape(2, K, k, -1)
+        gd = g.T[None, None, :, :] * np.stack([self.D, self.D * self.D][:powers])[:, :, None, :]
+        return (gd.reshape(powers * K * k, -1) @ X).reshape(powers, K, k, -1)
+
+    def _lean_gdv(self, g: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """``g' D_a V1[:, m]`` with each target's own alpha ``a = idx[m]`` for the targets
+        ``cols`` (all: None), ``(g's columns, len(cols))``."""
+        sub = self.idx if cols is None else self.idx[cols]
+        out = np.empty((g.shape[1], sub.size))
+        for ai, run in alpha_runs(sub):
+            src = run if cols is None else cols[run]
+            out[:, run] = (g.T * self.D[ai][None, :]) @ self.V1[:, src]
+        return out
+
+    # ------------------------------------------------------------------ target order
+    def _internal(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (targets on its last axis, their own order) in the internal order."""
+        return a if self.perm is None else a[..., self.perm]
+
+    def _external(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (targets on its last axis, internal order) in the targets' own order."""
+        if self.perm is None:
+            return a
+        out = np.empty_like(a)
+        out[..., self.perm] = a
+        return out
+
+    def retarget(self, idx: np.ndarray) -> None:
+        """Serve the alpha index ``idx[m]`` for target ``m`` from now on (lean anchors:
+        targets re-sorted by alpha, and the added rows' terms of targets whose alpha moved
+        computed, ``k x n0`` each)."""
+        if not self.lean:
+            return
+        idx = np.asarray(idx, dtype=np.int64)
+        perm = np.argsort(idx, kind="stable")
+        old = np.arange(idx.size) if self.perm is None else self.perm
+        if self.idx is not None and np.array_equal(perm, old) and np.array_equal(
+                self.idx, idx[perm]):
+            return
+        inv_old = np.empty_like(old)
+        inv_old[old] = np.arange(old.size)
+        take = inv_old[perm]  # new position j holds old position take[j]
+        moved = (np.arange(idx.size) if self.idx is None
+                 else np.flatnonzero(self.idx[take] != idx[perm]))
+        if not np.array_equal(take, np.arange(take.size)):
+            self.V1 = np.asfortranarray(self.V1[:, take])
+            self.ybar0 = self.ybar0[take]
+            self._v1_sums = None
+            self.carry.permute(take)
+            if self.k:
+                v = self._buf_v[0, 0, :self.k]
+                v[:] = v[:, take]
+        self.perm, self.idx = perm, idx[perm]
+        if moved.size and self.k:
+            self._buf_v[0, 0, :self.k][:, moved] = self._lean_gdv(self.G, moved)
 
     def _reserve(self, k: int) -> None:
         if k <= self._cap:
             return
         cap = max(k, 2 * self._cap, 8)
         n = self.k
-        bv = np.zeros(self._buf_v.shape[:2] + (cap, self._buf_v.shape[3]))
-        bg = np.zeros(self._buf_g.shape[:2] + (cap, cap))
-        bG = np.zeros((self.n0, cap))
+        bv = np.empty(self._buf_v.shape[:2] + (cap, self._buf_v.shape[3]))
+        bg = np.empty(self._buf_g.shape[:2] + (cap, cap))
+        bG = np.empty((self.n0, cap))
         bv[:, :, :n] = self._buf_v[:, :, :n]
         bg[:, :, :n, :n] = self._buf_g[:, :, :n, :n]
         bG[:, :n] = self._buf_G[:, :n]
@@ -161,29 +242,36 @@ class DualAnchor:
             self._reserve(k1)
             g = self.U0.T @ self.khat(self.rows0, new)
             self._buf_G[:, k0:k1] = g
-            self._buf_v[:, :, k0:k1] = self._gdx(g, self.V1)
-            cross = self._gdx(g, self._buf_G[:, :k1])  # (2, K, new, k1): new rows, every row
+            if self.lean:
+                if self.idx is None:
+                    raise ValueError("a lean anchor needs the targets' alphas (retarget) "
+                                     "before rows are added")
+                self._buf_v[0, 0, k0:k1] = self._lean_gdv(g)
+            else:
+                self._buf_v[:, :, k0:k1] = self._gdx(g, self.V1)
+            # (powers, K, new, k1): new rows, every row
+            cross = self._gdx(g, self._buf_G[:, :k1], self._buf_g.shape[0])
             self._buf_g[:, :, k0:k1, :k1] = cross
             self._buf_g[:, :, :k0, k0:k1] = np.swapaxes(cross[:, :, :, :k0], 2, 3)
             self.ext = np.concatenate([self.ext, new])
         return self.ext
 
     def apply_changes(self, rows: np.ndarray, delta: np.ndarray) -> None:
-        """Fold changed target means of anchor rows into ``V1`` and what depends on it."""
+        """Fold changed target means (``delta``, targets in their own order) of anchor rows
+        into ``V1`` and what depends on it."""
         sel = self.in0[rows]
         if not sel.any():
             return
         Z = self.U0[self.pos0[rows[sel]]]  # (r, n0)
-        d = delta[sel]
+        d = self._internal(delta[sel])
         self.V1 += Z.T @ d
         self._v1_sums = None
-        if self._base is not None:  # the anchor term moves by E0 D_a Z' d: rank len(d)
-            rows_p, idx, dtype, B = self._base
-            E0 = self.embedding(rows_p)
-            for ai in np.unique(idx).tolist():
-                cols = np.nonzero(idx == ai)[0]
-                B[:, cols] += ((E0 * self.D[ai][None, :]) @ Z.T) @ d[:, cols]
-        if self.k:
+        self.carry.fold_changes(self, Z, d)
+        if self.k and self.lean:
+            v = self._buf_v[0, 0, :self.k]
+            for ai, run in alpha_runs(self.idx):
+                v[:, run] += ((self.G.T * self.D[ai][None, :]) @ Z.T) @ d[:, run]
+        elif self.k:
             self._buf_v[:, :, :self.k] += self._gdx(self.G, Z.T) @ d
 
     def v1_sums(self) -> tuple:
@@ -200,107 +288,43 @@ class DualAnchor:
     def nbytes(self) -> int:
         """Bytes held (what :meth:`~neuralign.align.layer.LayerSolver.cache_bytes` plans)."""
         arrays = [self.U0, self.V1, self._buf_G, self.D, self._buf_v, self._buf_g, self.kbar,
-                  self.in0, self.pos0, self.q, self.ybar0, self._E_rows, self._E_at]
-        arrays += [self._E_last[1]] if self._E_last is not None else []
-        arrays += [self._base[3]] if self._base is not None else []
-        arrays += [e[1] for e in self._edg.values()]
-        return int(sum(a.nbytes for a in arrays))
+                  self.in0, self.pos0, self.q, self.ybar0]
+        return int(sum(a.nbytes for a in arrays)) + self.carry.nbytes()
 
-    def embedding(self, predict: np.ndarray) -> np.ndarray:
-        """``Kh[predict, T0] U0``, rows kept across refreshes (``(R, n0)``, read only)."""
-        last = self._E_last
-        if last is not None and np.array_equal(last[0], predict):
-            return last[1]  # the same rows as last time (every call of a refresh)
-        at = self._E_at[predict]
-        if (at < 0).any():
-            miss = np.unique(predict[at < 0])
-            self._E_at[miss] = self._E_rows.shape[0] + np.arange(miss.size)
-            self._E_rows = np.concatenate([self._E_rows, self.khat(miss, self.rows0) @ self.U0])
-            at = self._E_at[predict]
-        E = self._E_rows[at]
-        self._E_last = (np.array(predict, dtype=np.int64), E)
-        return E
+    # the carried prediction terms (anchor_carry.py), for RefreshTerms
+    def embedding(self, predict: np.ndarray, dtype: str = "float64") -> np.ndarray:
+        """``Kh[predict, T0] U0`` in ``dtype`` (``(R, n0)``, read only)."""
+        return self.carry.embedding(self, predict, dtype)
 
     def base_term(self, predict: np.ndarray, idx: np.ndarray, dtype: str) -> np.ndarray:
-        """``(E0 D_a) V1`` for the rows ``predict``, target by target with alpha ``idx[m]``
-        (R, M) float64: the predictions' largest product (``R x n0 x M``), carried across
-        refreshes. Only what changed is computed: targets whose alpha changed, rows newly
-        predicted; :meth:`apply_changes` folds changed targets in by a rank-``r`` product."""
-        idx = np.asarray(idx, dtype=np.int64)
-        old = self._base
-        if old is None or old[2] != dtype or not np.isin(old[0], predict).all():
-            B = self._base_block(predict, idx, dtype, np.arange(idx.size))
-        else:
-            rows0, idx0, _, B0 = old
-            B = B0
-            if rows0.size != predict.size:  # rows newly predicted: every target
-                at_old = np.searchsorted(predict, rows0)
-                new = np.setdiff1d(predict, rows0)
-                B = np.empty((predict.size, idx.size))
-                B[at_old] = B0
-                B[np.searchsorted(predict, new)] = self._base_block(new, idx0, dtype,
-                                                                    np.arange(idx.size))
-            moved = np.nonzero(idx0 != idx)[0]  # targets whose alpha changed
-            if moved.size:
-                B[:, moved] = self._base_block(predict, idx[moved], dtype, moved)
-        self._base = (np.array(predict, dtype=np.int64), idx.copy(), dtype, B)
-        return B
+        """``(E0 D_a) V1`` of the rows ``predict`` with alpha ``idx[m]`` per target (R, M)."""
+        return self.carry.base_term(self, predict, idx, dtype)
 
     def edg(self, rows: np.ndarray, ai: int, dtype: str) -> np.ndarray:
-        """``E0 D_a G`` for ``rows`` (R, k) in ``dtype``: kept across refreshes (its entries
-        never change: ``G`` only gains columns), so a refresh computes only the columns of
-        rows added since and the rows newly predicted (``R x n0 x k_new``, not ``k``)."""
-        k = self.k
-        old = self._edg.get((ai, dtype))
-        d = np.asarray(self.D[ai], dtype=dtype)[None, :]
-        G = self.G if dtype == "float64" else self.G.astype(dtype)
-
-        def block(r, c0):
-            return (np.asarray(self.embedding(r), dtype=dtype) * d) @ G[:, c0:k]
-
-        if old is None or not np.isin(old[0], rows).all():
-            out = block(rows, 0)
-        else:
-            rows0, arr = old
-            out = np.empty((rows.size, k), dtype=dtype)
-            at_old = np.searchsorted(rows, rows0)
-            out[at_old, :arr.shape[1]] = arr
-            if arr.shape[1] < k:
-                out[at_old, arr.shape[1]:] = block(rows0, arr.shape[1])
-            if rows0.size != rows.size:
-                new = np.setdiff1d(rows, rows0)
-                out[np.searchsorted(rows, new)] = block(new, 0)
-        self._edg[(ai, dtype)] = (np.array(rows, dtype=np.int64), out)
-        return out
-
-    def _base_block(self, rows: np.ndarray, idx: np.ndarray, dtype: str,
-                    cols: np.ndarray) -> np.ndarray:
-        """``(E0 D_a) V1[:, cols]`` for ``rows`` (alpha ``idx[j]`` for column ``cols[j]``),
-        one contiguous slice of ``V1`` per alpha group; products in ``dtype``."""
-        E0 = np.asarray(self.embedding(rows), dtype=dtype)
-        order = np.argsort(idx, kind="stable")
-        V1 = np.asarray(self.V1[:, cols[order]], dtype=dtype)  # a copy: not kept
-        out = np.empty((rows.size, cols.size))
-        bounds = np.flatnonzero(np.diff(idx[order])) + 1
-        for sl in np.split(np.arange(cols.size), bounds):
-            if not sl.size:
-                continue
-            ai = int(idx[order[sl[0]]])
-            W = E0 * np.asarray(self.D[ai], dtype=dtype)[None, :]
-            out[:, order[sl]] = W @ V1[:, sl[0]:sl[-1] + 1]
-        return out
+        """``E0 D_a G`` of ``rows`` (R, k) in ``dtype``."""
+        return self.carry.edg(self, rows, ai, dtype)
 
     # ------------------------------------------------------------------ solve
     def _context(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
         """Take in ``train``'s added rows; the refresh's
         :class:`~neuralign.align.anchor_terms.RefreshTerms` and those rows."""
         A = self.extend(self.added(train))
-        return RefreshTerms(self, A, y_of(A) - self.ybar0 if A.size else None), A
+        y2 = self._internal(y_of(A)) - self.ybar0 if A.size else None
+        return RefreshTerms(self, A, y2), A
 
     def gcv_scores(self, train: np.ndarray, y_of: Callable[[np.ndarray], np.ndarray]):
         """GCV score of every alpha and target for ``train`` (K, M), float64."""
+        self._may_select(train)
         ctx, A = self._context(train, y_of)
-        return ctx.gcv(self.n0 + A.size)
+        return self._external(ctx.gcv(self.n0 + A.size))
+
+    def can_select(self, train: np.ndarray) -> bool:
+        """Whether GCV is available for ``train`` (always, unless lean with rows added)."""
+        return not self.lean or (self.k == 0 and self.added(train).size == 0)
+
+    def _may_select(self, train: np.ndarray) -> None:
+        if not self.can_select(train):
+            raise ValueError("a lean anchor selects alphas only before rows are added")
 
     def solve(self, train: np.ndarray, predict: np.ndarray,
               y_of: Callable[[np.ndarray], np.ndarray], idx: np.ndarray | None, dtype: str):
@@ -324,8 +348,16 @@ class DualAnchor:
         idx : ndarray (M,)
         pred : ndarray (len(predict), M), float64
         """
+        if idx is None:
+            self._may_select(train)
+        else:
+            self.retarget(idx)
         ctx, A = self._context(train, y_of)
         if idx is None:
-            idx = ctx.gcv(self.n0 + A.size).argmin(0)
-        pred = ctx.predict(np.asarray(idx), predict, self.khat(predict, A), dtype)
-        return np.asarray(idx, dtype=np.int64), pred + self.ybar0[None, :]
+            idx = self._external(ctx.gcv(self.n0 + A.size).argmin(0))
+            if self.lean:  # re-sorted by the chosen alphas: a context in that order
+                self.retarget(idx)
+                ctx, A = self._context(train, y_of)
+        idx = np.asarray(idx, dtype=np.int64)
+        pred = ctx.predict(self._internal(idx), predict, self.khat(predict, A), dtype)
+        return idx, self._external(pred + self.ybar0[None, :])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .anchor_carry import alpha_runs
+
 
 class RefreshTerms:
     """Per-refresh quantities of ``anchor`` (a :class:`~neuralign.align.anchor.DualAnchor`)
@@ -95,24 +97,22 @@ class RefreshTerms:
         targets.
         """
         an, k = self.an, self.k
-        used = np.unique(idx)
+        runs = list(alpha_runs(idx))
         if self._all is not None:
             t = self._all
-            for ai in used.tolist():
-                cols = np.nonzero(idx == ai)[0]
+            for ai, cols in runs:
                 yield (ai, cols, t["one_u"][ai, cols] / t["one_v"][ai], t["z1v"][ai],
                        t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
             return
+        used = np.array([ai for ai, _ in runs], dtype=np.int64)
         dq, z1v, Sinv, x2v = self.alpha_terms(used)
-        one_u = dq @ an.V1  # (Ku, M): cheaper over every target than gathering columns
         dqG = dq @ an.G if k else None
         one_v = (an.q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
-        for j, ai in enumerate(used.tolist()):
-            cols = np.nonzero(idx == ai)[0]
-            ou = one_u[j, cols]
+        for j, (ai, cols) in enumerate(runs):
+            ou = dq[j] @ an.V1[:, cols]
             x2 = None
             if k:
-                x2 = Sinv[j] @ (self.y2[:, cols] - an.GDV[ai][:, cols])
+                x2 = Sinv[j] @ (self.y2[:, cols] - an.gdv(ai, cols))
                 ou = ou + x2.sum(0) - dqG[j] @ x2
             yield ai, cols, ou / one_v[j], z1v[j], x2, x2v[j] if k else None
 
@@ -129,7 +129,7 @@ class RefreshTerms:
         k = self.k
         idx = np.asarray(idx)
         pred = an.base_term(rows, idx, dtype).copy()
-        E0 = np.asarray(an.embedding(rows), dtype=dtype)
+        E0 = an.embedding(rows, dtype)
         K_RA = np.asarray(K_RA, dtype=dtype) if k else None
         for ai, cols, b, z1v, x2, x2v in self.groups(idx):
             ones = E0 @ np.asarray(z1v, dtype=dtype)  # the intercept's coefficients

@@ -83,7 +83,8 @@ class AlignmentEngine:
         refresh), staggered: each refresh re-selects about ``1 / reselect_every`` of the
         layers, so refreshes cost alike. Between reselections a layer reuses the alphas last
         chosen (refitting and scoring still run); ``refresh(select_alphas=True)`` re-selects
-        every layer.
+        every layer. Above 1, wide layers (kept eigendecompositions extended for stimuli added
+        since) re-select by GCV when that decomposition is rebuilt, where it is cheap.
     rsa_every : int
         Recompute RSA and the noise ceilings on every ``rsa_every``-th refresh (1 = every
         refresh; always on a refresh that re-selects alphas or re-anchors). RSA is sort-bound:
@@ -163,6 +164,8 @@ class AlignmentEngine:
         self.reselect_every = int(reselect_every)
         self.rsa_every = int(rsa_every)
         self.alpha_selection = alpha_selection
+        # anchors (anchor.py) keep the added rows' terms of the alphas in use only
+        self.lean_anchors = self.reselect_every > 1 or alpha_selection == "kfold"
         self.form = form
         self.incremental = bool(incremental)
         self.n_jobs = int(n_jobs) if n_jobs is not None else max(1, os.cpu_count() or 1)
@@ -297,7 +300,8 @@ class AlignmentEngine:
                     return None
                 own = ri.reselect or (select_alphas is None  # staggered over the layers
                                       and (self._n_refresh + li) % self.reselect_every == 0)
-                ri_l = dataclasses.replace(ri, reselect=own, previous=self._alpha_idx[li])
+                ri_l = dataclasses.replace(ri, reselect=own, scheduled=own and not ri.reselect,
+                                           previous=self._alpha_idx[li])
                 fit = layer.solve(ri_l, keep_spectra=self.incremental, form=self.form)
                 if progress is not None:
                     progress(1)
@@ -397,4 +401,7 @@ class AlignmentEngine:
         seen = np.nonzero(mask)[0]
         return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,
-                            alpha_selection=self.alpha_selection, previous=None)
+                            alpha_selection=self.alpha_selection, previous=None,
+                            lean_anchors=self.lean_anchors,
+                            select_at_rebuild=(select_alphas is None and self.lean_anchors
+                                               and self.alpha_selection == "gcv"))

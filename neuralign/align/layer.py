@@ -54,6 +54,12 @@ class RefreshInput:
     alpha_selection: str  # "gcv" | "kfold"
     previous: list[np.ndarray] | None  # alpha indices of the last refresh, per outer split
     reanchor: bool = False  # rebuild every kept eigendecomposition (exact final maps)
+    # anchors keep the added rows' terms of the alphas in use only (live policy); a layer
+    # whose reselection is only ``scheduled`` (staggered) then defers it to its next anchor
+    # rebuild, where GCV is cheap; ``select_at_rebuild``: every rebuild re-selects (GCV)
+    lean_anchors: bool = False
+    scheduled: bool = False
+    select_at_rebuild: bool = False
     # what every layer computes alike (the scored EEG's centred side), shared by the copies
     memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -141,10 +147,11 @@ class LayerSolver:
         self.gram_all = g
 
     def cache_bytes(self, *, n_blocks: int, n_targets: int, n_predict: int = 0,
-                    n_alphas: int = 0, splits: tuple = ()) -> dict[str, int]:
+                    n_alphas: int = 0, splits: tuple = (), lean: bool = False) -> dict[str, int]:
         """Bytes the optional caches would take (``n_blocks``: slots of statistics; the
         primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli;
-        ``splits``: ``(training, predicted)`` stimuli of every outer split, at most)."""
+        ``splits``: ``(training, predicted)`` stimuli of every outer split, at most;
+        ``lean``: lean anchors)."""
         N, D, M, K = self.n_candidates, self.dim, n_targets, n_alphas
         kc = self.k_max + 16  # rows an anchor's buffers hold
         # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
@@ -153,7 +160,8 @@ class LayerSolver:
         # carried terms of the predicted stimuli
         return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
                 + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
-                "anchors": 8 * sum(n0 * (n0 + M + K + kc) + 2 * K * kc * (M + kc)
+                "anchors": 8 * sum(n0 * (n0 + M + K + kc)
+                                   + (kc * M + K * kc * kc if lean else 2 * K * kc * (M + kc))
                                    + r * (2 * n0 + M + K * kc) + 4 * N for n0, r in splits)}
 
     # ------------------------------------------------------------------ form
@@ -260,9 +268,11 @@ class LayerSolver:
         self._carried_next = {}
         for o, sp in enumerate(ri.outer):
             if anchored:
-                an = self._anchor(sp, ri, pos)
+                prev = ri.previous[o] if ri.previous is not None and len(
+                    ri.previous) == n_outer else None
+                an, want = self._anchor(sp, ri, pos, idx[o], prev)
                 anchors[sp.left_out] = an
-                idx[o], pred = an.solve(sp.train, sp.predict, lambda r: ri.y[pos[r]], idx[o],
+                idx[o], pred = an.solve(sp.train, sp.predict, lambda r: ri.y[pos[r]], want,
                                         self.dtype)
                 preds.append(pred)
                 continue
@@ -299,15 +309,37 @@ class LayerSolver:
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
                         pred=(pred - pred.mean(0)).astype(np.float32))
 
-    def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray) -> DualAnchor:
-        """The split's anchor: kept while it covers the training set and few rows were added."""
+    @property
+    def anchors(self) -> dict[tuple, DualAnchor]:
+        """The kept anchors by left-out block (a copy of the mapping)."""
+        return dict(self._anchors)
+
+    def k_bound(self, n0: int) -> int:
+        """Rows an anchor of ``n0`` rows takes in before it is rebuilt: ``k_max``, or a
+        quarter of ``n0`` when less (small anchors are cheap to rebuild, and a lean anchor
+        re-selects its alphas at each rebuild)."""
+        return min(self.k_max, max(16, n0 // 4))
+
+    def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray,
+                idx: np.ndarray | None, previous: np.ndarray | None):
+        """The split's anchor, kept while it covers the training set and few rows were added,
+        and the alphas to solve with (None: select by GCV)."""
         an = self._anchors.get(split.left_out)
-        if (an is None or ri.reanchor or not an.covers(split.train)
-                or an.added(split.train).size > self.k_max
-                or not np.array_equal(an.alphas, ri.alphas)):
+        rebuild = (an is None or ri.reanchor or an.lean != ri.lean_anchors
+                   or not an.covers(split.train)
+                   or an.added(split.train).size > self.k_bound(an.n0)
+                   or not np.array_equal(an.alphas, ri.alphas))
+        if not rebuild and idx is None and not an.can_select(split.train):
+            if ri.scheduled and previous is not None:
+                idx = previous  # deferred to the next rebuild, where GCV is cheap
+            else:
+                rebuild = True
+        if rebuild:
             an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas,
-                            expect_k=self.k_max + 16)
-        return an
+                            expect_k=self.k_max + 16, lean=ri.lean_anchors)
+            if ri.select_at_rebuild:
+                idx = None
+        return an, idx
 
     def _primal_refit(self, split: Split, ri: RefreshInput, idx: np.ndarray, stats_fn, *,
                       selected: bool = False):

@@ -74,7 +74,8 @@ class MemoryPlan:
             if kind == "anchors" and "gram" not in self.caches.get(i, []):
                 continue  # anchors extend the Gram matrix's eigendecompositions
             need = layers[i].cache_bytes(n_blocks=nb, n_targets=M, n_predict=n_pred,
-                                         n_alphas=engine.alphas.size, splits=splits)[kind]
+                                         n_alphas=engine.alphas.size, splits=splits,
+                                         lean=engine.lean_anchors)[kind]
             if self.cache_bytes + need > room:
                 continue
             self.cache_bytes += need

@@ -67,3 +67,54 @@ def test_anchor_extensions_equal_fresh_solves_and_sklearn(dim):
     # the GCV scores themselves (not only their argmin) equal the fresh ones
     scores, _, _ = _fresh(gram, train, predict, y, ALPHAS)
     np.testing.assert_allclose(an.gcv_scores(train, lambda r: y[r]), scores, rtol=1e-8)
+
+
+@pytest.mark.parametrize("dim", [40, 130, 400], ids=["n>D", "n~D", "n<D"])
+def test_lean_anchor_equals_fresh_solves_as_targets_and_alphas_change(dim):
+    """A lean anchor (the added rows' terms of each target's own alpha only) selects alphas by
+    GCV before rows are added, then refits exactly through additions, changed targets and
+    alphas that move for some targets (float64 and float32); GCV with rows added is refused."""
+    rng = np.random.default_rng(dim + 1)
+    n_all, M = 130, 9
+    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    gram = X @ X.T
+    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    rows0 = np.arange(60)
+    predict = np.arange(100, 120)
+    an = DualAnchor(gram, rows0, y[rows0], ALPHAS, lean=True)
+    an32 = DualAnchor(gram, rows0, y[rows0], ALPHAS, lean=True)
+    idx, pred = an.solve(rows0, predict, lambda r: y[r], None, "float64")
+    _, idx_ref, pred_ref = _fresh(gram, rows0, predict, y, ALPHAS)
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_allclose(pred, pred_ref, rtol=1e-9, atol=1e-9)
+    an32.solve(rows0, predict, lambda r: y[r], idx, "float32")
+    train = rows0
+    for i, new in enumerate((np.arange(60, 66), np.arange(66, 80), np.arange(80, 100))):
+        changed = np.unique(np.concatenate([rng.choice(60, 4, replace=False), train[-2:]]))
+        delta = 0.3 * rng.standard_normal((changed.size, M))
+        y[changed] += delta
+        for a in (an, an32):
+            a.apply_changes(changed, delta)
+        train = np.concatenate([train, new])
+        if i:  # some targets move to another alpha (re-selected elsewhere, e.g. k-fold)
+            idx = idx.copy()
+            idx[rng.choice(M, 3, replace=False)] = rng.integers(0, ALPHAS.size, 3)
+        got, pred = an.solve(train, predict, lambda r: y[r], idx, "float64")
+        np.testing.assert_array_equal(got, idx)
+        _, _, pred_ref = _fresh(gram, train, predict, y, ALPHAS, idx)
+        np.testing.assert_allclose(pred, pred_ref, rtol=1e-9, atol=1e-9)
+        for m in range(M):
+            ref = Ridge(alpha=ALPHAS[idx[m]]).fit(X[train], y[train, m]).predict(X[predict])
+            np.testing.assert_allclose(pred[:, m], ref, rtol=1e-7, atol=1e-7)
+        _, pred32 = an32.solve(train, predict, lambda r: y[r], idx, "float32")
+        np.testing.assert_allclose(pred32, pred_ref, atol=1e-4 * np.abs(pred_ref).max())
+    assert an.k == train.size - rows0.size
+    assert not an.can_select(train)
+    with pytest.raises(ValueError, match="lean"):
+        an.solve(train, predict, lambda r: y[r], None, "float64")
+    with pytest.raises(ValueError, match="lean"):
+        an.GDV  # noqa: B018
+    # a full anchor keeps the 2K products of every added row; a lean one, one
+    full = DualAnchor(gram, rows0, y[rows0], ALPHAS)
+    full.solve(train, predict, lambda r: y[r], idx, "float64")
+    assert an.nbytes() < full.nbytes()

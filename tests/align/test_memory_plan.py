@@ -22,16 +22,19 @@ def _wide_problem():
 
 
 def _anchor_bytes(eng):
-    return [sum(an.nbytes() for an in ly._anchors.values()) for ly in eng.layers]
+    return [sum(an.nbytes() for an in ly.anchors.values()) for ly in eng.layers]
 
 
+@pytest.mark.parametrize("reselect_every", [1, 2], ids=["full", "lean"])
 @pytest.mark.parametrize("design", [True, False], ids=["train/test", "nested"])
-def test_anchors_hold_no_more_than_planned(design):
+def test_anchors_hold_no_more_than_planned(design, reselect_every):
     """After refreshes that add stimuli, repetitions and targets of every kind, every layer's
     anchors hold at most what the plan counted for them."""
     fs, sids, epochs, times, ch = _wide_problem()
     test_ids = fs.stimulus_ids[:20].tolist() if design else None
-    eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids, reselect_every=2)
+    eng = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids,
+                          reselect_every=reselect_every)
+    assert eng.lean_anchors == (reselect_every > 1)
     assert all("anchors" in eng.plan.caches[i] for i in range(3))
     for part in np.array_split(np.arange(sids.size), 8):
         eng.add_epochs(sids[part], epochs[part])
@@ -41,7 +44,7 @@ def test_anchors_hold_no_more_than_planned(design):
     splits = split_sizes(eng.geometry)
     for ly, h in zip(eng.layers, held, strict=True):
         plan = ly.cache_bytes(n_blocks=1, n_targets=eng.n_targets, n_alphas=eng.alphas.size,
-                              splits=splits)["anchors"]
+                              splits=splits, lean=eng.lean_anchors)["anchors"]
         assert h <= plan, (h, plan)
 
 
