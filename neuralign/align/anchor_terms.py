@@ -10,6 +10,7 @@ anchor module's docstring.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 
 from .anchor_carry import alpha_runs
 
@@ -26,9 +27,10 @@ class RefreshTerms:
         if self.k:
             self.C = anchor.khat(A, A)
 
-    def alpha_terms(self, used: np.ndarray) -> tuple:
+    def alpha_terms(self, used: np.ndarray, *, inverse: bool = True) -> tuple:
         """For alphas ``used``: ``D_a q`` and ``z1v`` (Ku, n0); with added rows also ``S_a^-1``
-        (Ku, k, k) and ``x2v`` (Ku, k), else None."""
+        (Ku, k, k; ``inverse=False``: its lower Cholesky factor, for :func:`cho_solve`) and
+        ``x2v`` (Ku, k), else None."""
         an, k = self.an, self.k
         a, D, q = an.alphas[used], an.D[used], an.q
         dq = D * q[None, :]
@@ -36,10 +38,15 @@ class RefreshTerms:
             return dq, dq, None, None
         G = an.G
         S = self.C[None] + a[:, None, None] * np.eye(k)[None] - an.GDG[used]
-        # S_a >= a I: batched Cholesky, inverse from the triangular factor
-        Li = np.linalg.inv(np.linalg.cholesky(S))
-        Sinv = np.swapaxes(Li, 1, 2) @ Li
-        x2v = (Sinv @ (1.0 - dq @ G)[:, :, None])[:, :, 0]
+        L = np.linalg.cholesky(S)  # S_a >= a I: batched Cholesky
+        rhs = 1.0 - dq @ G
+        if inverse:  # GCV's traces need it: from the triangular factor
+            Li = np.linalg.inv(L)
+            Sinv = np.swapaxes(Li, 1, 2) @ Li
+            x2v = (Sinv @ rhs[:, :, None])[:, :, 0]
+        else:
+            Sinv = L
+            x2v = np.stack([cho_solve(L[j], rhs[j]) for j in range(len(used))])
         return dq, D * (q[None, :] - x2v @ G.T), Sinv, x2v
 
     def gcv(self, n: int) -> np.ndarray:
@@ -105,14 +112,14 @@ class RefreshTerms:
                        t["x2"][ai][:, cols] if k else None, t["x2v"][ai] if k else None)
             return
         used = np.array([ai for ai, _ in runs], dtype=np.int64)
-        dq, z1v, Sinv, x2v = self.alpha_terms(used)
+        dq, z1v, L, x2v = self.alpha_terms(used, inverse=False)
         dqG = dq @ an.G if k else None
         one_v = (an.q[None, :] * z1v).sum(1) + (x2v.sum(1) if k else 0.0)
         for j, (ai, cols) in enumerate(runs):
             ou = dq[j] @ an.V1[:, cols]
             x2 = None
             if k:
-                x2 = Sinv[j] @ (self.y2[:, cols] - an.gdv(ai, cols))
+                x2 = cho_solve(L[j], self.y2[:, cols] - an.gdv(ai, cols))
                 ou = ou + x2.sum(0) - dqG[j] @ x2
             yield ai, cols, ou / one_v[j], z1v[j], x2, x2v[j] if k else None
 
@@ -140,3 +147,8 @@ class RefreshTerms:
                 part += (K_RA - an.edg(rows, ai, dtype)) @ np.asarray(x2, dtype=dtype)
             pred[:, cols] += part
         return pred
+
+
+def cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(L L')^-1 b`` for a lower Cholesky factor ``L`` (two triangular solves)."""
+    return sla.cho_solve((L, True), b, check_finite=False)

@@ -29,6 +29,7 @@ from .refit import CarriedRefit
 from .scoring import eeg_side, pearson_columns
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
+_K_MAX = 184  # stimuli added to an anchor before it is rebuilt, at most (see k_bound)
 
 
 @dataclass
@@ -113,9 +114,8 @@ class LayerSolver:
         self._refits = RefitCache()  # kept-alpha primal refits without statistics
         self._carried: dict[tuple, CarriedRefit] = {}  # ... with them (live caches)
         self._carried_next: dict[tuple, CarriedRefit] = {}
-        # stimuli added to an anchor before re-anchoring; staggered over layers so that not
-        # every layer pays for its eigendecomposition in the same refresh
-        self.k_max = 64 + 8 * (li % 8)
+        # the most stimuli added to an anchor before it is rebuilt (see k_bound)
+        self.k_max = _K_MAX
 
     # ------------------------------------------------------------------ features
     def rows(self, rows: np.ndarray, dtype: str = "float64") -> np.ndarray:
@@ -270,7 +270,7 @@ class LayerSolver:
             if anchored:
                 prev = ri.previous[o] if ri.previous is not None and len(
                     ri.previous) == n_outer else None
-                an, want = self._anchor(sp, ri, pos, idx[o], prev)
+                an, want = self._anchor(sp, o, ri, pos, idx[o], prev)
                 anchors[sp.left_out] = an
                 idx[o], pred = an.solve(sp.train, sp.predict, lambda r: ri.y[pos[r]], want,
                                         self.dtype)
@@ -304,30 +304,33 @@ class LayerSolver:
             self._refits.clear()
         rows = np.concatenate([sp.predict for sp in ri.outer])
         pred = np.concatenate(preds)
-        r = pearson_columns(pred, ri.scored_side(rows))
+        r, pc = pearson_columns(pred, ri.scored_side(rows), return_centred=True)
         # kept centred: float32 then holds the variation of even nearly constant predictions
         return LayerFit(r=r, alpha_idx=[np.asarray(i, np.int64) for i in idx], form=form,
-                        pred=(pred - pred.mean(0)).astype(np.float32))
+                        pred=pc.astype(np.float32))
 
     @property
     def anchors(self) -> dict[tuple, DualAnchor]:
         """The kept anchors by left-out block (a copy of the mapping)."""
         return dict(self._anchors)
 
-    def k_bound(self, n0: int) -> int:
-        """Rows an anchor of ``n0`` rows takes in before it is rebuilt: ``k_max``, or a
-        quarter of ``n0`` when less (small anchors are cheap to rebuild, and a lean anchor
-        re-selects its alphas at each rebuild)."""
-        return min(self.k_max, max(16, n0 // 4))
+    def k_bound(self, n0: int, split: int) -> int:
+        """Rows an anchor of ``n0`` rows (outer split ``split``) takes in before it is
+        rebuilt: 128-184, in proportion to ``n0`` below 640 rows (small anchors are cheap to
+        rebuild, and a lean anchor re-selects its alphas at each rebuild). The bound is
+        staggered over layers and splits, so that rebuilds (an eigendecomposition each) spread
+        over refreshes instead of coming all at once."""
+        cap = 128 + 8 * ((self.li + 3 * split) % 8)
+        return min(cap, max(16, n0 * cap // 640))
 
-    def _anchor(self, split: Split, ri: RefreshInput, pos: np.ndarray,
+    def _anchor(self, split: Split, o: int, ri: RefreshInput, pos: np.ndarray,
                 idx: np.ndarray | None, previous: np.ndarray | None):
         """The split's anchor, kept while it covers the training set and few rows were added,
         and the alphas to solve with (None: select by GCV)."""
         an = self._anchors.get(split.left_out)
         rebuild = (an is None or ri.reanchor or an.lean != ri.lean_anchors
                    or not an.covers(split.train)
-                   or an.added(split.train).size > self.k_bound(an.n0)
+                   or an.added(split.train).size > self.k_bound(an.n0, o)
                    or not np.array_equal(an.alphas, ri.alphas))
         if not rebuild and idx is None and not an.can_select(split.train):
             if ri.scheduled and previous is not None:

@@ -23,22 +23,27 @@ def eeg_side(y: np.ndarray) -> tuple:
     return y, yc, vy, tol_y
 
 
-def pearson_columns(pred: np.ndarray, y: np.ndarray | tuple) -> np.ndarray:
+def pearson_columns(pred: np.ndarray, y: np.ndarray | tuple, *,
+                    return_centred: bool = False):
     """Pearson r between matching columns of ``pred`` and ``y`` (n, M); NaN where undefined.
 
     ``y`` may be given as :func:`eeg_side` of it. A constant column (no variance in the
     predictions or in the EEG, the EEG's up to float32 round-off) has no correlation: NaN.
+    ``return_centred``: also return ``pred`` centred column by column (computed on the way).
     """
     n = pred.shape[0]
     out = np.full(pred.shape[1], np.nan)
     if n < 2:
-        return out
+        return (out, pred - pred.mean(0)) if return_centred else out
     _, yc, vy, tol_y = y if isinstance(y, tuple) else eeg_side(y)
-    pc = pred - pred.mean(0)
+    m = pred.mean(0)
+    pc = pred - m
     vh = np.einsum("ij,ij->j", pc, pc)
     cov = np.einsum("ij,ij->j", pc, yc)
-    tol_h = 1e-20 * np.maximum(np.einsum("ij,ij->j", pred, pred), 1e-300)
+    # sum of squares of the uncentred column, without another pass over it
+    tol_h = 1e-20 * np.maximum(vh + n * m * m, 1e-300)
     ok = (vh > tol_h) & (vy > tol_y)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[ok] = cov[ok] / np.sqrt(vh[ok] * vy[ok])
-    return np.clip(out, -1.0, 1.0)
+    out = np.clip(out, -1.0, 1.0)
+    return (out, pc) if return_centred else out

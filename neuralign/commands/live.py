@@ -63,7 +63,9 @@ def register(subparsers) -> None:
                         "final maps always have them")
     p.add_argument("--reselect-every", type=int, default=4, metavar="N",
                    help="re-select each layer's alphas every N map refreshes, staggered over "
-                        "the layers (4); the final maps re-select every layer")
+                        "the layers (4; layers wider than the stimuli re-select when their "
+                        "kept eigendecompositions are rebuilt); the final maps re-select "
+                        "every layer")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during the session (1 keeps acquisition fast; 0 = leave)")
     p.add_argument("--connect-timeout", type=float, default=10.0)
