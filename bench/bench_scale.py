@@ -218,7 +218,7 @@ def live_refreshes(fs, sids, epochs, test_ids, *, backend="numpy", n_refresh=16,
 
     The session grows as a live one does: a first refresh once 400 epochs are in, then one
     every ``warm_step`` epochs up to the timed window, so that the layers' kept
-    eigendecompositions (rebuilt every 64-120 added stimuli, or a quarter of their size) are
+    eigendecompositions (rebuilt every 64-184 added stimuli, fewer while they are small) are
     at every stage of their life when timing starts, as in a long session. The timed
     refreshes each bring ``new`` unseen stimuli; their mean is the steady state, rebuilds
     included. Without ``reselect_every``: each step times a refresh that re-selects every

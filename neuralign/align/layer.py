@@ -29,7 +29,9 @@ from .refit import CarriedRefit
 from .scoring import eeg_side, pearson_columns
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
-_K_MAX = 184  # stimuli added to an anchor before it is rebuilt, at most (see k_bound)
+# stimuli added to an anchor before it is rebuilt, at least and at most (see k_bound): lean
+# anchors' added rows cost little (no GCV terms), so they are rebuilt less often
+_K_RANGE = {False: (64, 120), True: (128, 184)}
 
 
 @dataclass
@@ -114,8 +116,6 @@ class LayerSolver:
         self._refits = RefitCache()  # kept-alpha primal refits without statistics
         self._carried: dict[tuple, CarriedRefit] = {}  # ... with them (live caches)
         self._carried_next: dict[tuple, CarriedRefit] = {}
-        # the most stimuli added to an anchor before it is rebuilt (see k_bound)
-        self.k_max = _K_MAX
 
     # ------------------------------------------------------------------ features
     def rows(self, rows: np.ndarray, dtype: str = "float64") -> np.ndarray:
@@ -153,7 +153,7 @@ class LayerSolver:
         ``splits``: ``(training, predicted)`` stimuli of every outer split, at most;
         ``lean``: lean anchors)."""
         N, D, M, K = self.n_candidates, self.dim, n_targets, n_alphas
-        kc = self.k_max + 16  # rows an anchor's buffers hold
+        kc = _K_RANGE[lean][1] + 16  # rows an anchor's buffers hold
         # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
         # the predicted stimuli's solves, and their predictions; anchors (anchor.py): per
         # split the eigenvectors, V1, G, the added rows' terms per alpha, the embedding and
@@ -314,14 +314,15 @@ class LayerSolver:
         """The kept anchors by left-out block (a copy of the mapping)."""
         return dict(self._anchors)
 
-    def k_bound(self, n0: int, split: int) -> int:
+    def k_bound(self, n0: int, split: int, lean: bool) -> int:
         """Rows an anchor of ``n0`` rows (outer split ``split``) takes in before it is
-        rebuilt: 128-184, in proportion to ``n0`` below 640 rows (small anchors are cheap to
-        rebuild, and a lean anchor re-selects its alphas at each rebuild). The bound is
-        staggered over layers and splits, so that rebuilds (an eigendecomposition each) spread
-        over refreshes instead of coming all at once."""
-        cap = 128 + 8 * ((self.li + 3 * split) % 8)
-        return min(cap, max(16, n0 * cap // 640))
+        rebuilt: 128-184 (lean) or 64-120, in proportion to ``n0`` below 5x the lower end
+        (small anchors are cheap to rebuild, and a lean anchor re-selects its alphas at each
+        rebuild). The bound is staggered over layers and splits, so that rebuilds (an
+        eigendecomposition each) spread over refreshes instead of coming all at once."""
+        low, _ = _K_RANGE[lean]
+        cap = low + 8 * ((self.li + 3 * split) % 8)
+        return min(cap, max(16, n0 * cap // (5 * low)))
 
     def _anchor(self, split: Split, o: int, ri: RefreshInput, pos: np.ndarray,
                 idx: np.ndarray | None, previous: np.ndarray | None):
@@ -330,7 +331,7 @@ class LayerSolver:
         an = self._anchors.get(split.left_out)
         rebuild = (an is None or ri.reanchor or an.lean != ri.lean_anchors
                    or not an.covers(split.train)
-                   or an.added(split.train).size > self.k_bound(an.n0, o)
+                   or an.added(split.train).size > self.k_bound(an.n0, o, an.lean)
                    or not np.array_equal(an.alphas, ri.alphas))
         if not rebuild and idx is None and not an.can_select(split.train):
             if ri.scheduled and previous is not None:
@@ -339,7 +340,8 @@ class LayerSolver:
                 rebuild = True
         if rebuild:
             an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas,
-                            expect_k=self.k_max + 16, lean=ri.lean_anchors)
+                            expect_k=_K_RANGE[ri.lean_anchors][1] + 16,
+                            lean=ri.lean_anchors)
             if ri.select_at_rebuild:
                 idx = None
         return an, idx
