@@ -286,7 +286,7 @@ class DualAnchor:
         return self._v1_sums
 
     def nbytes(self) -> int:
-        """Bytes held (what :meth:`~neuralign.align.layer.LayerSolver.cache_bytes` plans)."""
+        """Bytes held (what :func:`~neuralign.align.memory.cache_bytes` plans)."""
         arrays = [self.U0, self.V1, self._buf_G, self.D, self._buf_v, self._buf_g, self.kbar,
                   self.in0, self.pos0, self.q, self.ybar0]
         return int(sum(a.nbytes for a in arrays)) + self.carry.nbytes()

@@ -286,11 +286,9 @@ class AlignmentEngine:
             r = np.full((L, M), np.nan)
             alpha_map = np.full((L, M), np.nan)
             mask = self.store.count > 0
-            enough = self.geometry.enough(mask)
             forms = ["-"] * L
-            ri = self._refresh_input(mask, select_alphas) if enough else None
-            if ri is not None and reanchor:
-                ri = dataclasses.replace(ri, reanchor=True)
+            ri = (self._refresh_input(mask, select_alphas, reanchor)
+                  if self.geometry.enough(mask) else None)
 
             def layer_task(li: int):
                 layer = self.layers[li]
@@ -319,24 +317,19 @@ class AlignmentEngine:
                 self._rsa_part = job.finish(done[:len(rsa_tasks)])
                 self._rsa_refresh = self._n_refresh + 1  # 1-based, like n_refresh
             part = self._rsa_part
-            done = [None] + done[len(rsa_tasks):]
-            self.held_out = None
-            if ri is not None:
-                self.held_out = self._held_out(ri, [f.pred for f in done[1:]])
-            for li, fit in enumerate(done[1:]):
-                if fit is None:
-                    continue
-                r[li] = fit.r
-                self._alpha_idx[li] = fit.alpha_idx
-                # report the alpha used; for nested CV, the median over outer folds
-                alpha_map[li] = np.median(np.stack([self.alphas[i] for i in fit.alpha_idx]), 0)
-                forms[li] = fit.form
+            fits = done[len(rsa_tasks):]
+            self.held_out = None if ri is None else self._held_out(ri, [f.pred for f in fits])
+            for li, fit in enumerate(fits):
+                if fit is not None:  # the alpha used; for nested CV, the median over folds
+                    r[li], self._alpha_idx[li], forms[li] = fit.r, fit.alpha_idx, fit.form
+                    alpha_map[li] = np.median(np.stack([self.alphas[i] for i in fit.alpha_idx]),
+                                              0)
             self._n_refresh += 1
             self.last_forms = forms
-            C, T = self.n_channels, self.n_times
+            shape = (L, self.n_channels, self.n_times)
             result = build_result(
                 features=self.features, times=self.times, ch_names=self.ch_names,
-                r=r.reshape(L, C, T), alpha=alpha_map.reshape(L, C, T), part=part,
+                r=r.reshape(shape), alpha=alpha_map.reshape(shape), part=part,
                 counts=engine_counts(self, part), settings=engine_settings(self, part))
             self.last_refresh_s = time.perf_counter() - t0
             result.counts["refresh_s"] = self.last_refresh_s
@@ -354,11 +347,9 @@ class AlignmentEngine:
     def _held_out(self, ri: RefreshInput, preds: list[np.ndarray]) -> HeldOut:
         """The scored stimuli's held-out predictions, EEG and repetition statistics."""
         rows = np.concatenate([sp.predict for sp in ri.outer])
-        pos = np.searchsorted(ri.seen, rows)
-        v = self.store.view(rows, halves=False)
-        m2 = self.store.m2(rows)
-        return HeldOut(self.features.stimulus_ids[rows], ri.y[pos], np.stack(preds),
-                       self.n_channels, self.times.copy(), v.counts, m2,
+        return HeldOut(self.features.stimulus_ids[rows], ri.y[np.searchsorted(ri.seen, rows)],
+                       np.stack(preds), self.n_channels, self.times.copy(),
+                       self.store.view(rows, halves=False).counts, self.store.m2(rows),
                        tuple(self.features.layers))
 
     def confidence(self, *, n_boot: int = 500, n_perm: int = 200, alpha: float = 0.05,
@@ -389,7 +380,8 @@ class AlignmentEngine:
                 "mask": (permutation_mask(h, n_perm=n_perm, alpha=alpha, seed=seed)
                          if n_perm else None)}
 
-    def _refresh_input(self, mask: np.ndarray, select_alphas: bool | None) -> RefreshInput:
+    def _refresh_input(self, mask: np.ndarray, select_alphas: bool | None,
+                       reanchor: bool) -> RefreshInput:
         outer = self.geometry.outer_splits(mask)
         stale = any(p is None or len(p) != len(outer) for p in self._alpha_idx)
         if select_alphas is not None and not stale:
@@ -402,6 +394,7 @@ class AlignmentEngine:
         return RefreshInput(seen=seen, y=self.store.means(seen), outer=outer, inner=inner,
                             alphas=self.alphas, reselect=reselect,
                             alpha_selection=self.alpha_selection, previous=None,
+                            reanchor=reanchor,
                             lean_anchors=self.lean_anchors,
                             select_at_rebuild=(select_alphas is None and self.lean_anchors
                                                and self.alpha_selection == "gcv"))

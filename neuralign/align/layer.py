@@ -23,15 +23,13 @@ from ..base import FeatureSet
 from ..base.features import mean_sd
 from . import solvers
 from .anchor import DualAnchor
+from .anchor_policy import keep_or_rebuild
 from .folds import BlockChanges, Split
 from .primal import BlockStats, BlockTargets, RefitCache
 from .refit import CarriedRefit
 from .scoring import eeg_side, pearson_columns
 
 _READ_ROWS = 4096  # rows read from a (memory-mapped) layer at a time
-# stimuli added to an anchor before it is rebuilt, at least and at most (see k_bound): lean
-# anchors' added rows cost little (no GCV terms), so they are rebuilt less often
-_K_RANGE = {False: (64, 120), True: (128, 184)}
 
 
 @dataclass
@@ -146,24 +144,6 @@ class LayerSolver:
             g[start:start + _READ_ROWS] = x[start:start + _READ_ROWS] @ x.T
         self.gram_all = g
 
-    def cache_bytes(self, *, n_blocks: int, n_targets: int, n_predict: int = 0,
-                    n_alphas: int = 0, splits: tuple = (), lean: bool = False) -> dict[str, int]:
-        """Bytes the optional caches would take (``n_blocks``: slots of statistics; the
-        primal refits keep up to ``n_alphas`` solves of the ``n_predict`` scored stimuli;
-        ``splits``: ``(training, predicted)`` stimuli of every outer split, at most;
-        ``lean``: lean anchors)."""
-        N, D, M, K = self.n_candidates, self.dim, n_targets, n_alphas
-        kc = _K_RANGE[lean][1] + 16  # rows an anchor's buffers hold
-        # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
-        # the predicted stimuli's solves, and their predictions; anchors (anchor.py): per
-        # split the eigenvectors, V1, G, the added rows' terms per alpha, the embedding and
-        # carried terms of the predicted stimuli
-        return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
-                + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
-                "anchors": 8 * sum(n0 * (n0 + M + K + kc)
-                                   + (kc * M + K * kc * kc if lean else 2 * K * kc * (M + kc))
-                                   + r * (2 * n0 + M + K * kc) + 4 * N for n0, r in splits)}
-
     # ------------------------------------------------------------------ form
     def choose_form(self, ri: RefreshInput) -> str:
         """``"dual"`` or ``"primal"``: whichever costs fewer operations this refresh."""
@@ -270,7 +250,11 @@ class LayerSolver:
             if anchored:
                 prev = ri.previous[o] if ri.previous is not None and len(
                     ri.previous) == n_outer else None
-                an, want = self._anchor(sp, o, ri, pos, idx[o], prev)
+                an, want = keep_or_rebuild(
+                    self._anchors.get(sp.left_out), gram=self.gram_all, train=sp.train,
+                    y_train=lambda sp=sp: ri.y[pos[sp.train]], alphas=ri.alphas, layer=self.li,
+                    split=o, lean=ri.lean_anchors, reanchor=ri.reanchor, scheduled=ri.scheduled,
+                    select_at_rebuild=ri.select_at_rebuild, idx=idx[o], previous=prev)
                 anchors[sp.left_out] = an
                 idx[o], pred = an.solve(sp.train, sp.predict, lambda r: ri.y[pos[r]], want,
                                         self.dtype)
@@ -313,38 +297,6 @@ class LayerSolver:
     def anchors(self) -> dict[tuple, DualAnchor]:
         """The kept anchors by left-out block (a copy of the mapping)."""
         return dict(self._anchors)
-
-    def k_bound(self, n0: int, split: int, lean: bool) -> int:
-        """Rows an anchor of ``n0`` rows (outer split ``split``) takes in before it is
-        rebuilt: 128-184 (lean) or 64-120, in proportion to ``n0`` below 5x the lower end
-        (small anchors are cheap to rebuild, and a lean anchor re-selects its alphas at each
-        rebuild). The bound is staggered over layers and splits, so that rebuilds (an
-        eigendecomposition each) spread over refreshes instead of coming all at once."""
-        low, _ = _K_RANGE[lean]
-        cap = low + 8 * ((self.li + 3 * split) % 8)
-        return min(cap, max(16, n0 * cap // (5 * low)))
-
-    def _anchor(self, split: Split, o: int, ri: RefreshInput, pos: np.ndarray,
-                idx: np.ndarray | None, previous: np.ndarray | None):
-        """The split's anchor, kept while it covers the training set and few rows were added,
-        and the alphas to solve with (None: select by GCV)."""
-        an = self._anchors.get(split.left_out)
-        rebuild = (an is None or ri.reanchor or an.lean != ri.lean_anchors
-                   or not an.covers(split.train)
-                   or an.added(split.train).size > self.k_bound(an.n0, o, an.lean)
-                   or not np.array_equal(an.alphas, ri.alphas))
-        if not rebuild and idx is None and not an.can_select(split.train):
-            if ri.scheduled and previous is not None:
-                idx = previous  # deferred to the next rebuild, where GCV is cheap
-            else:
-                rebuild = True
-        if rebuild:
-            an = DualAnchor(self.gram_all, split.train, ri.y[pos[split.train]], ri.alphas,
-                            expect_k=_K_RANGE[ri.lean_anchors][1] + 16,
-                            lean=ri.lean_anchors)
-            if ri.select_at_rebuild:
-                idx = None
-        return an, idx
 
     def _primal_refit(self, split: Split, ri: RefreshInput, idx: np.ndarray, stats_fn, *,
                       selected: bool = False):

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base.resources import available_memory, parse_memory, peak_rss_bytes
+from .anchor_policy import buffer_rows
 
 _GB = 1024**3
 
-__all__ = ["MemoryPlan", "TaskRunner", "available_memory", "layer_peak_bytes", "parse_memory",
-           "peak_rss_bytes"]
+__all__ = ["MemoryPlan", "TaskRunner", "available_memory", "cache_bytes", "layer_peak_bytes",
+           "parse_memory", "peak_rss_bytes"]
 
 
 def layer_peak_bytes(*, n: int, dim: int, n_targets: int, n_predict: int) -> int:
@@ -28,6 +29,40 @@ def layer_peak_bytes(*, n: int, dim: int, n_targets: int, n_predict: int) -> int
         return 8 * (n * dim + 4 * n * n + 3 * n * n_targets + n_predict * (n + n_targets))
     # the primal form: covariance, eigenvectors, cross-products, projections
     return 8 * (n * dim + 5 * dim * dim + 4 * dim * n_targets + n_predict * (dim + n_targets))
+
+
+def cache_bytes(layer, *, n_blocks: int, n_targets: int, n_predict: int = 0,
+                n_alphas: int = 0, splits: tuple = (), lean: bool = False) -> dict[str, int]:
+    """Bytes a layer's optional caches would take, by kind (``gram``, ``stats``, ``anchors``).
+
+    Parameters
+    ----------
+    layer : LayerSolver
+        The layer (its candidate stimuli and width).
+    n_blocks : int
+        Slots of sufficient statistics.
+    n_targets : int
+        Targets (channels x times).
+    n_predict : int
+        Scored stimuli (the primal refits keep up to ``n_alphas`` solves of them).
+    n_alphas : int
+        Candidate alphas.
+    splits : tuple
+        ``(training, predicted)`` stimuli of every outer split, at most.
+    lean : bool
+        Lean anchors (the added rows' terms of the alphas in use only).
+    """
+    N, D, M, K = layer.n_candidates, layer.dim, n_targets, n_alphas
+    kc = buffer_rows(lean)  # rows an anchor's buffers hold
+    # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
+    # the predicted stimuli's solves, and their predictions; anchors (anchor.py): per
+    # split the eigenvectors, V1, G, the added rows' terms per alpha, the embedding and
+    # carried terms of the predicted stimuli
+    return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
+            + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
+            "anchors": 8 * sum(n0 * (n0 + M + K + kc)
+                               + (kc * M + K * kc * kc if lean else 2 * K * kc * (M + kc))
+                               + r * (2 * n0 + M + K * kc) + 4 * N for n0, r in splits)}
 
 
 @dataclass
@@ -73,9 +108,9 @@ class MemoryPlan:
         for i, kind in wanted:
             if kind == "anchors" and "gram" not in self.caches.get(i, []):
                 continue  # anchors extend the Gram matrix's eigendecompositions
-            need = layers[i].cache_bytes(n_blocks=nb, n_targets=M, n_predict=n_pred,
-                                         n_alphas=engine.alphas.size, splits=splits,
-                                         lean=engine.lean_anchors)[kind]
+            need = cache_bytes(layers[i], n_blocks=nb, n_targets=M, n_predict=n_pred,
+                               n_alphas=engine.alphas.size, splits=splits,
+                               lean=engine.lean_anchors)[kind]
             if self.cache_bytes + need > room:
                 continue
             self.cache_bytes += need

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from neuralign.align import AlignmentEngine
-from neuralign.align.memory import split_sizes
+from neuralign.align.memory import cache_bytes, split_sizes
 
 from .conftest import make_problem
 
@@ -43,8 +43,8 @@ def test_anchors_hold_no_more_than_planned(design, reselect_every):
     assert min(held) > 0
     splits = split_sizes(eng.geometry)
     for ly, h in zip(eng.layers, held, strict=True):
-        plan = ly.cache_bytes(n_blocks=1, n_targets=eng.n_targets, n_alphas=eng.alphas.size,
-                              splits=splits, lean=eng.lean_anchors)["anchors"]
+        plan = cache_bytes(ly, n_blocks=1, n_targets=eng.n_targets, n_alphas=eng.alphas.size,
+                           splits=splits, lean=eng.lean_anchors)["anchors"]
         assert h <= plan, (h, plan)
 
 
@@ -55,9 +55,8 @@ def test_a_budget_without_room_for_anchors_keeps_none_and_the_same_maps():
     test_ids = fs.stimulus_ids[:20].tolist()
     big = AlignmentEngine(fs, times=times, ch_names=ch, test_ids=test_ids)
     per_layer = big.plan.per_layer
-    need = [big.layers[0].cache_bytes(n_blocks=1, n_targets=big.n_targets,
-                                      n_alphas=big.alphas.size,
-                                      splits=split_sizes(big.geometry))[k]
+    need = [cache_bytes(big.layers[0], n_blocks=1, n_targets=big.n_targets,
+                        n_alphas=big.alphas.size, splits=split_sizes(big.geometry))[k]
             for k in ("gram", "anchors")]
     # the caches get 3/4 of the spare budget: room for the three Gram matrices, no anchors
     budget = (big.plan.shared + big.plan.n_parallel * per_layer
