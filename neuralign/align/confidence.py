@@ -20,6 +20,7 @@ Intervals are percentile intervals; p-values of permutation tests are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,9 +42,10 @@ class HeldOut:
         The scored stimuli, in row order.
     y : ndarray (n, M)
         Their stimulus-mean EEG (what the predictions are scored against).
-    pred : ndarray (L, n, M)
-        Held-out predictions of every layer (float32, centred over stimuli: correlations do
-        not depend on the predictions' mean).
+    pred : sequence of ndarray (n, M)
+        Held-out predictions of every layer, one array per layer (float32, centred over
+        stimuli: correlations do not depend on the predictions' mean). Kept per layer, not
+        stacked: a live refresh then copies none of them.
     n_channels, times : int, ndarray (T,)
         Target layout (``M = C * T``, channel-major).
     counts, m2 : ndarray (n,), (n, M), optional
@@ -54,7 +56,7 @@ class HeldOut:
 
     stimulus_ids: np.ndarray
     y: np.ndarray
-    pred: np.ndarray
+    pred: Sequence[np.ndarray]
     n_channels: int
     times: np.ndarray
     counts: np.ndarray | None = None
@@ -70,7 +72,7 @@ class HeldOut:
         """The same predictions restricted to (and ordered as) ``ids``."""
         index = {s: i for i, s in enumerate(self.stimulus_ids.tolist())}
         rows = np.array([index[s] for s in ids], dtype=np.int64)
-        return HeldOut(self.stimulus_ids[rows], self.y[rows], self.pred[:, rows],
+        return HeldOut(self.stimulus_ids[rows], self.y[rows], tuple(p[rows] for p in self.pred),
                        self.n_channels, self.times,
                        None if self.counts is None else self.counts[rows],
                        None if self.m2 is None else self.m2[rows], self.layers)
@@ -205,7 +207,7 @@ def bootstrap_peaks(held: HeldOut, *, n_boot: int = 500, ci: float = 0.95,
     """
     C, times = held.n_channels, np.asarray(held.times, float)
     n = held.n
-    L = held.pred.shape[0]
+    L = len(held.pred)
     T = times.size
     y = held.y
     w, sy, syy, ceil, c0 = _eeg_side(held, n_boot, seed, shared)
@@ -258,7 +260,7 @@ def _full_maps(held: HeldOut, *, per_target: bool = False) -> np.ndarray:
     y = held.y
     sy, syy = w @ y, w @ (y * y)
     out = []
-    for li in range(held.pred.shape[0]):
+    for li in range(len(held.pred)):
         p = held.pred[li].astype(float)
         m, r = _channel_mean_r(w @ p, sy, w @ (p * p), syy, w @ (p * y), held.n,
                                held.n_channels)
@@ -284,7 +286,7 @@ def permutation_mask(held: HeldOut, *, n_perm: int = 200, alpha: float = 0.05,
         Called with 1 after each layer.
     """
     C, T, n = held.n_channels, np.asarray(held.times).size, held.n
-    L = held.pred.shape[0]
+    L = len(held.pred)
     rng = np.random.default_rng(seed)
     perms = np.stack([rng.permutation(n) for _ in range(n_perm)])  # (P, n)
     y = held.y - held.y.mean(0)

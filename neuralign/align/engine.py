@@ -348,7 +348,7 @@ class AlignmentEngine:
         """The scored stimuli's held-out predictions, EEG and repetition statistics."""
         rows = np.concatenate([sp.predict for sp in ri.outer])
         return HeldOut(self.features.stimulus_ids[rows], ri.y[np.searchsorted(ri.seen, rows)],
-                       np.stack(preds), self.n_channels, self.times.copy(),
+                       tuple(preds), self.n_channels, self.times.copy(),
                        self.store.view(rows, halves=False).counts, self.store.m2(rows),
                        tuple(self.features.layers))
 

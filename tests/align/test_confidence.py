@@ -93,7 +93,7 @@ def test_engine_keeps_held_out_predictions(design):
     eng.add_epochs(sids, epochs)
     res = eng.refresh()
     h = eng.held_out
-    assert h.pred.shape == (2, 20 if design else 80, len(ch) * len(times))
+    assert [p.shape for p in h.pred] == [(20 if design else 80, len(ch) * len(times))] * 2
     # the kept predictions give back the map's r
     r = np.stack([[pearsonr(h.pred[li][:, m], h.y[:, m])[0] for m in range(h.y.shape[1])]
                   for li in range(2)])
