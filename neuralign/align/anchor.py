@@ -32,7 +32,8 @@ whose alpha moved) and selects alphas by GCV only before rows are added, where G
 nothing of them. Live sessions re-select a lean anchor's alphas when it is rebuilt. A lean
 anchor keeps its targets sorted by alpha (``perm``), so that each alpha's targets are one
 contiguous slice of every per-target array; its public methods take and return targets in
-their own order.
+their own order. With kept alphas, a lean anchor carries the added rows' part of its
+predictions from one refresh to the next (:mod:`~neuralign.align.anchor_added`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .anchor_added import AddedCarry
 from .anchor_carry import PredictionCarry, alpha_runs
 from .anchor_terms import RefreshTerms
 
@@ -103,6 +105,8 @@ class DualAnchor:
         self._reserve(int(expect_k))
         self._v1_sums: tuple | None = None  # what GCV needs of V1 alone (see v1_sums)
         self.carry = PredictionCarry(gram.shape[0])
+        # lean: the added rows' prediction terms carried across refreshes (anchor_added.py)
+        self.added_terms = AddedCarry(int(expect_k))
 
     # ------------------------------------------------------------------ geometry
     def khat(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -218,6 +222,7 @@ class DualAnchor:
                 v = self._buf_v[0, 0, :self.k]
                 v[:] = v[:, take]
         self.perm, self.idx = perm, idx[perm]
+        self.added_terms.clear()
         if moved.size and self.k:
             self._buf_v[0, 0, :self.k][:, moved] = self._lean_gdv(self.G, moved)
 
@@ -260,6 +265,8 @@ class DualAnchor:
         """Fold changed target means (``delta``, targets in their own order) of anchor rows
         into ``V1`` and what depends on it."""
         sel = self.in0[rows]
+        if self.lean and self.k:
+            self._fold_added(rows, delta, sel)
         if not sel.any():
             return
         Z = self.U0[self.pos0[rows[sel]]]  # (r, n0)
@@ -273,6 +280,25 @@ class DualAnchor:
                 v[:, run] += ((self.G.T * self.D[ai][None, :]) @ Z.T) @ d[:, run]
         elif self.k:
             self._buf_v[:, :, :self.k] += self._gdx(self.G, Z.T) @ d
+
+    def _fold_added(self, rows: np.ndarray, delta: np.ndarray, sel: np.ndarray) -> None:
+        """The added rows' residuals ``r = y2 - G' D_a V1`` move by ``-G' D_a Z' d`` (anchor
+        rows) and ``d`` (added rows): fold that into the carried terms (rank ``len(rows)``)."""
+        hit = np.isin(rows, self.ext)
+        if not (sel.any() or hit.any()):
+            return
+        order = np.argsort(self.ext)
+        at = order[np.searchsorted(self.ext[order], rows[hit])]
+        Z = self.U0[self.pos0[rows[sel]]]
+        d = self._internal(np.concatenate([delta[sel], delta[hit]]))
+        E = np.zeros((self.k, at.size))
+        E[at, np.arange(at.size)] = 1.0
+        G = self.G
+
+        def Mr_of(ai: int) -> np.ndarray:
+            return np.hstack([-((G.T * self.D[ai][None, :]) @ Z.T), E])
+
+        self.added_terms.fold_changes(Mr_of, d)
 
     def v1_sums(self) -> tuple:
         """``(D_a q)' V1``, ``(D_a^2 q)' V1`` and ``|D_a V1|^2`` per alpha and target (K, M)
@@ -289,7 +315,7 @@ class DualAnchor:
         """Bytes held (what :func:`~neuralign.align.memory.cache_bytes` plans)."""
         arrays = [self.U0, self.V1, self._buf_G, self.D, self._buf_v, self._buf_g, self.kbar,
                   self.in0, self.pos0, self.q, self.ybar0]
-        return int(sum(a.nbytes for a in arrays)) + self.carry.nbytes()
+        return int(sum(a.nbytes for a in arrays)) + self.carry.nbytes() + self.added_terms.nbytes()
 
     # the carried prediction terms (anchor_carry.py), for RefreshTerms
     def embedding(self, predict: np.ndarray, dtype: str = "float64") -> np.ndarray:

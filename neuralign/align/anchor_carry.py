@@ -102,7 +102,10 @@ class PredictionCarry:
     def _block(self, an, rows: np.ndarray, idx: np.ndarray, dtype: str,
                cols: np.ndarray | None) -> np.ndarray:
         """``(E0 D_a) V1[:, cols]`` for ``rows`` (alpha ``idx[m]`` for target ``m``; all
-        targets: None), products in ``dtype``."""
+        targets: None), products in ``dtype``; for a few rows (those newly predicted) in
+        float64, where casting ``V1`` would cost more than the product."""
+        if rows.size < 32:
+            dtype = "float64"
         E0 = self.embedding(an, rows, dtype)
         sub = idx if cols is None else idx[cols]
         out = np.empty((rows.size, sub.size))

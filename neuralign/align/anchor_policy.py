@@ -13,8 +13,9 @@ import numpy as np
 from .anchor import DualAnchor
 
 #: stimuli added to an anchor before it is rebuilt, at least and at most, by kind: lean
-#: anchors' added rows cost little (no GCV terms), so they are rebuilt less often
-K_RANGE = {False: (64, 120), True: (128, 184)}
+#: anchors' added rows cost little (no GCV terms, their prediction terms carried), so they
+#: are rebuilt less often, over a wider range (rebuilds spread over more refreshes)
+K_RANGE = {False: (64, 120), True: (128, 248)}
 
 __all__ = ["K_RANGE", "buffer_rows", "keep_or_rebuild", "rebuild_bound"]
 
@@ -26,11 +27,11 @@ def buffer_rows(lean: bool) -> int:
 
 def rebuild_bound(n0: int, *, layer: int, split: int, lean: bool) -> int:
     """Rows an anchor of ``n0`` rows (outer split ``split`` of layer ``layer``) takes in
-    before it is rebuilt: 128-184 (lean) or 64-120, in proportion to ``n0`` below 5x the lower
-    end (small anchors are cheap to rebuild, and a lean anchor re-selects its alphas at each
-    rebuild)."""
-    low, _ = K_RANGE[lean]
-    cap = low + 8 * ((layer + 3 * split) % 8)
+    before it is rebuilt: 128-248 (lean) or 64-120 in steps of 8, in proportion to ``n0``
+    below 5x the lower end (small anchors are cheap to rebuild, and a lean anchor re-selects
+    its alphas at each rebuild)."""
+    low, high = K_RANGE[lean]
+    cap = low + 8 * ((layer + 3 * split) % ((high - low) // 8 + 1))
     return min(cap, max(16, n0 * cap // (5 * low)))
 
 

@@ -21,6 +21,7 @@ class RefreshTerms:
 
     def __init__(self, anchor, A: np.ndarray, y2: np.ndarray | None) -> None:
         self.an = anchor
+        self.A = A
         self.k = int(A.size)
         self.y2 = y2
         self._all: dict | None = None
@@ -137,7 +138,9 @@ class RefreshTerms:
         idx = np.asarray(idx)
         pred = an.base_term(rows, idx, dtype).copy()
         E0 = an.embedding(rows, dtype)
-        K_RA = np.asarray(K_RA, dtype=dtype) if k else None
+        K64, K_RA = K_RA, (np.asarray(K_RA, dtype=dtype) if k else None)
+        if k and an.lean and self._all is None:
+            return self._predict_carried(pred, E0, idx, rows, K64, K_RA, dtype)
         for ai, cols, b, z1v, x2, x2v in self.groups(idx):
             ones = E0 @ np.asarray(z1v, dtype=dtype)  # the intercept's coefficients
             if k:
@@ -146,6 +149,46 @@ class RefreshTerms:
             if k:
                 part += (K_RA - an.edg(rows, ai, dtype)) @ np.asarray(x2, dtype=dtype)
             pred[:, cols] += part
+        return pred
+
+
+    def _predict_carried(self, pred, E0, idx, rows, K64, K_RA, dtype):
+        """:meth:`predict` of a lean anchor with kept alphas: the added rows' terms carried
+        from the last refresh (:class:`~neuralign.align.anchor_added.AddedCarry`)."""
+        an, k, G, q = self.an, self.k, self.an.G, self.an.q
+        GDG, E64 = an.GDG, an.embedding(rows)
+        runs = list(alpha_runs(idx))
+        Z1 = np.empty((an.n0, len(runs)))
+        X2 = np.empty((k, len(runs)))
+        B = []
+        for j, (ai, cols) in enumerate(runs):
+            a, D = an.alphas[ai], an.D[ai]
+            dq = D * q
+
+            def S_rows(k0, ai=ai, a=a):
+                S = self.C[k0:] - GDG[ai, k0:]
+                S[:, k0:] += a * np.eye(k - k0)
+                return S
+
+            def rhs_rows(k0, dq=dq):
+                return 1.0 - G[:, k0:].T @ dq
+
+            def r_rows(k0, ai=ai, cols=cols):
+                return self.y2[k0:, cols] - an.gdv(ai, cols)[k0:]
+
+            def Q_of(pos, k0, D=D):
+                e, kr = (E64, K64) if pos is None else (E64[pos], K64[pos])
+                return kr[:, k0:] - e @ (D[:, None] * G[:, k0:])
+
+            su, L, u, sP = an.added_terms.terms(k, ai, cols, S_rows=S_rows, rhs_rows=rhs_rows,
+                                                r_rows=r_rows, rows=rows, Q_of=Q_of)
+            X2[:, j] = sla.solve_triangular(L, u, lower=True, trans="T", check_finite=False)
+            Z1[:, j] = D * (q - G @ X2[:, j])
+            B.append(((dq @ an.V1[:, cols] + su) / (q @ Z1[:, j] + X2[:, j].sum()), sP))
+        ones = E0 @ Z1.astype(dtype) + K_RA @ X2.astype(dtype)  # the intercept's coefficients
+        for j, (_, cols) in enumerate(runs):
+            b, sP = B[j]
+            pred[:, cols] += (1.0 - ones[:, j])[:, None] * b[None, :] + sP
         return pred
 
 

@@ -57,11 +57,13 @@ def cache_bytes(layer, *, n_blocks: int, n_targets: int, n_predict: int = 0,
     # statistics per slot; carried refits (refit.py): per split and alpha an inverse and
     # the predicted stimuli's solves, and their predictions; anchors (anchor.py): per
     # split the eigenvectors, V1, G, the added rows' terms per alpha, the embedding and
-    # carried terms of the predicted stimuli
+    # carried terms of the predicted stimuli (E0 D_a G per alpha; lean: instead the added
+    # rows' carried terms of anchor_added.py, a Cholesky factor per alpha, w and P w)
     return {"gram": 8 * N * N, "stats": 8 * n_blocks * (D * D + D * M + D)
             + 8 * n_blocks * K * D * D + 8 * n_predict * (D * K + M),
             "anchors": 8 * sum(n0 * (n0 + M + K + kc)
-                               + (kc * M + K * kc * kc if lean else 2 * K * kc * (M + kc))
+                               + (2 * kc * M + 2 * K * kc * kc + r * M if lean
+                                  else 2 * K * kc * (M + kc))
                                + r * (2 * n0 + M + K * kc) + 4 * N for n0, r in splits)}
 
 

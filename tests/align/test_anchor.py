@@ -118,3 +118,40 @@ def test_lean_anchor_equals_fresh_solves_as_targets_and_alphas_change(dim):
     full = DualAnchor(gram, rows0, y[rows0], ALPHAS)
     full.solve(train, predict, lambda r: y[r], idx, "float64")
     assert an.nbytes() < full.nbytes()
+
+
+@pytest.mark.parametrize("dim", [40, 400], ids=["n>D", "n<D"])
+def test_lean_anchor_carries_the_added_rows_terms_exactly(dim):
+    """Kept alphas over many refreshes: the added rows' terms are carried (bordered Cholesky
+    factor, folded target changes of anchor rows and added rows, rows newly predicted) and
+    the predictions equal fresh solves and scikit-learn at every step."""
+    rng = np.random.default_rng(dim + 7)
+    n_all, M = 200, 8
+    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    gram = X @ X.T
+    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    rows0 = np.arange(50)
+    an = DualAnchor(gram, rows0, y[rows0], ALPHAS, lean=True)
+    idx, _ = an.solve(rows0, np.arange(130, 140), lambda r: y[r], None, "float64")
+    train, predict = rows0, np.arange(130, 140)
+    steps = [np.arange(50 + 6 * i, 56 + 6 * i) for i in range(10)]
+    for i, new in enumerate(steps):
+        if i % 3 == 1:  # targets change: anchor rows, added rows, a predicted row
+            changed = np.unique(np.concatenate([rng.choice(50, 3, replace=False),
+                                                train[50:][-2:], predict[:1]]))
+            delta = 0.4 * rng.standard_normal((changed.size, M))
+            y[changed] += delta
+            an.apply_changes(changed, delta)
+        if i % 4 == 2:  # more stimuli to predict
+            predict = np.union1d(predict, np.arange(140 + 3 * i, 143 + 3 * i))
+        if i == 6:  # one target moves to another alpha: the carried terms are rebuilt
+            idx = idx.copy()
+            idx[0] = (idx[0] + 2) % ALPHAS.size
+        train = np.concatenate([train, new])
+        _, pred = an.solve(train, predict, lambda r: y[r], idx, "float64")
+        assert an.added_terms.nbytes() > 0
+        _, _, pred_ref = _fresh(gram, train, predict, y, ALPHAS, idx)
+        np.testing.assert_allclose(pred, pred_ref, rtol=1e-9, atol=1e-9)
+    for m in range(M):
+        ref = Ridge(alpha=ALPHAS[idx[m]]).fit(X[train], y[train, m]).predict(X[predict])
+        np.testing.assert_allclose(pred[:, m], ref, rtol=1e-7, atol=1e-7)
