@@ -43,7 +43,8 @@ class _AlphaCarry:
     """What one alpha's targets carry (see the module docstring), in buffers that grow by
     doubling (a refresh appends a few rows; no copy of what is kept)."""
 
-    def __init__(self, cols: slice, cap: int) -> None:
+    def __init__(self, cols: slice, cap: int, max_cap: int) -> None:
+        self.max_cap = max_cap  # the anchor's bound: buffers double up to it
         self.cols = cols
         self.c = cols.stop - cols.start
         self.k = 0
@@ -80,7 +81,7 @@ class _AlphaCarry:
         cap = self._u.size
         if k <= cap:
             return
-        cap = max(k, 2 * cap)
+        cap = max(k, min(2 * cap, self.max_cap))
         n = self.k
         L, u, w = np.zeros((cap, cap)), np.zeros(cap), np.zeros((cap, self.c))
         L[:n, :n], u[:n], w[:n] = self.L, self.u, self.w
@@ -149,9 +150,9 @@ class _AlphaCarry:
 class AddedCarry:
     """Per alpha in use, the carried added-row terms of a lean anchor's predictions."""
 
-    def __init__(self, cap: int = 8) -> None:
+    def __init__(self, max_cap: int = 8) -> None:
         self._by_alpha: dict[int, _AlphaCarry] = {}
-        self._cap = max(int(cap), 8)
+        self._max_cap = max(int(max_cap), 8)
 
     def clear(self) -> None:
         """Forget everything (targets re-sorted or alphas moved)."""
@@ -178,7 +179,7 @@ class AddedCarry:
         """
         c = self._by_alpha.get(ai)
         if c is None or c.cols != cols or c.k > k:
-            c = self._by_alpha[ai] = _AlphaCarry(cols, self._cap)
+            c = self._by_alpha[ai] = _AlphaCarry(cols, min(32, self._max_cap), self._max_cap)
         k0 = c.k
         kept = c._P is not None and np.array_equal(c.rows, rows)
         if k > k0:
