@@ -116,12 +116,12 @@ class _AlphaCarry:
         self._P[:, k0:self.k] = Pn
         self.sP += Pn @ w2
 
-    def set_rows(self, rows: np.ndarray, Q_of) -> None:
-        """Predict ``rows`` (sorted): keep the rows kept, add the new ones (``Q_of(pos)``:
-        ``Q`` of the rows at positions ``pos`` of ``rows``, every column)."""
+    def set_rows(self, rows: np.ndarray, at_old: np.ndarray | None, Q_of) -> None:
+        """Predict ``rows`` (sorted): keep the rows kept (at positions ``at_old`` of ``rows``;
+        None: keep none), add the new ones (``Q_of(pos)``: ``Q`` of the rows at positions
+        ``pos`` of ``rows``, every column)."""
         k, cap = self.k, self._u.size
-        at_old = None if self._P is None else _positions(rows, self.rows)
-        if at_old is None:
+        if at_old is None or self._P is None:
             self.rows, self._P = rows[:0].copy(), np.zeros((0, cap))
             self.sP = np.zeros((0, self.c))
             at_old = np.zeros(0, dtype=np.int64)
@@ -181,15 +181,15 @@ class AddedCarry:
         if c is None or c.cols != cols or c.k > k:
             c = self._by_alpha[ai] = _AlphaCarry(cols, min(32, self._max_cap), self._max_cap)
         k0 = c.k
-        kept = c._P is not None and np.array_equal(c.rows, rows)
+        same = c._P is not None and np.array_equal(c.rows, rows)
+        # positions of the kept predicted rows in ``rows`` (None: all of them, or none kept)
+        pos = None if same or c._P is None else _positions(rows, c.rows)
+        if not same and pos is None:
+            c._P = None  # a predicted row left: the rows are set afresh below
         if k > k0:
             l21, L22, w2 = c.extend(S_rows(k0), rhs_rows(k0), r_rows(k0))
             if c._P is not None and c.rows.size:  # the kept rows gain the new columns
-                pos = None if kept else _positions(rows, c.rows)
-                if pos is None and not kept:
-                    c._P = None
-                else:
-                    c.add_columns(l21, L22, w2, Q_of(pos, k0), k0)
-        if not kept:
-            c.set_rows(rows, lambda pos: Q_of(pos, 0))
+                c.add_columns(l21, L22, w2, Q_of(pos, k0), k0)
+        if not same:
+            c.set_rows(rows, pos, lambda p: Q_of(p, 0))
         return c.su, c.L, c.u, c.sP

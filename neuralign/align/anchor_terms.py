@@ -151,7 +151,6 @@ class RefreshTerms:
             pred[:, cols] += part
         return pred
 
-
     def _predict_carried(self, pred, E0, idx, rows, K64, K_RA, dtype):
         """:meth:`predict` of a lean anchor with kept alphas: the added rows' terms carried
         from the last refresh (:class:`~neuralign.align.anchor_added.AddedCarry`)."""

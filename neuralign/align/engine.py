@@ -322,8 +322,7 @@ class AlignmentEngine:
             for li, fit in enumerate(fits):
                 if fit is not None:  # the alpha used; for nested CV, the median over folds
                     r[li], self._alpha_idx[li], forms[li] = fit.r, fit.alpha_idx, fit.form
-                    alpha_map[li] = np.median(np.stack([self.alphas[i] for i in fit.alpha_idx]),
-                                              0)
+                    alpha_map[li] = np.median(self.alphas[np.stack(fit.alpha_idx)], axis=0)
             self._n_refresh += 1
             self.last_forms = forms
             shape = (L, self.n_channels, self.n_times)

@@ -26,13 +26,19 @@ def _fresh(gram, train, predict, y, alphas, idx=None):
     return scores, idx, solvers.predict(B, basis, E, alphas, idx, "float64")
 
 
+def _problem(rng, n_all, M, dim):
+    """Correlated features ``X`` (n_all, dim), their Gram matrix and targets ``y`` (n_all, M)
+    that ``X`` partly predicts."""
+    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
+    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    return X, X @ X.T, y
+
+
 @pytest.mark.parametrize("dim", [40, 130, 400], ids=["n>D", "n~D", "n<D"])
 def test_anchor_extensions_equal_fresh_solves_and_sklearn(dim):
     rng = np.random.default_rng(dim)
     n_all, M = 130, 7
-    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
-    gram = X @ X.T
-    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    X, gram, y = _problem(rng, n_all, M, dim)
     rows0 = np.arange(60)
     an = DualAnchor(gram, rows0, y[rows0], ALPHAS)
     an32 = DualAnchor(gram, rows0, y[rows0], ALPHAS)  # the same session, float32 products
@@ -76,9 +82,7 @@ def test_lean_anchor_equals_fresh_solves_as_targets_and_alphas_change(dim):
     alphas that move for some targets (float64 and float32); GCV with rows added is refused."""
     rng = np.random.default_rng(dim + 1)
     n_all, M = 130, 9
-    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
-    gram = X @ X.T
-    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    X, gram, y = _problem(rng, n_all, M, dim)
     rows0 = np.arange(60)
     predict = np.arange(100, 120)
     an = DualAnchor(gram, rows0, y[rows0], ALPHAS, lean=True)
@@ -127,9 +131,7 @@ def test_lean_anchor_carries_the_added_rows_terms_exactly(dim):
     the predictions equal fresh solves and scikit-learn at every step."""
     rng = np.random.default_rng(dim + 7)
     n_all, M = 200, 8
-    X = rng.standard_normal((n_all, dim)) @ rng.standard_normal((dim, dim)) / np.sqrt(dim)
-    gram = X @ X.T
-    y = X @ rng.standard_normal((dim, M)) / np.sqrt(dim) + rng.standard_normal((n_all, M))
+    X, gram, y = _problem(rng, n_all, M, dim)
     rows0 = np.arange(50)
     an = DualAnchor(gram, rows0, y[rows0], ALPHAS, lean=True)
     idx, _ = an.solve(rows0, np.arange(130, 140), lambda r: y[r], None, "float64")
